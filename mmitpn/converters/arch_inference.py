@@ -1,0 +1,103 @@
+# Copyright (c) mmitpn contributors. All rights reserved.
+"""Read HiViT and iTPN pyramid settings off a state dict."""
+import math
+import re
+from typing import Dict, Mapping, Optional
+
+from torch import Tensor
+
+from mmitpn.models.utils.unit_ops import UNIT_SIZE
+
+BLOCK_RE = re.compile(r'^blocks\.(\d+)\.')
+
+
+def _square_side(count: int, what: str) -> int:
+    side = math.isqrt(count)
+    if side * side != count:
+        raise ValueError(f'{what}: {count} entries do not form a square grid;'
+                         ' pass the architecture explicitly.')
+    return side
+
+
+def infer_hivit_arch(backbone: Mapping[str, Tensor],
+                     pos_embed_key: str = 'absolute_pos_embed') -> dict:
+    """HiViT constructor arguments that rebuild ``backbone``'s layout.
+
+    Args:
+        backbone (Mapping[str, Tensor]): Backbone keys without prefix, in the
+            official flat ``blocks.i`` layout.
+        pos_embed_key (str): Name of the absolute position embedding.
+
+    Returns:
+        dict: ``arch`` (embed_dims, stem_mlp_blocks, depth, num_heads),
+        ``img_size``, ``rel_pos_type`` and ``layer_scale_init_value``.
+    """
+    if pos_embed_key not in backbone:
+        raise KeyError(f'No {pos_embed_key!r} in the checkpoint: it does not '
+                       'look like a HiViT/iTPN backbone.')
+    embed_dims = backbone[pos_embed_key].shape[-1]
+    kinds: Dict[int, str] = {}
+    for name in backbone:
+        match = BLOCK_RE.match(name)
+        if match is None:
+            continue
+        index, rest = int(match.group(1)), name[match.end():]
+        if rest.startswith('reduction.'):
+            kinds[index] = 'merge'
+        elif rest.startswith('attn.'):
+            kinds[index] = 'attn'
+        else:
+            kinds.setdefault(index, 'mlp')
+    if sorted(kinds) != list(range(len(kinds))):
+        raise ValueError('The blocks.i indices of the checkpoint are not '
+                         'contiguous.')
+    order = [kinds[i] for i in range(len(kinds))]
+    merges = [i for i, kind in enumerate(order) if kind == 'merge']
+    if len(merges) != 2:
+        raise ValueError('Expected two PatchMerge blocks (blocks.i.reduction) '
+                         f'in the checkpoint, found {len(merges)}.')
+    stem = (merges[0], merges[1] - merges[0] - 1)
+    main = order[merges[1] + 1:]
+    if order[:merges[1]].count('attn') or main.count('attn') != len(main):
+        raise ValueError('Attention blocks must follow the second PatchMerge '
+                         'and nothing else may.')
+
+    first = f'blocks.{merges[1] + 1}.attn.'
+    rel_pos_type: Optional[str] = None
+    grid_side = _square_side(backbone[pos_embed_key].shape[1],
+                             pos_embed_key)
+    if first + 'relative_position_bias_table' in backbone:
+        rel_pos_type = 'bias_table'
+        table = backbone[first + 'relative_position_bias_table']
+        num_heads = table.shape[1]
+        grid_side = (_square_side(table.shape[0], 'relative position table')
+                     + 1) // 2
+    elif first + 'rel_pos_h' in backbone:
+        rel_pos_type = 'decomposed'
+        num_heads = embed_dims // backbone[first + 'rel_pos_h'].shape[1]
+    else:
+        num_heads = embed_dims // 64
+    has_layer_scale = f'blocks.{merges[1] + 1}.gamma_1' in backbone
+    return dict(
+        arch=dict(
+            embed_dims=embed_dims,
+            stem_mlp_blocks=stem,
+            depth=len(main),
+            num_heads=num_heads),
+        img_size=grid_side * UNIT_SIZE,
+        rel_pos_type=rel_pos_type,
+        layer_scale_init_value=0.1 if has_layer_scale else 0.)
+
+
+def infer_pyramid_arch(pyramid: Mapping[str, Tensor],
+                       embed_dims: int) -> Optional[dict]:
+    """iTPNPyramid arguments for the pyramid keys (no prefix), or None."""
+    if 'align_dim_16to8.weight' not in pyramid:
+        return None
+    depth = 1 + max(
+        int(name.split('.')[1]) for name in pyramid
+        if name.startswith('block_16to8.'))
+    return dict(
+        embed_dims=embed_dims,
+        fpn_dim=pyramid['align_dim_16to8.weight'].shape[0],
+        fpn_depth=depth)

@@ -1,0 +1,406 @@
+# Copyright (c) mmitpn contributors. All rights reserved.
+"""HiViT: hierarchical vision transformer with MAE-style unit dropping."""
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from mmengine.model import BaseModule
+from mmengine.model.weight_init import trunc_normal_
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from mmitpn.registry import MODELS
+from ..utils.position_encoding import (build_2d_sincos_pos_embed,
+                                       resize_pos_embed)
+from ..utils.transformer_blocks import (AttentionBlock, MlpBlock,
+                                        gather_rel_pos_index)
+from ..utils.unit_ops import (UNIT_SIZE, PatchEmbed, PatchMerge, gather_units,
+                              units_to_map)
+
+ArchSettings = Dict[str, Union[int, Tuple[int, int]]]
+STAGE_STRIDES = (4, 8, 16)
+
+
+def _to_2tuple(size: Union[int, Sequence[int]]) -> Tuple[int, int]:
+    if isinstance(size, int):
+        return size, size
+    return int(size[0]), int(size[1])
+
+
+@MODELS.register_module()
+class HiViT(BaseModule):
+    """HiViT backbone, as used by iTPN.
+
+    A 4x4-pixel convolution makes sub-tokens that are grouped into 16x16
+    units; two stages of MLP-only blocks (stride 4 and 8, joined by
+    :class:`PatchMerge` inside each unit) are followed by a main stage of
+    global self-attention blocks at stride 16. Nothing mixes units before the
+    main stage, so units masked out in pretraining are dropped right after
+    the patch embedding and never computed.
+
+    State-dict names follow the official iTPN code: ``patch_embed``, one flat
+    ``blocks`` list (stem MLP blocks, PatchMerge, stem MLP blocks,
+    PatchMerge, attention blocks), ``absolute_pos_embed`` and ``fc_norm``.
+
+    Args:
+        arch (str | dict): One of :attr:`arch_zoo` or a dict with keys
+            ``embed_dims``, ``stem_mlp_blocks`` (MLP blocks at stride 4 and
+            8, written out), ``depth`` (attention blocks) and ``num_heads``.
+            Defaults to ``'itpn-base'``.
+        img_size (int | tuple[int, int]): Input size the position
+            parameters are made for; other sizes (multiples of 16) resize
+            them at run time. Defaults to 224.
+        in_channels (int): Image channels. Defaults to 3.
+        stem_mlp_ratio (float): MLP ratio of the stem blocks. Defaults to 3.
+        mlp_ratio (float): MLP ratio of the attention blocks. Defaults to 4.
+        qkv_bias (bool): Bias in qkv projections. Defaults to True.
+        drop_rate (float): Dropout after MLPs, projections and the position
+            embedding. Defaults to 0.
+        attn_drop_rate (float): Attention dropout. Defaults to 0.
+        drop_path_rate (float): Stochastic depth, ramped linearly over all
+            stem and attention blocks in order. Defaults to 0.
+        norm_eps (float): LayerNorm epsilon (1e-6 in pretraining and
+            classification; the official det/seg code uses 1e-5).
+        pos_embed_init (str): ``'sincos'`` (pixel pretraining) or
+            ``'trunc_normal'`` (CLIP pretraining). Defaults to ``'sincos'``.
+        pos_embed_trainable (bool): Whether the absolute position embedding
+            learns. The official code trains it, MAE and mmpretrain freeze
+            it. Defaults to True.
+        rel_pos_type (str, optional): ``None``, ``'bias_table'`` (HiViT
+            relative position bias, works with masking) or ``'decomposed'``
+            (ViTDet-style, full grids only). Defaults to None.
+        layer_scale_init_value (float): Layer scale of the stem and attention
+            blocks; 0 disables it (CLIP variants use 0.1). Defaults to 0.
+        out_indices (Sequence[int]): Stages to return: 0 (stride 4), 1
+            (stride 8), 2 (stride 16). Defaults to ``(2, )``.
+        out_type (str): ``'featmap'`` returns NCHW maps; ``'raw'`` returns
+            unit layouts ``(B, N, 4, 4, C/4)``, ``(B, N, 2, 2, C/2)``,
+            ``(B, N, C)`` (the only form with masking, and the laterals
+            the iTPN pyramid takes); ``'avg_featmap'`` returns the mean of
+            the stride-16 tokens after ``fc_norm`` (classification).
+            Defaults to ``'featmap'``.
+        frozen_stages (int): -1 freezes nothing, 0 the patch and position
+            embeddings, 1-3 also the stages up to that one. Frozen parts
+            stay in eval mode. Defaults to -1.
+        with_cp (bool): Gradient checkpointing of every block. Defaults to
+            False.
+        init_cfg (dict, optional): mmengine initialisation config, e.g.
+            ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``.
+    """
+
+    arch_zoo: Dict[str, ArchSettings] = {
+        'itpn-base':
+        dict(embed_dims=512, stem_mlp_blocks=(3, 3), depth=24, num_heads=8),
+        'itpn-large':
+        dict(embed_dims=768, stem_mlp_blocks=(2, 2), depth=40, num_heads=12),
+        'hivit-tiny':
+        dict(embed_dims=384, stem_mlp_blocks=(2, 2), depth=10, num_heads=6),
+        'hivit-small':
+        dict(embed_dims=384, stem_mlp_blocks=(4, 4), depth=20, num_heads=6),
+        'hivit-base':
+        dict(embed_dims=512, stem_mlp_blocks=(4, 4), depth=20, num_heads=8),
+        'mmpretrain-base':
+        dict(embed_dims=512, stem_mlp_blocks=(4, 4), depth=24, num_heads=8),
+    }
+    out_types = ('featmap', 'raw', 'avg_featmap')
+
+    def __init__(self,
+                 arch: Union[str, ArchSettings] = 'itpn-base',
+                 img_size: Union[int, Sequence[int]] = 224,
+                 in_channels: int = 3,
+                 stem_mlp_ratio: float = 3.,
+                 mlp_ratio: float = 4.,
+                 qkv_bias: bool = True,
+                 drop_rate: float = 0.,
+                 attn_drop_rate: float = 0.,
+                 drop_path_rate: float = 0.,
+                 norm_eps: float = 1e-6,
+                 pos_embed_init: str = 'sincos',
+                 pos_embed_trainable: bool = True,
+                 rel_pos_type: Optional[str] = None,
+                 layer_scale_init_value: float = 0.,
+                 out_indices: Sequence[int] = (2, ),
+                 out_type: str = 'featmap',
+                 frozen_stages: int = -1,
+                 with_cp: bool = False,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.arch_settings = self._parse_arch(arch)
+        self.embed_dims = self.arch_settings['embed_dims']
+        self.stem_mlp_blocks = tuple(self.arch_settings['stem_mlp_blocks'])
+        self.depth = self.arch_settings['depth']
+        self.num_heads = self.arch_settings['num_heads']
+        if self.embed_dims % 4 != 0:
+            raise ValueError(f'embed_dims must be divisible by 4, got '
+                             f'{self.embed_dims}.')
+        self.img_size = _to_2tuple(img_size)
+        self.grid_size = self._grid_of(*self.img_size)
+        self.out_indices = self._parse_out_indices(out_indices)
+        if out_type not in self.out_types:
+            raise ValueError(f'out_type must be one of {self.out_types}, got '
+                             f'{out_type!r}.')
+        if out_type == 'avg_featmap' and self.out_indices != (2, ):
+            raise ValueError("out_type='avg_featmap' pools the stride-16 "
+                             f'stage only; got out_indices={out_indices}.')
+        if pos_embed_init not in ('sincos', 'trunc_normal'):
+            raise ValueError("pos_embed_init must be 'sincos' or "
+                             f"'trunc_normal', got {pos_embed_init!r}.")
+        self.out_type = out_type
+        self.rel_pos_type = rel_pos_type
+        self.frozen_stages = frozen_stages
+        self.with_cp = with_cp
+
+        stem_dims = (self.embed_dims // 4, self.embed_dims // 2)
+        self.patch_embed = PatchEmbed(
+            in_channels, stem_dims[0], norm_eps=norm_eps)
+        num_units = self.grid_size[0] * self.grid_size[1]
+        self.absolute_pos_embed = nn.Parameter(
+            torch.zeros(1, num_units, self.embed_dims),
+            requires_grad=pos_embed_trainable)
+        self.pos_drop = nn.Dropout(drop_rate)
+
+        num_drop_path = sum(self.stem_mlp_blocks) + self.depth
+        drop_path_rates = [
+            drop_path_rate * i / max(num_drop_path - 1, 1)
+            for i in range(num_drop_path)
+        ]
+        self.blocks = nn.ModuleList()
+        # Start and end (the PatchMerge index) of each stem stage in blocks.
+        self.stem_ranges: List[Tuple[int, int]] = []
+        for dim, num_blocks in zip(stem_dims, self.stem_mlp_blocks):
+            start = len(self.blocks)
+            for _ in range(num_blocks):
+                self.blocks.append(
+                    MlpBlock(dim, stem_mlp_ratio, drop_rate,
+                             drop_path_rates.pop(0), layer_scale_init_value,
+                             norm_eps))
+            self.stem_ranges.append((start, len(self.blocks)))
+            self.blocks.append(PatchMerge(dim, norm_eps))
+        self.main_start = len(self.blocks)
+        for _ in range(self.depth):
+            self.blocks.append(
+                AttentionBlock(self.embed_dims, self.num_heads, mlp_ratio,
+                               qkv_bias, drop_rate, attn_drop_rate,
+                               drop_path_rates.pop(0), layer_scale_init_value,
+                               rel_pos_type, self.grid_size, norm_eps))
+        if out_type == 'avg_featmap':
+            self.fc_norm = nn.LayerNorm(self.embed_dims, eps=norm_eps)
+
+        self._init_weights(pos_embed_init)
+        self._freeze_stages()
+
+    @classmethod
+    def _parse_arch(cls, arch: Union[str, ArchSettings]) -> ArchSettings:
+        if isinstance(arch, str):
+            if arch not in cls.arch_zoo:
+                raise ValueError(f'Unknown HiViT arch {arch!r}; choose one of '
+                                 f'{sorted(cls.arch_zoo)} or pass a dict.')
+            return dict(cls.arch_zoo[arch])
+        required = {'embed_dims', 'stem_mlp_blocks', 'depth', 'num_heads'}
+        if not isinstance(arch, dict) or set(arch) != required:
+            raise ValueError(f'A custom HiViT arch must be a dict with keys '
+                             f'{sorted(required)}, got {arch!r}.')
+        if len(arch['stem_mlp_blocks']) != 2:
+            raise ValueError('stem_mlp_blocks gives the MLP blocks at stride '
+                             f'4 and 8, got {arch["stem_mlp_blocks"]!r}.')
+        return dict(arch)
+
+    @staticmethod
+    def _parse_out_indices(out_indices: Sequence[int]) -> Tuple[int, ...]:
+        if isinstance(out_indices, int):
+            out_indices = (out_indices, )
+        parsed = []
+        for index in out_indices:
+            if not -3 <= index <= 2:
+                raise ValueError('out_indices select stages 0 (stride 4), 1 '
+                                 f'(stride 8) and 2 (stride 16); got {index}.')
+            parsed.append(index % 3)
+        return tuple(sorted(set(parsed)))
+
+    @staticmethod
+    def _grid_of(height: int, width: int) -> Tuple[int, int]:
+        if height % UNIT_SIZE or width % UNIT_SIZE:
+            raise ValueError(
+                f'HiViT needs input sides that are multiples of {UNIT_SIZE}, '
+                f'got {height}x{width} (H x W); resize or pad the input.')
+        return height // UNIT_SIZE, width // UNIT_SIZE
+
+    @property
+    def num_layers(self) -> int:
+        """Stem MLP blocks plus attention blocks (PatchMerge not counted)."""
+        return sum(self.stem_mlp_blocks) + self.depth
+
+    def _init_weights(self, pos_embed_init: str) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                trunc_normal_(module.weight, std=.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        for block in self.blocks[self.main_start:]:
+            attn = block.attn
+            if attn.rel_pos_type == 'bias_table':
+                trunc_normal_(attn.relative_position_bias_table, std=.02)
+            elif attn.rel_pos_type == 'decomposed':
+                trunc_normal_(attn.rel_pos_h, std=.02)
+                trunc_normal_(attn.rel_pos_w, std=.02)
+        with torch.no_grad():
+            if pos_embed_init == 'sincos':
+                self.absolute_pos_embed.copy_(
+                    build_2d_sincos_pos_embed(self.grid_size,
+                                              self.embed_dims))
+            else:
+                trunc_normal_(self.absolute_pos_embed, std=.02)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Checkpoints made at another resolution (e.g. 224 pretraining for a
+        # 512 segmentor) hold a square position embedding of another grid;
+        # resize it here as the forward would.
+        key = prefix + 'absolute_pos_embed'
+        if key in state_dict:
+            pos_embed = state_dict[key]
+            own = self.absolute_pos_embed
+            if (pos_embed.dim() == 3 and pos_embed.shape[-1] == own.shape[-1]
+                    and pos_embed.shape[1] != own.shape[1]):
+                side = round(pos_embed.shape[1]**0.5)
+                if side * side != pos_embed.shape[1]:
+                    raise ValueError(
+                        f'{key}: cannot infer the square grid of a position '
+                        f'embedding with {pos_embed.shape[1]} tokens.')
+                state_dict[key] = resize_pos_embed(pos_embed, (side, side),
+                                                   self.grid_size)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _frozen_modules(self) -> List[nn.Module]:
+        if self.frozen_stages < 0:
+            return []
+        modules: List[nn.Module] = [self.patch_embed, self.pos_drop]
+        stage_ends = [end for _, end in self.stem_ranges] + [len(self.blocks)]
+        last = stage_ends[min(self.frozen_stages, 3) - 1] \
+            if self.frozen_stages > 0 else 0
+        # A PatchMerge opens the stage after it, so a frozen stage 1 keeps
+        # the first merge trainable.
+        modules += list(self.blocks[:last])
+        if self.frozen_stages >= 3 and hasattr(self, 'fc_norm'):
+            modules.append(self.fc_norm)
+        return modules
+
+    def _freeze_stages(self) -> None:
+        if self.frozen_stages < 0:
+            return
+        self.absolute_pos_embed.requires_grad = False
+        for module in self._frozen_modules():
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'HiViT':
+        super().train(mode)
+        for module in self._frozen_modules():
+            module.eval()
+        return self
+
+    def _run(self, block: nn.Module, x: Tensor, *args) -> Tensor:
+        if self.with_cp and self.training and x.requires_grad:
+            return checkpoint(block, x, *args, use_reentrant=False)
+        return block(x, *args)
+
+    def _format(self, x: Tensor, grid: Tuple[int, int]) -> Tensor:
+        if self.out_type == 'featmap':
+            return units_to_map(x, grid)
+        if self.out_type == 'avg_featmap':
+            return self.fc_norm(x.mean(dim=1))
+        return x
+
+    def forward_stem(self, x: Tensor, ids_keep: Optional[Tensor] = None
+                     ) -> Tuple[List[Tensor], Tensor]:
+        """Patch embedding and the two MLP stages.
+
+        Args:
+            x (Tensor): Images ``(B, C, H, W)``.
+            ids_keep (Tensor, optional): ``(B, L)`` indices of the units to
+                keep (row-major over the ``H/16 x W/16`` grid).
+
+        Returns:
+            tuple: The stride-4 and stride-8 stage outputs (before each
+            PatchMerge; ``(B, L, 4, 4, C/4)`` and ``(B, L, 2, 2, C/2)``) and
+            the stride-16 tokens ``(B, L, C)``.
+        """
+        x = self.patch_embed(x)
+        if ids_keep is not None:
+            x = gather_units(x, ids_keep)
+        stem_outs = []
+        for start, end in self.stem_ranges:
+            for block in self.blocks[start:end]:
+                x = self._run(block, x)
+            stem_outs.append(x)
+            x = self.blocks[end](x)
+        return stem_outs, x[:, :, 0, 0, :]
+
+    def forward_main(self, x: Tensor, grid: Tuple[int, int],
+                     ids_keep: Optional[Tensor] = None) -> Tensor:
+        """Position embedding and the attention stage on ``(B, L, C)``."""
+        pos_embed = resize_pos_embed(self.absolute_pos_embed, self.grid_size,
+                                     grid)
+        if ids_keep is not None:
+            pos_embed = gather_units(
+                pos_embed.expand(x.shape[0], -1, -1), ids_keep)
+        x = self.pos_drop(x + pos_embed)
+        rel_pos_index = None
+        if self.rel_pos_type == 'bias_table':
+            rel_pos_index = gather_rel_pos_index(grid, ids_keep, x.device)
+        for block in self.blocks[self.main_start:]:
+            x = self._run(block, x, grid, rel_pos_index)
+        return x
+
+    def forward(self,
+                x: Tensor,
+                ids_keep: Optional[Tensor] = None) -> Tuple[Tensor, ...]:
+        """Encode images, optionally keeping only the units ``ids_keep``.
+
+        Args:
+            x (Tensor): Images ``(B, C, H, W)``; H and W multiples of 16.
+            ids_keep (Tensor, optional): ``(B, L)`` kept unit indices; needs
+                ``out_type='raw'``.
+
+        Returns:
+            tuple[Tensor]: One output per entry of ``out_indices``.
+        """
+        grid = self._grid_of(x.shape[2], x.shape[3])
+        if ids_keep is not None and self.out_type != 'raw':
+            raise ValueError("Masked forward (ids_keep) needs out_type='raw'; "
+                             'dropped units have no place in a feature map.')
+        stem_outs, x = self.forward_stem(x, ids_keep)
+        x = self.forward_main(x, grid, ids_keep)
+        stage_outs = stem_outs + [x]
+        return tuple(
+            self._format(stage_outs[i], grid) for i in self.out_indices)
+
+    def get_layer_depth(self, param_name: str,
+                        prefix: str = '') -> Tuple[int, int]:
+        """Layer id of a parameter for layer-wise learning-rate decay.
+
+        Every stem MLP block and attention block is a layer; a PatchMerge
+        shares the id of the block before it. Embeddings get 0; everything
+        else (``fc_norm``, necks, heads) gets ``num_layers - 1``, i.e. no
+        decay. Compatible with mmpretrain's
+        ``LearningRateDecayOptimWrapperConstructor``.
+
+        Args:
+            param_name (str): Parameter name, e.g. ``'backbone.blocks.3.x'``.
+            prefix (str): Prefix of this backbone in ``param_name``.
+
+        Returns:
+            tuple[int, int]: The layer id and the number of layer ids
+            (``num_layers + 2``).
+        """
+        total = self.num_layers + 2
+        if not param_name.startswith(prefix):
+            return total - 1, total
+        name = param_name[len(prefix):]
+        if name == 'absolute_pos_embed' or name.startswith('patch_embed.'):
+            return 0, total
+        if name.startswith('blocks.'):
+            index = int(name.split('.')[1])
+            merges_before = sum(end < index for _, end in self.stem_ranges)
+            is_merge = any(end == index for _, end in self.stem_ranges)
+            return index - merges_before + (0 if is_merge else 1), total
+        return total - 1, total

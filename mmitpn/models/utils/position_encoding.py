@@ -1,0 +1,102 @@
+# Copyright (c) mmitpn contributors. All rights reserved.
+"""Absolute and relative position encodings for grids of 16x16 units."""
+from typing import Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def build_2d_sincos_pos_embed(grid_size: Tuple[int, int],
+                              embed_dims: int,
+                              temperature: float = 10000.) -> Tensor:
+    """Fixed 2-D sine-cosine position embedding, shape ``(1, H*W, C)``.
+
+    A quarter of the channels each holds sin(y), cos(y), sin(x), cos(x) at
+    geometrically spaced frequencies; tokens are in row-major order.
+    """
+    if embed_dims % 4 != 0:
+        raise ValueError('The sin-cos position embedding needs embed_dims '
+                         f'divisible by 4, got {embed_dims}.')
+    h, w = grid_size
+    grid_y, grid_x = torch.meshgrid(
+        torch.arange(h, dtype=torch.float64),
+        torch.arange(w, dtype=torch.float64),
+        indexing='ij')
+    quarter = embed_dims // 4
+    omega = 1. / temperature**(
+        torch.arange(quarter, dtype=torch.float64) / quarter)
+    out_y = grid_y.flatten()[:, None] * omega[None]
+    out_x = grid_x.flatten()[:, None] * omega[None]
+    pos = torch.cat(
+        [out_y.sin(), out_y.cos(),
+         out_x.sin(), out_x.cos()], dim=1)
+    return pos.float().unsqueeze(0)
+
+
+def resize_pos_embed(pos_embed: Tensor, src_grid: Tuple[int, int],
+                     dst_grid: Tuple[int, int]) -> Tensor:
+    """Bicubically resize a ``(1, H*W, C)`` position embedding to a new grid."""
+    if tuple(src_grid) == tuple(dst_grid):
+        return pos_embed
+    channels = pos_embed.shape[-1]
+    grid = pos_embed.reshape(1, *src_grid, channels).permute(0, 3, 1, 2)
+    grid = F.interpolate(
+        grid.float(), size=dst_grid, mode='bicubic', align_corners=False)
+    return grid.to(pos_embed.dtype).permute(0, 2, 3, 1).reshape(
+        1, -1, channels)
+
+
+def relative_position_index(grid_size: Tuple[int, int]) -> Tensor:
+    """Index of every (query, key) pair into a ``(2H-1)*(2W-1)`` bias table.
+
+    Returns:
+        Tensor: ``(H*W, H*W)`` long tensor, tokens in row-major order.
+    """
+    h, w = grid_size
+    coords = torch.stack(
+        torch.meshgrid(torch.arange(h), torch.arange(w), indexing='ij'))
+    coords = coords.flatten(1)
+    relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0)
+    return (relative[..., 0] + h - 1) * (2 * w - 1) + relative[..., 1] + w - 1
+
+
+def resize_rel_pos_bias_table(table: Tensor, src_grid: Tuple[int, int],
+                              dst_grid: Tuple[int, int]) -> Tensor:
+    """Bicubically resize a relative position bias table between grids.
+
+    Args:
+        table (Tensor): ``((2*sh-1)*(2*sw-1), num_heads)``.
+        src_grid (tuple[int, int]): Grid ``(sh, sw)`` the table was made for.
+        dst_grid (tuple[int, int]): Target grid ``(dh, dw)``.
+    """
+    if tuple(src_grid) == tuple(dst_grid):
+        return table
+    num_heads = table.shape[-1]
+    src = (2 * src_grid[0] - 1, 2 * src_grid[1] - 1)
+    dst = (2 * dst_grid[0] - 1, 2 * dst_grid[1] - 1)
+    grid = table.T.reshape(1, num_heads, *src)
+    grid = F.interpolate(
+        grid.float(), size=dst, mode='bicubic', align_corners=False)
+    return grid.to(table.dtype).reshape(num_heads, -1).T
+
+
+def decomposed_rel_pos(rel_pos: Tensor, q_size: int, k_size: int) -> Tensor:
+    """Relative embeddings along one axis for every (query, key) pair.
+
+    Decomposed relative positions (ViTDet) keep one ``(2S-1, C)`` table per
+    axis; it is linearly resized when the grid differs from the one it was
+    made for.
+
+    Returns:
+        Tensor: ``(q_size, k_size, C)``.
+    """
+    max_dist = 2 * max(q_size, k_size) - 1
+    if rel_pos.shape[0] != max_dist:
+        rel_pos = F.interpolate(
+            rel_pos.T.unsqueeze(0).float(), size=max_dist,
+            mode='linear').to(rel_pos.dtype)[0].T
+    q_coords = torch.arange(q_size)[:, None] * max(k_size / q_size, 1.)
+    k_coords = torch.arange(k_size)[None, :] * max(q_size / k_size, 1.)
+    relative = q_coords - k_coords + (k_size - 1) * max(q_size / k_size, 1.)
+    return rel_pos[relative.long().to(rel_pos.device)]

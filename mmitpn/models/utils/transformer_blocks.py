@@ -1,0 +1,256 @@
+# Copyright (c) mmitpn contributors. All rights reserved.
+"""Transformer building blocks of HiViT and the iTPN pyramid.
+
+Parameter names follow the official iTPN code (``norm1``, ``attn.qkv``,
+``norm2``, ``mlp.fc1``, ``gamma_1``, ...), so official checkpoints convert
+with a prefix change only.
+"""
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmcv.cnn.bricks import DropPath
+from torch import Tensor, nn
+
+from .position_encoding import (decomposed_rel_pos, resize_rel_pos_bias_table,
+                                relative_position_index)
+
+REL_POS_TYPES = (None, 'bias_table', 'decomposed')
+
+
+class Mlp(nn.Module):
+    """Two linear layers with a GELU in between."""
+
+    def __init__(self,
+                 in_features: int,
+                 hidden_features: int,
+                 drop: float = 0.) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(in_features, hidden_features)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_features, in_features)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+class Attention(nn.Module):
+    """Global multi-head self-attention with optional relative positions.
+
+    Args:
+        dim (int): Token channels.
+        num_heads (int): Attention heads.
+        qkv_bias (bool): Bias in the qkv projection.
+        attn_drop (float): Dropout on attention weights.
+        proj_drop (float): Dropout after the output projection.
+        rel_pos_type (str, optional): ``None``, ``'bias_table'`` (a learned
+            bias per relative offset and head, as in HiViT/Swin) or
+            ``'decomposed'`` (query-dependent per-axis embeddings, as in
+            ViTDet).
+        grid_size (tuple[int, int]): Token grid the relative position
+            parameters are made for; other grids resize them on the fly.
+    """
+
+    def __init__(self,
+                 dim: int,
+                 num_heads: int,
+                 qkv_bias: bool = True,
+                 attn_drop: float = 0.,
+                 proj_drop: float = 0.,
+                 rel_pos_type: Optional[str] = None,
+                 grid_size: Tuple[int, int] = (14, 14)) -> None:
+        super().__init__()
+        if rel_pos_type not in REL_POS_TYPES:
+            raise ValueError(f'rel_pos_type must be one of {REL_POS_TYPES}, '
+                             f'got {rel_pos_type!r}.')
+        if dim % num_heads != 0:
+            raise ValueError(f'dim {dim} is not divisible by num_heads '
+                             f'{num_heads}.')
+        self.num_heads = num_heads
+        self.head_dims = dim // num_heads
+        self.attn_drop = attn_drop
+        self.rel_pos_type = rel_pos_type
+        self.grid_size = tuple(grid_size)
+        h, w = self.grid_size
+        if rel_pos_type == 'bias_table':
+            self.relative_position_bias_table = nn.Parameter(
+                torch.zeros((2 * h - 1) * (2 * w - 1), num_heads))
+        elif rel_pos_type == 'decomposed':
+            self.rel_pos_h = nn.Parameter(torch.zeros(2 * h - 1,
+                                                      self.head_dims))
+            self.rel_pos_w = nn.Parameter(torch.zeros(2 * w - 1,
+                                                      self.head_dims))
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def forward(self,
+                x: Tensor,
+                grid_size: Tuple[int, int],
+                rel_pos_index: Optional[Tensor] = None) -> Tensor:
+        """Attend over all tokens of ``x``.
+
+        Args:
+            x (Tensor): ``(B, L, C)`` tokens.
+            grid_size (tuple[int, int]): Unit grid of the full input.
+            rel_pos_index (Tensor, optional): ``(B or 1, L, L)`` indices into
+                the bias table for the tokens present (gathered per sample
+                when units are masked). Needed for ``'bias_table'``.
+        """
+        batch, length, channels = x.shape
+        qkv = self.qkv(x).reshape(batch, length, 3, self.num_heads,
+                                  self.head_dims).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        bias = None
+        if self.rel_pos_type == 'bias_table':
+            table = resize_rel_pos_bias_table(self.relative_position_bias_table,
+                                              self.grid_size, grid_size)
+            bias = table[rel_pos_index].permute(0, 3, 1, 2).to(q.dtype)
+        elif self.rel_pos_type == 'decomposed':
+            bias = self._decomposed_bias(q, grid_size)
+        x = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            attn_mask=bias,
+            dropout_p=self.attn_drop if self.training else 0.)
+        x = x.transpose(1, 2).reshape(batch, length, channels)
+        return self.proj_drop(self.proj(x))
+
+    def _decomposed_bias(self, q: Tensor, grid_size: Tuple[int,
+                                                           int]) -> Tensor:
+        h, w = grid_size
+        batch, heads, length, channels = q.shape
+        if length != h * w:
+            raise ValueError('Decomposed relative positions need the full '
+                             f'{h}x{w} grid, got {length} tokens.')
+        rel_h = decomposed_rel_pos(self.rel_pos_h, h, h)
+        rel_w = decomposed_rel_pos(self.rel_pos_w, w, w)
+        grid_q = q.reshape(batch, heads, h, w, channels)
+        bias_h = torch.einsum('bnhwc,hkc->bnhwk', grid_q, rel_h.to(q.dtype))
+        bias_w = torch.einsum('bnhwc,wkc->bnhwk', grid_q, rel_w.to(q.dtype))
+        bias = bias_h[..., :, None] + bias_w[..., None, :]
+        return bias.reshape(batch, heads, length, length)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Checkpoints made at another resolution carry tables for another
+        # grid; resize them to this module's grid (official det/seg do too).
+        key = prefix + 'relative_position_bias_table'
+        if self.rel_pos_type == 'bias_table' and key in state_dict:
+            table = state_dict[key]
+            own = self.relative_position_bias_table
+            if table.shape != own.shape and table.shape[1:] == own.shape[1:]:
+                side = round(table.shape[0]**0.5)
+                if side * side != table.shape[0] or side % 2 == 0:
+                    raise ValueError(
+                        f'{key}: cannot infer the square grid of a table '
+                        f'with {table.shape[0]} rows.')
+                src = ((side + 1) // 2, ) * 2
+                state_dict[key] = resize_rel_pos_bias_table(
+                    table, src, self.grid_size)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+class MlpBlock(nn.Module):
+    """Pre-norm residual MLP block without token mixing (HiViT stem, C-MLP).
+
+    ``x + DropPath(gamma_2 * MLP(LN(x)))``; it works on any leading shape,
+    so it runs on the sub-tokens of each 16x16 unit independently.
+    """
+
+    def __init__(self,
+                 dim: int,
+                 mlp_ratio: float,
+                 drop: float = 0.,
+                 drop_path: float = 0.,
+                 layer_scale_init_value: float = 0.,
+                 norm_eps: float = 1e-6) -> None:
+        super().__init__()
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.gamma_2 = nn.Parameter(
+            torch.full((dim, ), layer_scale_init_value)
+        ) if layer_scale_init_value > 0 else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.mlp(self.norm2(x))
+        if self.gamma_2 is not None:
+            y = self.gamma_2 * y
+        return x + self.drop_path(y)
+
+
+class AttentionBlock(nn.Module):
+    """Pre-norm transformer block with global self-attention.
+
+    Args:
+        dim (int): Token channels.
+        num_heads (int): Attention heads.
+        mlp_ratio (float): Hidden/feature ratio of the MLP.
+        qkv_bias (bool): Bias in the qkv projection.
+        drop (float): Dropout after the MLP and the projection.
+        attn_drop (float): Dropout on attention weights.
+        drop_path (float): Stochastic depth rate.
+        layer_scale_init_value (float): Initial ``gamma_1``/``gamma_2``;
+            0 disables layer scale.
+        rel_pos_type (str, optional): See :class:`Attention`.
+        grid_size (tuple[int, int]): See :class:`Attention`.
+        norm_eps (float): LayerNorm epsilon.
+    """
+
+    def __init__(self,
+                 dim: int,
+                 num_heads: int,
+                 mlp_ratio: float = 4.,
+                 qkv_bias: bool = True,
+                 drop: float = 0.,
+                 attn_drop: float = 0.,
+                 drop_path: float = 0.,
+                 layer_scale_init_value: float = 0.,
+                 rel_pos_type: Optional[str] = None,
+                 grid_size: Tuple[int, int] = (14, 14),
+                 norm_eps: float = 1e-6) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
+        self.attn = Attention(dim, num_heads, qkv_bias, attn_drop, drop,
+                              rel_pos_type, grid_size)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        if layer_scale_init_value > 0:
+            self.gamma_1 = nn.Parameter(
+                torch.full((dim, ), layer_scale_init_value))
+            self.gamma_2 = nn.Parameter(
+                torch.full((dim, ), layer_scale_init_value))
+        else:
+            self.gamma_1 = self.gamma_2 = None
+
+    def forward(self,
+                x: Tensor,
+                grid_size: Tuple[int, int],
+                rel_pos_index: Optional[Tensor] = None) -> Tensor:
+        y = self.attn(self.norm1(x), grid_size, rel_pos_index)
+        if self.gamma_1 is not None:
+            y = self.gamma_1 * y
+        x = x + self.drop_path(y)
+        y = self.mlp(self.norm2(x))
+        if self.gamma_2 is not None:
+            y = self.gamma_2 * y
+        return x + self.drop_path(y)
+
+
+def gather_rel_pos_index(grid_size: Tuple[int, int],
+                         ids_keep: Optional[Tensor],
+                         device: torch.device) -> Tensor:
+    """Bias-table indices for the tokens present, ``(B or 1, L, L)``.
+
+    With masking, the rows and columns of the kept units are gathered per
+    sample, so relative positions stay correct for dropped tokens.
+    """
+    index = relative_position_index(grid_size).to(device)
+    if ids_keep is None:
+        return index.unsqueeze(0)
+    rows = index[ids_keep]  # (B, L, N)
+    return rows.gather(2, ids_keep.unsqueeze(1).expand(-1, ids_keep.shape[1],
+                                                       -1))
