@@ -4,7 +4,6 @@ from collections import OrderedDict
 from typing import Callable, Dict, List, Optional, Tuple
 
 from mmengine.logging import MMLogger
-from mmengine.model import is_model_wrapper
 from mmengine.optim import DefaultOptimWrapperConstructor
 from torch import nn
 
@@ -72,9 +71,6 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
                              f'known: {sorted(known)}.')
         super().__init__(optim_wrapper_cfg, paramwise_cfg)
 
-    def _check_paramwise_cfg(self, *args, **kwargs) -> None:
-        """Validation is done in ``__init__``."""
-
     @staticmethod
     def _layer_depth_fn(model: nn.Module) -> LayerDepthFn:
         if hasattr(model, 'get_layer_depth'):
@@ -89,8 +85,7 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     def add_params(self, params: List[dict], module: nn.Module,
                    **kwargs) -> None:
         """Fill ``params`` with one group per (layer, lr, weight decay)."""
-        model = module.module if is_model_wrapper(module) else module
-        get_layer_depth = self._layer_depth_fn(model)
+        get_layer_depth = self._layer_depth_fn(module)
         cfg = self.paramwise_cfg
         rate = cfg['layer_decay_rate']
         no_decay_keys = tuple(cfg.get('no_decay_keys', DEFAULT_NO_DECAY_KEYS))
@@ -99,7 +94,7 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         base_wd = self.base_wd or 0.
 
         groups: Dict[tuple, dict] = OrderedDict()
-        for module_name, submodule in model.named_modules():
+        for module_name, submodule in module.named_modules():
             is_norm = isinstance(submodule, NORM_TYPES)
             for name, param in submodule.named_parameters(recurse=False):
                 if not param.requires_grad:

@@ -1,0 +1,180 @@
+# Copyright (c) mmitpn contributors. All rights reserved.
+"""Every official key listing converts and loads strictly into mmitpn."""
+import ast
+import os.path as osp
+from collections import OrderedDict
+
+import pytest
+import torch
+from mmpretrain.models.heads import LinearClsHead
+from torch import nn
+
+from mmitpn.converters import convert_mmpretrain, convert_official
+from mmitpn.models import HiViT, iTPNPyramid
+
+KEYS_DIR = osp.join(osp.dirname(osp.dirname(__file__)), 'data', 'official_keys')
+
+PIXEL_PRETRAIN_ONLY = {
+    'mask_token', 'decoder_pos_embed', 'decoder_embed', 'decoder_blocks',
+    'decoder_norm', 'decoder_pred'
+}
+CLIP_PRETRAIN_ONLY = {
+    'mask_token', 'decoder_embed', 'norm', 'lm_head', 'norm_cls',
+    'lm_cls_head', 'cls_pt_layers'
+}
+
+
+def read_listing(*names, prefixes=None):
+    """Random tensors with the names and shapes of key listings."""
+    generator = torch.Generator().manual_seed(0)
+    state_dict = OrderedDict()
+    for i, name in enumerate(names):
+        prefix = prefixes[i] if prefixes else ''
+        with open(osp.join(KEYS_DIR, name)) as f:
+            for line in f:
+                if line.startswith('#') or not line.strip():
+                    continue
+                key, shape = line.rstrip('\n').split('\t')
+                state_dict[prefix + key] = torch.randn(
+                    ast.literal_eval(shape), generator=generator)
+    return state_dict
+
+
+def build_target(conversion):
+    """mmitpn modules for the converted layout, built on the meta device."""
+    parts = {}
+    with torch.device('meta'):
+        parts['backbone'] = HiViT(**conversion.backbone)
+        if conversion.neck is not None:
+            parts['neck'] = iTPNPyramid(**conversion.neck)
+        if 'head.fc.weight' in conversion.state_dict:
+            num_classes, channels = conversion.state_dict[
+                'head.fc.weight'].shape
+            parts['head'] = LinearClsHead(num_classes, channels)
+    return nn.ModuleDict(parts)
+
+
+def load_strictly(conversion):
+    model = build_target(conversion)
+    model.load_state_dict(conversion.state_dict, strict=True, assign=True)
+    return model
+
+
+def top_level_dropped(conversion):
+    return {
+        key.split('.')[0]
+        for key in conversion.dropped
+        if not key.endswith('relative_position_index')
+    }
+
+
+@pytest.mark.parametrize('listing,pretrain_only,expected', [
+    ('keys_pixel_pretrain_base.txt', PIXEL_PRETRAIN_ONLY,
+     dict(stem=(3, 3), depth=24, dims=512, fpn_depth=2, rel=None, ls=0.)),
+    ('keys_pixel_pretrain_large.txt', PIXEL_PRETRAIN_ONLY,
+     dict(stem=(2, 2), depth=40, dims=768, fpn_depth=2, rel=None, ls=0.)),
+    ('keys_clip_pretrain_base.txt', CLIP_PRETRAIN_ONLY,
+     dict(stem=(3, 3), depth=24, dims=512, fpn_depth=1, rel='bias_table',
+          ls=0.1)),
+    ('keys_clip_pretrain_large.txt', CLIP_PRETRAIN_ONLY,
+     dict(stem=(2, 2), depth=40, dims=768, fpn_depth=1, rel='bias_table',
+          ls=0.1)),
+    ('keys_pixel_ft_base.txt', set(),
+     dict(stem=(3, 3), depth=24, dims=512, fpn_depth=None, rel='bias_table',
+          ls=0.)),
+    ('keys_pixel_ft_large.txt', set(),
+     dict(stem=(2, 2), depth=40, dims=768, fpn_depth=None, rel='bias_table',
+          ls=0.)),
+    ('keys_clip_ft_base.txt', set(),
+     dict(stem=(3, 3), depth=24, dims=512, fpn_depth=None, rel='bias_table',
+          ls=0.1)),
+    ('keys_det_pixel_base.txt', set(),
+     dict(stem=(3, 3), depth=24, dims=512, fpn_depth=1, rel=None, ls=0.)),
+    ('keys_det_clip_base.txt', set(),
+     dict(stem=(3, 3), depth=24, dims=512, fpn_depth=1, rel=None, ls=0.1)),
+    ('keys_det_clip_large.txt', set(),
+     dict(stem=(2, 2), depth=40, dims=768, fpn_depth=1, rel='decomposed',
+          ls=0.1)),
+    ('keys_seg_base.txt', set(),
+     dict(stem=(3, 3), depth=24, dims=512, fpn_depth=2, rel='bias_table',
+          ls=0.)),
+])
+def test_official_listing_loads_strictly(listing, pretrain_only, expected):
+    state_dict = read_listing(listing)
+    conversion = convert_official(state_dict)
+    arch = conversion.backbone['arch']
+    assert arch['stem_mlp_blocks'] == expected['stem']
+    assert arch['depth'] == expected['depth']
+    assert arch['embed_dims'] == expected['dims']
+    assert arch['num_heads'] == expected['dims'] // 64
+    assert conversion.backbone['rel_pos_type'] == expected['rel']
+    assert conversion.backbone['layer_scale_init_value'] == expected['ls']
+    if expected['fpn_depth'] is None:
+        assert conversion.neck is None
+    else:
+        assert conversion.neck['fpn_depth'] == expected['fpn_depth']
+
+    model = load_strictly(conversion)
+    # Only pretraining heads and derived index buffers are left out.
+    assert top_level_dropped(conversion) == pretrain_only
+    assert all(key.split('.')[0] in pretrain_only
+               or key.endswith('relative_position_index')
+               for key in conversion.dropped)
+    kept = len(state_dict) - len(conversion.dropped)
+    assert kept == len(conversion.state_dict)
+    # Values arrive unchanged (same grid) under their new names.
+    assert torch.equal(model['backbone'].blocks[-1].mlp.fc2.weight,
+                       state_dict[f'blocks.{len(model["backbone"].blocks) - 1}'
+                                  '.mlp.fc2.weight'])
+
+
+def test_seg_layout_builds_for_its_512_grid():
+    conversion = convert_official(read_listing('keys_seg_base.txt'))
+    assert conversion.backbone['img_size'] == 512
+    model = load_strictly(conversion)
+    # The 14x14 pretraining position embedding is resized to 32x32.
+    assert model['backbone'].absolute_pos_embed.shape == (1, 1024, 512)
+
+
+def test_detector_checkpoint_moves_pyramid_to_neck_and_keeps_heads():
+    state_dict = read_listing('keys_det_pixel_base.txt', prefixes=['backbone.'])
+    state_dict['rpn_head.rpn_cls.weight'] = torch.zeros(3, 256, 1, 1)
+    conversion = convert_official(state_dict)
+    assert 'neck.fpn_modules.0.mlp.fc1.weight' in conversion.state_dict
+    assert 'backbone.blocks.0.mlp.fc1.weight' in conversion.state_dict
+    assert 'rpn_head.rpn_cls.weight' in conversion.state_dict
+
+
+def test_unknown_key_is_named():
+    state_dict = read_listing('keys_pixel_ft_base.txt')
+    state_dict['something_new.weight'] = torch.zeros(1)
+    with pytest.raises(ValueError, match='something_new.weight'):
+        convert_official(state_dict)
+
+
+@pytest.mark.parametrize('listings,prefixes,pretrain_only', [
+    (('keys_mmp_hivit_base_norpe.txt', 'keys_mmp_neck_pixel_base.txt'),
+     ('backbone.', 'neck.'),
+     {'neck.mask_token', 'neck.decoder_pos_embed', 'neck.decoder_embed',
+      'neck.decoder_blocks', 'neck.ln1', 'neck.decoder_pred'}),
+    (('keys_mmp_hivit_base_rpe_ls.txt', 'keys_mmp_neck_clip_base.txt'),
+     ('backbone.', 'neck.'), {'neck.decoder_embed', 'neck.norm'}),
+    (('keys_mmp_hivit_large.txt', ), ('', ), set()),
+])
+def test_mmpretrain_listing_loads_strictly(listings, prefixes, pretrain_only):
+    state_dict = read_listing(*listings, prefixes=prefixes)
+    conversion = convert_mmpretrain(state_dict)
+    assert conversion.backbone['arch']['stem_mlp_blocks'] == (4, 4)
+    dropped_modules = {
+        '.'.join(key.split('.')[:2]) if key.startswith('neck.') else key
+        for key in conversion.dropped
+        if not key.endswith('relative_position_index')
+    }
+    assert dropped_modules == pretrain_only
+    if prefixes == ('', ):
+        with torch.device('meta'):
+            backbone = HiViT(**conversion.backbone)
+        backbone.load_state_dict(
+            conversion.state_dict, strict=True, assign=True)
+    else:
+        load_strictly(conversion)
