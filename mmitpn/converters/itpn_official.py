@@ -43,6 +43,13 @@ class Conversion:
     neck: Optional[dict] = None
     dropped: Dict[str, str] = field(default_factory=dict)
 
+    def part(self, name: str) -> Dict[str, Tensor]:
+        """The tensors under ``name.`` with that prefix removed."""
+        prefix = name + '.'
+        return OrderedDict((key[len(prefix):], value)
+                           for key, value in self.state_dict.items()
+                           if key.startswith(prefix))
+
 
 def convert_official(state_dict: Mapping[str, Tensor]) -> Conversion:
     """Map an official iTPN/HiViT state dict to mmitpn names.

@@ -26,7 +26,8 @@ def convert_mmpretrain(state_dict: Mapping[str, Tensor]) -> Conversion:
     """Map an mmpretrain ``HiViT``/``iTPN``/``ImageClassifier`` state dict.
 
     Both full models (``backbone.*``, ``neck.*``, ``head.*``) and bare
-    ``HiViT`` state dicts are accepted; bare ones stay unprefixed. The only
+    ``HiViT`` state dicts are accepted; the output always has the
+    ``backbone.`` prefix. The only
     renames are ``pos_embed`` -> ``absolute_pos_embed`` and the removal of
     the derived ``relative_position_index`` buffers (mmpretrain keeps one per
     attention block).
@@ -49,7 +50,7 @@ def convert_mmpretrain(state_dict: Mapping[str, Tensor]) -> Conversion:
             name = key[len(prefix):]
             if name == 'pos_embed':
                 name = 'absolute_pos_embed'
-            converted[prefix + name] = value
+            converted['backbone.' + name] = value
             backbone[name] = value
         else:
             if key.startswith('neck.') and key.split('.')[1] in \

@@ -20,7 +20,7 @@ def test_outputs_equal_mmpretrain_hivit(arch, kwargs):
     conversion = convert_mmpretrain(reference.state_dict())
     # mmpretrain builds its LayerNorms with the PyTorch default epsilon.
     ours = HiViT(norm_eps=1e-5, **conversion.backbone).eval()
-    ours.load_state_dict(conversion.state_dict, strict=True)
+    ours.load_state_dict(conversion.part('backbone'), strict=True)
     images = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
         (expected, ) = reference(images)

@@ -1,0 +1,67 @@
+# Copyright (c) mmitpn contributors. All rights reserved.
+import argparse
+import os.path as osp
+import subprocess
+import sys
+
+import torch
+
+from mmitpn.models import HiViT
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TINY = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4)
+
+
+def run_tool(name, *args):
+    return subprocess.run(
+        [sys.executable,
+         osp.join(REPO, 'tools', 'model_converters', name), *args],
+        capture_output=True,
+        text=True)
+
+
+def official_checkpoint(path, with_pickled_args):
+    """An official-style classification checkpoint: {'model': ...}."""
+    model = HiViT(
+        TINY, img_size=32, rel_pos_type='bias_table', out_type='avg_featmap')
+    state_dict = dict(model.state_dict())
+    state_dict['head.weight'] = torch.randn(10, 64)
+    state_dict['head.bias'] = torch.randn(10)
+    state_dict['relative_position_index'] = torch.zeros(4, 4).long()
+    checkpoint = dict(model=state_dict, epoch=99)
+    if with_pickled_args:
+        checkpoint['args'] = argparse.Namespace(lr=1e-3)
+    torch.save(checkpoint, path)
+    return state_dict
+
+
+def test_official_converter_round_trip(tmp_path):
+    src, dst = str(tmp_path / 'official.pth'), str(tmp_path / 'out.pth')
+    state_dict = official_checkpoint(src, with_pickled_args=False)
+    result = run_tool('itpn_to_mmitpn.py', src, dst)
+    assert result.returncode == 0, result.stderr
+    assert 'missing keys: none, unexpected keys: none' in result.stdout
+    assert 'left out relative_position_index' in result.stdout
+    converted = torch.load(dst, weights_only=True)
+    assert torch.equal(converted['state_dict']['head.fc.weight'],
+                       state_dict['head.weight'])
+    assert converted['meta']['backbone']['arch']['stem_mlp_blocks'] == (1, 1)
+
+
+def test_pickled_objects_need_explicit_opt_in(tmp_path):
+    src, dst = str(tmp_path / 'official.pth'), str(tmp_path / 'out.pth')
+    official_checkpoint(src, with_pickled_args=True)
+    refused = run_tool('itpn_to_mmitpn.py', src, dst)
+    assert refused.returncode != 0
+    assert 'tensors-only load refused' in refused.stderr
+    assert src in refused.stderr and not osp.exists(dst)
+    accepted = run_tool('itpn_to_mmitpn.py', src, dst, '--unsafe-load')
+    assert accepted.returncode == 0, accepted.stderr
+
+
+def test_missing_source_is_named(tmp_path):
+    missing = str(tmp_path / 'nowhere.pth')
+    result = run_tool('mmpretrain_to_mmitpn.py', missing,
+                      str(tmp_path / 'out.pth'))
+    assert result.returncode != 0
+    assert f'Checkpoint file not found: {missing}' in result.stderr
