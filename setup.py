@@ -3,7 +3,6 @@ import os
 import os.path as osp
 import shutil
 import sys
-
 from setuptools import find_packages, setup
 
 REPO_ROOT = osp.dirname(osp.abspath(__file__))

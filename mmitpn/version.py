@@ -3,7 +3,7 @@ __version__ = '0.1.0'
 
 
 def parse_version_info(version_str: str) -> tuple:
-    """Parse a version string such as ``'0.1.0'`` or ``'0.1.0rc1'`` into a tuple."""
+    """Parse a version string such as ``'0.1.0rc1'`` into a tuple."""
     version_info = []
     for part in version_str.split('.'):
         if part.isdigit():

@@ -14,13 +14,12 @@ TINY = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=1, num_heads=2)
 @pytest.mark.parametrize('scope', ['mmdet', 'mmseg', 'mmpretrain', 'mmitpn'])
 def test_hivit_builds_from_any_scope_without_custom_imports(scope):
     # A fresh interpreter proves nothing was imported beforehand.
-    code = (
-        'from mmengine.registry import DefaultScope, MODELS\n'
-        f'import {scope}.registry as registry\n'
-        f'with DefaultScope.overwrite_default_scope({scope!r}):\n'
-        f'    model = registry.MODELS.build(dict(type="mmitpn.HiViT", '
-        f'arch={TINY!r}, img_size=32))\n'
-        'print(type(model).__module__)\n')
+    code = ('from mmengine.registry import DefaultScope, MODELS\n'
+            f'import {scope}.registry as registry\n'
+            f'with DefaultScope.overwrite_default_scope({scope!r}):\n'
+            f'    model = registry.MODELS.build(dict(type="mmitpn.HiViT", '
+            f'arch={TINY!r}, img_size=32))\n'
+            'print(type(model).__module__)\n')
     result = subprocess.run([sys.executable, '-c', code],
                             capture_output=True,
                             text=True)

@@ -5,6 +5,6 @@ from .itpn_official import Conversion, convert_official
 from .mmpretrain_itpn import convert_mmpretrain
 
 __all__ = [
-    'Conversion', 'convert_mmpretrain', 'convert_official',
-    'infer_hivit_arch', 'infer_pyramid_arch'
+    'Conversion', 'convert_mmpretrain', 'convert_official', 'infer_hivit_arch',
+    'infer_pyramid_arch'
 ]

@@ -64,14 +64,13 @@ def infer_hivit_arch(backbone: Mapping[str, Tensor],
 
     first = f'blocks.{merges[1] + 1}.attn.'
     rel_pos_type: Optional[str] = None
-    grid_side = _square_side(backbone[pos_embed_key].shape[1],
-                             pos_embed_key)
+    grid_side = _square_side(backbone[pos_embed_key].shape[1], pos_embed_key)
     if first + 'relative_position_bias_table' in backbone:
         rel_pos_type = 'bias_table'
         table = backbone[first + 'relative_position_bias_table']
         num_heads = table.shape[1]
-        grid_side = (_square_side(table.shape[0], 'relative position table')
-                     + 1) // 2
+        grid_side = (_square_side(table.shape[0], 'relative position table') +
+                     1) // 2
     elif first + 'rel_pos_h' in backbone:
         rel_pos_type = 'decomposed'
         num_heads = embed_dims // backbone[first + 'rel_pos_h'].shape[1]
@@ -95,8 +94,8 @@ def infer_pyramid_arch(pyramid: Mapping[str, Tensor],
     if 'align_dim_16to8.weight' not in pyramid:
         return None
     depth = 1 + max(
-        int(name.split('.')[1]) for name in pyramid
-        if name.startswith('block_16to8.'))
+        int(name.split('.')[1])
+        for name in pyramid if name.startswith('block_16to8.'))
     return dict(
         embed_dims=embed_dims,
         fpn_dim=pyramid['align_dim_16to8.weight'].shape[0],

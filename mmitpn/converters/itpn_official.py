@@ -9,8 +9,8 @@ from torch import Tensor
 from .arch_inference import infer_hivit_arch, infer_pyramid_arch
 
 PYRAMID_MODULES = ('align_dim_16tofpn', 'split_16to8', 'align_dim_16to8',
-                   'block_16to8', 'split_8to4', 'align_dim_8to4',
-                   'block_8to4', 'fpn_modules')
+                   'block_16to8', 'split_8to4', 'align_dim_8to4', 'block_8to4',
+                   'fpn_modules')
 BACKBONE_MODULES = ('absolute_pos_embed', 'patch_embed', 'blocks', 'fc_norm')
 PRETRAIN_ONLY_MODULES = {
     'mask_token': 'pretraining mask token',
@@ -93,6 +93,5 @@ def convert_official(state_dict: Mapping[str, Tensor]) -> Conversion:
     backbone_cfg = infer_hivit_arch(backbone)
     if 'fc_norm.weight' in backbone:
         backbone_cfg['out_type'] = 'avg_featmap'
-    neck_cfg = infer_pyramid_arch(pyramid,
-                                  backbone_cfg['arch']['embed_dims'])
+    neck_cfg = infer_pyramid_arch(pyramid, backbone_cfg['arch']['embed_dims'])
     return Conversion(converted, backbone_cfg, neck_cfg, dropped)

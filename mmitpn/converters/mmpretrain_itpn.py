@@ -39,9 +39,9 @@ def convert_mmpretrain(state_dict: Mapping[str, Tensor]) -> Conversion:
     backbone: Dict[str, Tensor] = {}
     pyramid: Dict[str, Tensor] = {}
     for key, value in state_dict.items():
-        pretrain_only = next(
-            (reason for name, reason in PRETRAIN_ONLY.items()
-             if key == name or key.startswith(name + '.')), None)
+        pretrain_only = next((reason for name, reason in PRETRAIN_ONLY.items()
+                              if key == name or key.startswith(name + '.')),
+                             None)
         if key.endswith('relative_position_index'):
             dropped[key] = 'derived buffer, recomputed for the input grid'
         elif pretrain_only is not None:
@@ -58,6 +58,5 @@ def convert_mmpretrain(state_dict: Mapping[str, Tensor]) -> Conversion:
                 pyramid[key[len('neck.'):]] = value
             converted[key] = value
     backbone_cfg = infer_hivit_arch(backbone)
-    neck_cfg = infer_pyramid_arch(pyramid,
-                                  backbone_cfg['arch']['embed_dims'])
+    neck_cfg = infer_pyramid_arch(pyramid, backbone_cfg['arch']['embed_dims'])
     return Conversion(converted, backbone_cfg, neck_cfg, dropped)

@@ -12,7 +12,8 @@ from torch import nn
 from mmitpn.converters import convert_mmpretrain, convert_official
 from mmitpn.models import HiViT, iTPNPyramid
 
-KEYS_DIR = osp.join(osp.dirname(osp.dirname(__file__)), 'data', 'official_keys')
+KEYS_DIR = osp.join(
+    osp.dirname(osp.dirname(__file__)), 'data', 'official_keys')
 
 PIXEL_PRETRAIN_ONLY = {
     'mask_token', 'decoder_pos_embed', 'decoder_embed', 'decoder_blocks',
@@ -74,30 +75,61 @@ def top_level_dropped(conversion):
     ('keys_pixel_pretrain_large.txt', PIXEL_PRETRAIN_ONLY,
      dict(stem=(2, 2), depth=40, dims=768, fpn_depth=2, rel=None, ls=0.)),
     ('keys_clip_pretrain_base.txt', CLIP_PRETRAIN_ONLY,
-     dict(stem=(3, 3), depth=24, dims=512, fpn_depth=1, rel='bias_table',
-          ls=0.1)),
+     dict(
+         stem=(3, 3),
+         depth=24,
+         dims=512,
+         fpn_depth=1,
+         rel='bias_table',
+         ls=0.1)),
     ('keys_clip_pretrain_large.txt', CLIP_PRETRAIN_ONLY,
-     dict(stem=(2, 2), depth=40, dims=768, fpn_depth=1, rel='bias_table',
-          ls=0.1)),
+     dict(
+         stem=(2, 2),
+         depth=40,
+         dims=768,
+         fpn_depth=1,
+         rel='bias_table',
+         ls=0.1)),
     ('keys_pixel_ft_base.txt', set(),
-     dict(stem=(3, 3), depth=24, dims=512, fpn_depth=None, rel='bias_table',
-          ls=0.)),
+     dict(
+         stem=(3, 3),
+         depth=24,
+         dims=512,
+         fpn_depth=None,
+         rel='bias_table',
+         ls=0.)),
     ('keys_pixel_ft_large.txt', set(),
-     dict(stem=(2, 2), depth=40, dims=768, fpn_depth=None, rel='bias_table',
-          ls=0.)),
+     dict(
+         stem=(2, 2),
+         depth=40,
+         dims=768,
+         fpn_depth=None,
+         rel='bias_table',
+         ls=0.)),
     ('keys_clip_ft_base.txt', set(),
-     dict(stem=(3, 3), depth=24, dims=512, fpn_depth=None, rel='bias_table',
-          ls=0.1)),
+     dict(
+         stem=(3, 3),
+         depth=24,
+         dims=512,
+         fpn_depth=None,
+         rel='bias_table',
+         ls=0.1)),
     ('keys_det_pixel_base.txt', set(),
      dict(stem=(3, 3), depth=24, dims=512, fpn_depth=1, rel=None, ls=0.)),
     ('keys_det_clip_base.txt', set(),
      dict(stem=(3, 3), depth=24, dims=512, fpn_depth=1, rel=None, ls=0.1)),
     ('keys_det_clip_large.txt', set(),
-     dict(stem=(2, 2), depth=40, dims=768, fpn_depth=1, rel='decomposed',
-          ls=0.1)),
+     dict(
+         stem=(2, 2),
+         depth=40,
+         dims=768,
+         fpn_depth=1,
+         rel='decomposed',
+         ls=0.1)),
     ('keys_seg_base.txt', set(),
-     dict(stem=(3, 3), depth=24, dims=512, fpn_depth=2, rel='bias_table',
-          ls=0.)),
+     dict(
+         stem=(3, 3), depth=24, dims=512, fpn_depth=2, rel='bias_table',
+         ls=0.)),
 ])
 def test_official_listing_loads_strictly(listing, pretrain_only, expected):
     state_dict = read_listing(listing)
@@ -117,15 +149,17 @@ def test_official_listing_loads_strictly(listing, pretrain_only, expected):
     model = load_strictly(conversion)
     # Only pretraining heads and derived index buffers are left out.
     assert top_level_dropped(conversion) == pretrain_only
-    assert all(key.split('.')[0] in pretrain_only
-               or key.endswith('relative_position_index')
-               for key in conversion.dropped)
+    assert all(
+        key.split('.')[0] in pretrain_only
+        or key.endswith('relative_position_index')
+        for key in conversion.dropped)
     kept = len(state_dict) - len(conversion.dropped)
     assert kept == len(conversion.state_dict)
     # Values arrive unchanged (same grid) under their new names.
-    assert torch.equal(model['backbone'].blocks[-1].mlp.fc2.weight,
-                       state_dict[f'blocks.{len(model["backbone"].blocks) - 1}'
-                                  '.mlp.fc2.weight'])
+    assert torch.equal(
+        model['backbone'].blocks[-1].mlp.fc2.weight,
+        state_dict[f'blocks.{len(model["backbone"].blocks) - 1}'
+                   '.mlp.fc2.weight'])
 
 
 def test_seg_layout_builds_for_its_512_grid():
@@ -137,7 +171,8 @@ def test_seg_layout_builds_for_its_512_grid():
 
 
 def test_detector_checkpoint_moves_pyramid_to_neck_and_keeps_heads():
-    state_dict = read_listing('keys_det_pixel_base.txt', prefixes=['backbone.'])
+    state_dict = read_listing(
+        'keys_det_pixel_base.txt', prefixes=['backbone.'])
     state_dict['rpn_head.rpn_cls.weight'] = torch.zeros(3, 256, 1, 1)
     conversion = convert_official(state_dict)
     assert 'neck.fpn_modules.0.mlp.fc1.weight' in conversion.state_dict
@@ -154,9 +189,10 @@ def test_unknown_key_is_named():
 
 @pytest.mark.parametrize('listings,prefixes,pretrain_only', [
     (('keys_mmp_hivit_base_norpe.txt', 'keys_mmp_neck_pixel_base.txt'),
-     ('backbone.', 'neck.'),
-     {'neck.mask_token', 'neck.decoder_pos_embed', 'neck.decoder_embed',
-      'neck.decoder_blocks', 'neck.ln1', 'neck.decoder_pred'}),
+     ('backbone.', 'neck.'), {
+         'neck.mask_token', 'neck.decoder_pos_embed', 'neck.decoder_embed',
+         'neck.decoder_blocks', 'neck.ln1', 'neck.decoder_pred'
+     }),
     (('keys_mmp_hivit_base_rpe_ls.txt', 'keys_mmp_neck_clip_base.txt'),
      ('backbone.', 'neck.'), {'neck.decoder_embed', 'neck.norm'}),
     (('keys_mmp_hivit_large.txt', ), ('', ), set()),

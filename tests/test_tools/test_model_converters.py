@@ -13,11 +13,12 @@ TINY = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4)
 
 
 def run_tool(name, *args):
-    return subprocess.run(
-        [sys.executable,
-         osp.join(REPO, 'tools', 'model_converters', name), *args],
-        capture_output=True,
-        text=True)
+    return subprocess.run([
+        sys.executable,
+        osp.join(REPO, 'tools', 'model_converters', name), *args
+    ],
+                          capture_output=True,
+                          text=True)
 
 
 def official_checkpoint(path, with_pickled_args):

@@ -40,8 +40,7 @@ def parse_args():
 def summarise(arch, size, mask_ratio):
     torch.manual_seed(0)
     classifier = HiViT(
-        arch, img_size=size, rel_pos_type='bias_table',
-        out_type='avg_featmap')
+        arch, img_size=size, rel_pos_type='bias_table', out_type='avg_featmap')
     head = torch.nn.Linear(classifier.embed_dims, 1000)
     params = sum(p.numel() for m in (classifier, head) for p in m.parameters())
     images = torch.randn(1, 3, size, size)
@@ -55,7 +54,7 @@ def summarise(arch, size, mask_ratio):
         out_type='raw').eval()
     num_units = (size // 16)**2
     ids_keep = torch.randperm(num_units)[:round(num_units *
-                                               (1 - mask_ratio))][None]
+                                                (1 - mask_ratio))][None]
     masked_macs = count_macs(lambda: encoder(images, ids_keep))
     full_macs = count_macs(lambda: encoder(images))
 

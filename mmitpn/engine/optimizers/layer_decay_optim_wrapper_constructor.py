@@ -61,8 +61,7 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             raise ValueError('LayerDecayOptimWrapperConstructor needs '
                              'paramwise_cfg.layer_decay_rate.')
         known = {
-            'layer_decay_rate', 'rescale_depth', 'no_decay_keys',
-            'custom_keys'
+            'layer_decay_rate', 'rescale_depth', 'no_decay_keys', 'custom_keys'
         }
         unknown = set(paramwise_cfg) - known
         if unknown:
@@ -103,8 +102,8 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
                 layer_id, num_ids = get_layer_depth(full_name)
                 layer_rate = rate
                 if cfg.get('rescale_depth') is not None:
-                    layer_rate = rate**(
-                        (cfg['rescale_depth'] + 1) / (num_ids - 1))
+                    layer_rate = rate**((cfg['rescale_depth'] + 1) /
+                                        (num_ids - 1))
                 lr_scale = layer_rate**(num_ids - 1 - layer_id)
                 no_decay = (
                     is_norm or name == 'bias' or param.ndim <= 1
@@ -130,8 +129,10 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
 
     @staticmethod
     def _log_groups(groups: List[dict]) -> None:
-        lines = ['Layer-wise lr decay groups (layer id, lr scale, weight '
-                 'decay, tensors, first parameter):']
+        lines = [
+            'Layer-wise lr decay groups (layer id, lr scale, weight '
+            'decay, tensors, first parameter):'
+        ]
         for group in sorted(groups, key=lambda g: g['layer_id']):
             lines.append(f'  {group["layer_id"]:3d}  '
                          f'{group["lr_scale"]:.4g}  '

@@ -245,8 +245,7 @@ class HiViT(BaseModule):
         with torch.no_grad():
             if pos_embed_init == 'sincos':
                 self.absolute_pos_embed.copy_(
-                    build_2d_sincos_pos_embed(self.grid_size,
-                                              self.embed_dims))
+                    build_2d_sincos_pos_embed(self.grid_size, self.embed_dims))
             else:
                 trunc_normal_(self.absolute_pos_embed, std=.02)
 
@@ -310,8 +309,10 @@ class HiViT(BaseModule):
             return self.fc_norm(x.mean(dim=1))
         return x
 
-    def forward_stem(self, x: Tensor, ids_keep: Optional[Tensor] = None
-                     ) -> Tuple[List[Tensor], Tensor]:
+    def forward_stem(
+            self,
+            x: Tensor,
+            ids_keep: Optional[Tensor] = None) -> Tuple[List[Tensor], Tensor]:
         """Patch embedding and the two MLP stages.
 
         Args:
@@ -335,7 +336,9 @@ class HiViT(BaseModule):
             x = self.blocks[end](x)
         return stem_outs, x[:, :, 0, 0, :]
 
-    def forward_main(self, x: Tensor, grid: Tuple[int, int],
+    def forward_main(self,
+                     x: Tensor,
+                     grid: Tuple[int, int],
                      ids_keep: Optional[Tensor] = None) -> Tensor:
         """Position embedding and the attention stage on ``(B, L, C)``."""
         pos_embed = resize_pos_embed(self.absolute_pos_embed, self.grid_size,
@@ -374,7 +377,8 @@ class HiViT(BaseModule):
         return tuple(
             self._format(stage_outs[i], grid) for i in self.out_indices)
 
-    def get_layer_depth(self, param_name: str,
+    def get_layer_depth(self,
+                        param_name: str,
                         prefix: str = '') -> Tuple[int, int]:
         """Layer id of a parameter for layer-wise learning-rate decay.
 

@@ -145,8 +145,8 @@ class iTPNPyramid(BaseModule):
                        self.split_16to8(x16) + self.align_dim_16to8(f8))
         p4 = self._run(self.block_8to4,
                        self.split_8to4(p8) + self.align_dim_8to4(f4))
-        return (self._run(self.fpn_modules[2], p4),
-                self._run(self.fpn_modules[1], p8),
+        return (self._run(self.fpn_modules[2],
+                          p4), self._run(self.fpn_modules[1], p8),
                 self._run(self.fpn_modules[0], p16))
 
     def forward(self, inputs: Sequence[Tensor]) -> Tuple[Tensor, ...]:

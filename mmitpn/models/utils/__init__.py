@@ -1,7 +1,7 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
 from .position_encoding import (build_2d_sincos_pos_embed, decomposed_rel_pos,
-                                relative_position_index,
-                                resize_pos_embed, resize_rel_pos_bias_table)
+                                relative_position_index, resize_pos_embed,
+                                resize_rel_pos_bias_table)
 from .transformer_blocks import (Attention, AttentionBlock, Mlp, MlpBlock,
                                  gather_rel_pos_index)
 from .unit_ops import (UNIT_SIZE, PatchEmbed, PatchMerge, PatchSplit,
@@ -11,6 +11,6 @@ __all__ = [
     'build_2d_sincos_pos_embed', 'decomposed_rel_pos',
     'relative_position_index', 'resize_pos_embed', 'resize_rel_pos_bias_table',
     'Attention', 'AttentionBlock', 'Mlp', 'MlpBlock', 'gather_rel_pos_index',
-    'UNIT_SIZE', 'PatchEmbed', 'PatchMerge', 'PatchSplit', 'gather_units', 'map_to_units',
-    'units_to_map'
+    'UNIT_SIZE', 'PatchEmbed', 'PatchMerge', 'PatchSplit', 'gather_units',
+    'map_to_units', 'units_to_map'
 ]

@@ -36,15 +36,15 @@ def build_2d_sincos_pos_embed(grid_size: Tuple[int, int],
 
 def resize_pos_embed(pos_embed: Tensor, src_grid: Tuple[int, int],
                      dst_grid: Tuple[int, int]) -> Tensor:
-    """Bicubically resize a ``(1, H*W, C)`` position embedding to a new grid."""
+    """Bicubically resize a ``(1, H*W, C)`` position embedding."""
     if tuple(src_grid) == tuple(dst_grid):
         return pos_embed
     channels = pos_embed.shape[-1]
     grid = pos_embed.reshape(1, *src_grid, channels).permute(0, 3, 1, 2)
     grid = F.interpolate(
         grid.float(), size=dst_grid, mode='bicubic', align_corners=False)
-    return grid.to(pos_embed.dtype).permute(0, 2, 3, 1).reshape(
-        1, -1, channels)
+    return grid.to(pos_embed.dtype).permute(0, 2, 3,
+                                            1).reshape(1, -1, channels)
 
 
 def relative_position_index(grid_size: Tuple[int, int]) -> Tensor:

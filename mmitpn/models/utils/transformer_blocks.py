@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from mmcv.cnn.bricks import DropPath
 from torch import Tensor, nn
 
-from .position_encoding import (decomposed_rel_pos, resize_rel_pos_bias_table,
-                                relative_position_index)
+from .position_encoding import (decomposed_rel_pos, relative_position_index,
+                                resize_rel_pos_bias_table)
 
 REL_POS_TYPES = (None, 'bias_table', 'decomposed')
 
@@ -52,14 +52,16 @@ class Attention(nn.Module):
             parameters are made for; other grids resize them on the fly.
     """
 
-    def __init__(self,
-                 dim: int,
-                 num_heads: int,
-                 qkv_bias: bool = True,
-                 attn_drop: float = 0.,
-                 proj_drop: float = 0.,
-                 rel_pos_type: Optional[str] = None,
-                 grid_size: Tuple[int, int] = (14, 14)) -> None:
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        qkv_bias: bool = True,
+        attn_drop: float = 0.,
+        proj_drop: float = 0.,
+        rel_pos_type: Optional[str] = None,
+        grid_size: Tuple[int, int] = (14, 14)
+    ) -> None:
         super().__init__()
         if rel_pos_type not in REL_POS_TYPES:
             raise ValueError(f'rel_pos_type must be one of {REL_POS_TYPES}, '
@@ -77,10 +79,10 @@ class Attention(nn.Module):
             self.relative_position_bias_table = nn.Parameter(
                 torch.zeros((2 * h - 1) * (2 * w - 1), num_heads))
         elif rel_pos_type == 'decomposed':
-            self.rel_pos_h = nn.Parameter(torch.zeros(2 * h - 1,
-                                                      self.head_dims))
-            self.rel_pos_w = nn.Parameter(torch.zeros(2 * w - 1,
-                                                      self.head_dims))
+            self.rel_pos_h = nn.Parameter(
+                torch.zeros(2 * h - 1, self.head_dims))
+            self.rel_pos_w = nn.Parameter(
+                torch.zeros(2 * w - 1, self.head_dims))
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
@@ -104,8 +106,8 @@ class Attention(nn.Module):
         q, k, v = qkv.unbind(0)
         bias = None
         if self.rel_pos_type == 'bias_table':
-            table = resize_rel_pos_bias_table(self.relative_position_bias_table,
-                                              self.grid_size, grid_size)
+            table = resize_rel_pos_bias_table(
+                self.relative_position_bias_table, self.grid_size, grid_size)
             bias = table[rel_pos_index].permute(0, 3, 1, 2).to(q.dtype)
         elif self.rel_pos_type == 'decomposed':
             bias = self._decomposed_bias(q, grid_size)
@@ -169,7 +171,8 @@ class MlpBlock(nn.Module):
         super().__init__()
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.drop_path = DropPath(
+            drop_path) if drop_path > 0 else nn.Identity()
         self.gamma_2 = nn.Parameter(
             torch.full((dim, ), layer_scale_init_value)
         ) if layer_scale_init_value > 0 else None
@@ -217,7 +220,8 @@ class AttentionBlock(nn.Module):
                               rel_pos_type, grid_size)
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.drop_path = DropPath(
+            drop_path) if drop_path > 0 else nn.Identity()
         if layer_scale_init_value > 0:
             self.gamma_1 = nn.Parameter(
                 torch.full((dim, ), layer_scale_init_value))
@@ -240,8 +244,8 @@ class AttentionBlock(nn.Module):
         return x + self.drop_path(y)
 
 
-def gather_rel_pos_index(grid_size: Tuple[int, int],
-                         ids_keep: Optional[Tensor],
+def gather_rel_pos_index(grid_size: Tuple[int,
+                                          int], ids_keep: Optional[Tensor],
                          device: torch.device) -> Tensor:
     """Bias-table indices for the tokens present, ``(B or 1, L, L)``.
 
@@ -252,5 +256,5 @@ def gather_rel_pos_index(grid_size: Tuple[int, int],
     if ids_keep is None:
         return index.unsqueeze(0)
     rows = index[ids_keep]  # (B, L, N)
-    return rows.gather(2, ids_keep.unsqueeze(1).expand(-1, ids_keep.shape[1],
-                                                       -1))
+    return rows.gather(2,
+                       ids_keep.unsqueeze(1).expand(-1, ids_keep.shape[1], -1))

@@ -102,7 +102,7 @@ def units_to_map(x: Tensor, grid_size: Tuple[int, int]) -> Tensor:
 
 
 def map_to_units(x: Tensor, inner_size: int) -> Tensor:
-    """``(B, C, H*s, W*s)`` -> ``(B, N, s, s, C)`` (inverse of units_to_map)."""
+    """``(B, C, H*s, W*s)`` -> ``(B, N, s, s, C)``, inverse of units_to_map."""
     batch, channels, height, width = x.shape
     s = inner_size
     h, w = height // s, width // s
@@ -112,7 +112,6 @@ def map_to_units(x: Tensor, inner_size: int) -> Tensor:
 
 def gather_units(x: Tensor, ids_keep: Tensor) -> Tensor:
     """Keep the units ``ids_keep`` ``(B, L)`` of ``x`` ``(B, N, ...)``."""
-    index = ids_keep.reshape(*ids_keep.shape,
-                             *([1] * (x.dim() - 2))).expand(
-                                 -1, -1, *x.shape[2:])
+    index = ids_keep.reshape(*ids_keep.shape, *([1] * (x.dim() - 2))).expand(
+        -1, -1, *x.shape[2:])
     return x.gather(1, index)

@@ -21,7 +21,9 @@ class ToyClassifier(nn.Module):
     def __init__(self):
         super().__init__()
         self.backbone = HiViT(
-            TINY, img_size=32, rel_pos_type='bias_table',
+            TINY,
+            img_size=32,
+            rel_pos_type='bias_table',
             out_type='avg_featmap')
         self.head = nn.Linear(64, 10)
 
@@ -130,8 +132,8 @@ def _from_base(base, model_updates):
 
 
 def test_builds_for_mmdet_mask_rcnn_with_hivit_and_pyramid():
-    from mmdet.registry import MODELS
     import mmdet.models  # noqa: F401
+    from mmdet.registry import MODELS
     model_cfg = _from_base(
         'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
         dict(
@@ -162,8 +164,8 @@ def test_builds_for_mmdet_mask_rcnn_with_hivit_and_pyramid():
 
 
 def test_builds_for_mmseg_upernet_with_hivit_and_pyramid():
-    from mmseg.registry import MODELS
     import mmseg.models  # noqa: F401
+    from mmseg.registry import MODELS
     model_cfg = _from_base(
         'mmseg::_base_/models/upernet_r50.py',
         dict(

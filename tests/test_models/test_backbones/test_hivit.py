@@ -59,8 +59,8 @@ def test_arch_zoo_block_layout():
 @pytest.mark.parametrize('arch,message', [
     ('vit-base', 'Unknown HiViT arch'),
     (dict(embed_dims=64, depth=2), 'custom HiViT arch'),
-    (dict(embed_dims=64, stem_mlp_blocks=(1, 1, 1), depth=2, num_heads=2),
-     'stem_mlp_blocks'),
+    (dict(embed_dims=64, stem_mlp_blocks=(1, 1, 1), depth=2,
+          num_heads=2), 'stem_mlp_blocks'),
 ])
 def test_bad_arch_is_rejected(arch, message):
     with pytest.raises(ValueError, match=message):
@@ -120,8 +120,7 @@ def test_sincos_position_embedding_is_fixed_when_not_trainable():
 
 def test_masked_stem_equals_full_stem_at_kept_units():
     torch.manual_seed(0)
-    model = HiViT(
-        TINY, img_size=64, out_indices=(0, 1), out_type='raw').eval()
+    model = HiViT(TINY, img_size=64, out_indices=(0, 1), out_type='raw').eval()
     images = torch.randn(2, 3, 64, 64)
     ids_keep = torch.rand(2, 16).argsort(dim=1)[:, :5]
     full = model(images)
@@ -180,8 +179,7 @@ def test_masked_forward_needs_raw_outputs():
 
 
 def test_decomposed_rel_pos_needs_the_full_grid():
-    model = HiViT(
-        TINY, img_size=64, rel_pos_type='decomposed', out_type='raw')
+    model = HiViT(TINY, img_size=64, rel_pos_type='decomposed', out_type='raw')
     with pytest.raises(ValueError, match='full'):
         model(torch.randn(1, 3, 64, 64), torch.zeros(1, 4, dtype=torch.long))
 
@@ -189,9 +187,8 @@ def test_decomposed_rel_pos_needs_the_full_grid():
 def test_drop_path_ramps_over_stem_and_attention_blocks():
     model = HiViT(TINY, img_size=64, drop_path_rate=0.5)
     rates = [
-        block.drop_path.drop_prob for block in model.blocks
-        if hasattr(block, 'drop_path') and hasattr(block.drop_path,
-                                                   'drop_prob')
+        block.drop_path.drop_prob for block in model.blocks if
+        hasattr(block, 'drop_path') and hasattr(block.drop_path, 'drop_prob')
     ]
     assert rates == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])
     assert not hasattr(model.blocks[0].drop_path, 'drop_prob')
@@ -213,10 +210,7 @@ def test_layer_scale_parameters():
 ])
 def test_frozen_stages(frozen_stages, trainable_prefixes):
     model = HiViT(
-        TINY,
-        img_size=64,
-        frozen_stages=frozen_stages,
-        out_type='avg_featmap')
+        TINY, img_size=64, frozen_stages=frozen_stages, out_type='avg_featmap')
     model.train()
     for name, param in model.named_parameters():
         expected = name.startswith(trainable_prefixes)
