@@ -100,3 +100,43 @@ def infer_pyramid_arch(pyramid: Mapping[str, Tensor],
         embed_dims=embed_dims,
         fpn_dim=pyramid['align_dim_16to8.weight'].shape[0],
         fpn_depth=depth)
+
+
+def infer_pretrain_head_arch(head: Mapping[str, Tensor], embed_dims: int,
+                             backbone_cfg: dict) -> Optional[dict]:
+    """iTPNPixelHead / iTPNCLIPHead arguments for head keys, or None."""
+    if 'decoder_pred.weight' in head:
+        decoder_dims = head['decoder_pred.weight'].shape[1]
+        return dict(
+            type='iTPNPixelHead',
+            fpn_dim=head['decoder_embed.0.0.weight'].shape[0],
+            decoder_embed_dims=decoder_dims,
+            decoder_depth=_count_indexed(head, 'decoder_blocks.'),
+            decoder_num_heads=decoder_dims // 32,
+            img_size=backbone_cfg['img_size'])
+    if 'lm_head.weight' in head:
+        aux_depth = _count_indexed(head, 'cls_pt_layers.')
+        cfg = dict(
+            type='iTPNCLIPHead',
+            embed_dims=embed_dims,
+            fpn_dim=head['decoder_embed.0.0.weight'].shape[0],
+            teacher_dims=head['lm_head.weight'].shape[0],
+            num_heads=backbone_cfg['arch']['num_heads'],
+            aux_depth=aux_depth,
+            grid_size=(backbone_cfg['img_size'] // UNIT_SIZE, ) * 2)
+        if aux_depth:
+            table = head['cls_pt_layers.0.attn.relative_position_bias_table']
+            side = (_square_side(table.shape[0], 'auxiliary table') + 1) // 2
+            cfg['grid_size'] = (side, side)
+            cfg['layer_scale_init_value'] = \
+                0.1 if 'cls_pt_layers.0.gamma_1' in head else 0.
+        return cfg
+    return None
+
+
+def _count_indexed(state_dict: Mapping[str, Tensor], prefix: str) -> int:
+    indices = {
+        int(name[len(prefix):].split('.')[0])
+        for name in state_dict if name.startswith(prefix)
+    }
+    return max(indices) + 1 if indices else 0

@@ -1,3 +1,6 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
+from .algorithms import *  # noqa: F401,F403
 from .backbones import *  # noqa: F401,F403
+from .heads import *  # noqa: F401,F403
 from .necks import *  # noqa: F401,F403
+from .target_generators import *  # noqa: F401,F403

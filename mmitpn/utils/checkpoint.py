@@ -1,48 +1,135 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
-"""Safe checkpoint reading shared by converters, initialisation and tools."""
+"""Safe checkpoint reading shared by converters, initialisation and tools.
+
+By default only tensors and plain containers are unpickled
+(``torch.load(weights_only=True)``): a checkpoint from the internet cannot
+run code. A few objects that OpenMMLab and MAE-style checkpoints carry
+besides their weights (mmengine's message hub, numpy scalars, argparse
+arguments) are replaced by inert :class:`Ignored` placeholders instead of
+being rebuilt, so such files still load their tensors. Full unpickling is
+only done for paths marked as trusted (a run's own work directory, an
+explicit ``--resume`` file) or when the caller opts in.
+"""
 import os.path as osp
 import pickle
 from collections import OrderedDict
-from typing import Dict, Mapping
+from typing import Dict, List, Mapping
 
 import torch
 from torch import Tensor
 
 CONTAINER_KEYS = ('state_dict', 'model', 'module')
 
+# Non-tensor globals found in mmengine Runner checkpoints (message hub
+# history buffers, numpy scalars) and in MAE/BEiT-style ones (their args).
+IGNORED_GLOBALS = (
+    'mmengine.logging.history_buffer.HistoryBuffer',
+    'numpy.dtype',
+    'numpy.ndarray',
+    'numpy.core.multiarray._reconstruct',
+    'numpy.core.multiarray.scalar',
+    'numpy._core.multiarray._reconstruct',
+    'numpy._core.multiarray.scalar',
+    '_codecs.encode',
+    'builtins.getattr',
+    '__builtin__.getattr',
+    'argparse.Namespace',
+)
+
+_trusted_paths: List[str] = []
+
+
+class Ignored:
+    """Inert stand-in for a non-tensor object of a checkpoint.
+
+    It accepts whatever the unpickler passes and does nothing, so no code of
+    the original class (or function) is ever run.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def __setstate__(self, state) -> None:
+        pass
+
+    def __call__(self, *args, **kwargs) -> 'Ignored':
+        return Ignored()
+
+    def __repr__(self) -> str:
+        return 'Ignored()'
+
 
 class UnsafeCheckpointError(RuntimeError):
     """A checkpoint holds Python objects that a tensors-only load refuses."""
 
 
+def trust_checkpoint_path(path: str) -> None:
+    """Allow full unpickling of ``path`` and of any file below it.
+
+    ``tools/train.py`` trusts its own work directory (so resuming restores
+    the message hub) and an explicit ``--resume`` file.
+    """
+    _trusted_paths.append(osp.abspath(path))
+
+
+def is_trusted(path: str) -> bool:
+    path = osp.abspath(path)
+    return any(path == trusted or path.startswith(trusted + osp.sep)
+               for trusted in _trusted_paths)
+
+
 def load_checkpoint_file(path: str,
                          allow_pickle: bool = False,
-                         map_location: str = 'cpu') -> dict:
+                         map_location='cpu') -> dict:
     """Read a checkpoint file, tensors and plain containers only by default.
 
     Args:
         path (str): Local file path; nothing is ever downloaded.
-        allow_pickle (bool): Load arbitrary pickled objects. Only for files
-            from a trusted source: unpickling can run code. Defaults to
-            False (``torch.load(weights_only=True)``).
-        map_location (str): Device to map tensors to. Defaults to ``'cpu'``.
+        allow_pickle (bool): Rebuild arbitrary pickled objects. Only for
+            files from a trusted source: unpickling can run code. Defaults
+            to False (tensors only; see :data:`IGNORED_GLOBALS`).
+        map_location: Where to map tensors. Defaults to ``'cpu'``.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        UnsafeCheckpointError: The file needs ``allow_pickle=True``.
+        UnsafeCheckpointError: The file holds other objects and needs
+            ``allow_pickle=True``.
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'Checkpoint file not found: {path}')
+    if allow_pickle:
+        return torch.load(path, map_location=map_location, weights_only=False)
     try:
-        return torch.load(
-            path, map_location=map_location, weights_only=not allow_pickle)
+        with torch.serialization.safe_globals([(Ignored, name)
+                                               for name in IGNORED_GLOBALS]):
+            return torch.load(
+                path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
-        reason = str(error).strip().splitlines()[0]
+        reason = str(error).strip().splitlines()
+        detail = next((line for line in reason if 'GLOBAL' in line), reason[0])
         raise UnsafeCheckpointError(
             f'{path} holds Python objects besides tensors, so a tensors-only '
-            f'load refused it ({reason}). If you trust where the file comes '
-            'from, opt in to a full pickle load (--unsafe-load on the '
-            'converters, allow_pickle=True in Python).') from error
+            f'load refused it ({detail.strip()}). If you trust where the '
+            'file comes from, opt in to a full pickle load (--unsafe-load on '
+            'the converters, allow_pickle=True in Python).') from error
+
+
+def load_local_checkpoint(filename: str, map_location=None) -> dict:
+    """mmengine loader for local files: full pickle for trusted paths,
+    tensors only for everything else (pretrained init, ``load_from``)."""
+    filename = osp.expanduser(filename)
+    return load_checkpoint_file(
+        filename, allow_pickle=is_trusted(filename), map_location=map_location)
+
+
+def register_checkpoint_loader() -> None:
+    """Make mmengine read local checkpoints through
+    :func:`load_local_checkpoint` (mmengine 0.10.7 calls ``torch.load``
+    without ``weights_only``, which torch >= 2.6 turns into a load that
+    fails on every Runner checkpoint)."""
+    from mmengine.runner import CheckpointLoader
+    CheckpointLoader.register_scheme(
+        prefixes='', loader=load_local_checkpoint, force=True)
 
 
 def extract_state_dict(checkpoint: Mapping) -> Dict[str, Tensor]:

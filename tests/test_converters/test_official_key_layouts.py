@@ -11,17 +11,18 @@ from torch import nn
 
 from mmitpn.converters import convert_mmpretrain, convert_official
 from mmitpn.models import HiViT, iTPNPyramid
+from mmitpn.registry import MODELS
 
 KEYS_DIR = osp.join(
     osp.dirname(osp.dirname(__file__)), 'data', 'official_keys')
 
-PIXEL_PRETRAIN_ONLY = {
+PIXEL_HEAD = {
     'mask_token', 'decoder_pos_embed', 'decoder_embed', 'decoder_blocks',
     'decoder_norm', 'decoder_pred'
 }
-CLIP_PRETRAIN_ONLY = {
-    'mask_token', 'decoder_embed', 'norm', 'lm_head', 'norm_cls',
-    'lm_cls_head', 'cls_pt_layers'
+CLIP_HEAD = {
+    'decoder_embed', 'norm', 'lm_head', 'norm_cls', 'lm_cls_head',
+    'cls_pt_layers'
 }
 
 
@@ -43,16 +44,21 @@ def read_listing(*names, prefixes=None):
 
 def build_target(conversion):
     """mmitpn modules for the converted layout, built on the meta device."""
-    parts = {}
+    model = nn.Module()
     with torch.device('meta'):
-        parts['backbone'] = HiViT(**conversion.backbone)
+        model.backbone = HiViT(**conversion.backbone)
         if conversion.neck is not None:
-            parts['neck'] = iTPNPyramid(**conversion.neck)
-        if 'head.fc.weight' in conversion.state_dict:
+            model.neck = iTPNPyramid(**conversion.neck)
+        if conversion.head is not None:
+            model.head = MODELS.build(conversion.head)
+        elif 'head.fc.weight' in conversion.state_dict:
             num_classes, channels = conversion.state_dict[
                 'head.fc.weight'].shape
-            parts['head'] = LinearClsHead(num_classes, channels)
-    return nn.ModuleDict(parts)
+            model.head = LinearClsHead(num_classes, channels)
+        if 'mask_token' in conversion.state_dict:
+            model.mask_token = nn.Parameter(
+                torch.empty(conversion.state_dict['mask_token'].shape))
+    return model
 
 
 def load_strictly(conversion):
@@ -61,20 +67,12 @@ def load_strictly(conversion):
     return model
 
 
-def top_level_dropped(conversion):
-    return {
-        key.split('.')[0]
-        for key in conversion.dropped
-        if not key.endswith('relative_position_index')
-    }
-
-
-@pytest.mark.parametrize('listing,pretrain_only,expected', [
-    ('keys_pixel_pretrain_base.txt', PIXEL_PRETRAIN_ONLY,
+@pytest.mark.parametrize('listing,head_modules,expected', [
+    ('keys_pixel_pretrain_base.txt', PIXEL_HEAD,
      dict(stem=(3, 3), depth=24, dims=512, fpn_depth=2, rel=None, ls=0.)),
-    ('keys_pixel_pretrain_large.txt', PIXEL_PRETRAIN_ONLY,
+    ('keys_pixel_pretrain_large.txt', PIXEL_HEAD,
      dict(stem=(2, 2), depth=40, dims=768, fpn_depth=2, rel=None, ls=0.)),
-    ('keys_clip_pretrain_base.txt', CLIP_PRETRAIN_ONLY,
+    ('keys_clip_pretrain_base.txt', CLIP_HEAD,
      dict(
          stem=(3, 3),
          depth=24,
@@ -82,7 +80,7 @@ def top_level_dropped(conversion):
          fpn_depth=1,
          rel='bias_table',
          ls=0.1)),
-    ('keys_clip_pretrain_large.txt', CLIP_PRETRAIN_ONLY,
+    ('keys_clip_pretrain_large.txt', CLIP_HEAD,
      dict(
          stem=(2, 2),
          depth=40,
@@ -131,7 +129,7 @@ def top_level_dropped(conversion):
          stem=(3, 3), depth=24, dims=512, fpn_depth=2, rel='bias_table',
          ls=0.)),
 ])
-def test_official_listing_loads_strictly(listing, pretrain_only, expected):
+def test_official_listing_loads_strictly(listing, head_modules, expected):
     state_dict = read_listing(listing)
     conversion = convert_official(state_dict)
     arch = conversion.backbone['arch']
@@ -147,18 +145,18 @@ def test_official_listing_loads_strictly(listing, pretrain_only, expected):
         assert conversion.neck['fpn_depth'] == expected['fpn_depth']
 
     model = load_strictly(conversion)
-    # Only pretraining heads and derived index buffers are left out.
-    assert top_level_dropped(conversion) == pretrain_only
+    # Only the derived relative position indices are left out; pretraining
+    # heads load into mmitpn's heads under their official names.
     assert all(
-        key.split('.')[0] in pretrain_only
-        or key.endswith('relative_position_index')
-        for key in conversion.dropped)
-    kept = len(state_dict) - len(conversion.dropped)
-    assert kept == len(conversion.state_dict)
+        key.endswith('relative_position_index') for key in conversion.dropped)
+    assert len(state_dict) - len(conversion.dropped) == len(
+        conversion.state_dict)
+    assert {key.split('.')[0]
+            for key in conversion.part('head')} - {'fc'} == head_modules
     # Values arrive unchanged (same grid) under their new names.
     assert torch.equal(
-        model['backbone'].blocks[-1].mlp.fc2.weight,
-        state_dict[f'blocks.{len(model["backbone"].blocks) - 1}'
+        model.backbone.blocks[-1].mlp.fc2.weight,
+        state_dict[f'blocks.{len(model.backbone.blocks) - 1}'
                    '.mlp.fc2.weight'])
 
 
@@ -167,7 +165,7 @@ def test_seg_layout_builds_for_its_512_grid():
     assert conversion.backbone['img_size'] == 512
     model = load_strictly(conversion)
     # The 14x14 pretraining position embedding is resized to 32x32.
-    assert model['backbone'].absolute_pos_embed.shape == (1, 1024, 512)
+    assert model.backbone.absolute_pos_embed.shape == (1, 1024, 512)
 
 
 def test_detector_checkpoint_moves_pyramid_to_neck_and_keeps_heads():
@@ -187,24 +185,22 @@ def test_unknown_key_is_named():
         convert_official(state_dict)
 
 
-@pytest.mark.parametrize('listings,prefixes,pretrain_only', [
+@pytest.mark.parametrize('listings,prefixes,head_type', [
     (('keys_mmp_hivit_base_norpe.txt', 'keys_mmp_neck_pixel_base.txt'),
-     ('backbone.', 'neck.'), {
-         'neck.mask_token', 'neck.decoder_pos_embed', 'neck.decoder_embed',
-         'neck.decoder_blocks', 'neck.ln1', 'neck.decoder_pred'
-     }),
+     ('backbone.', 'neck.'), 'iTPNPixelHead'),
     (('keys_mmp_hivit_base_rpe_ls.txt', 'keys_mmp_neck_clip_base.txt'),
-     ('backbone.', 'neck.'), {'neck.decoder_embed', 'neck.norm'}),
-    (('keys_mmp_hivit_large.txt', ), ('', ), set()),
+     ('backbone.', 'neck.'), 'iTPNCLIPHead'),
+    (('keys_mmp_hivit_large.txt', ), ('', ), None),
 ])
-def test_mmpretrain_listing_loads_strictly(listings, prefixes, pretrain_only):
+def test_mmpretrain_listing_loads_strictly(listings, prefixes, head_type):
     state_dict = read_listing(*listings, prefixes=prefixes)
+    if head_type == 'iTPNCLIPHead':
+        # mmpretrain's iTPNClipHead (not in the neck listing).
+        state_dict['head.cls_head.weight'] = torch.randn(512, 512)
+        state_dict['head.cls_head.bias'] = torch.randn(512)
     conversion = convert_mmpretrain(state_dict)
     assert conversion.backbone['arch']['stem_mlp_blocks'] == (4, 4)
-    dropped_modules = {
-        '.'.join(key.split('.')[:2]) if key.startswith('neck.') else key
-        for key in conversion.dropped
-        if not key.endswith('relative_position_index')
-    }
-    assert dropped_modules == pretrain_only
+    assert all(
+        key.endswith('relative_position_index') for key in conversion.dropped)
+    assert (conversion.head or {}).get('type') == head_type
     load_strictly(conversion)

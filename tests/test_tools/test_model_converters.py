@@ -1,6 +1,7 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
 import argparse
 import os.path as osp
+import pathlib
 import subprocess
 import sys
 
@@ -21,7 +22,7 @@ def run_tool(name, *args):
                           text=True)
 
 
-def official_checkpoint(path, with_pickled_args):
+def official_checkpoint(path, extra=None):
     """An official-style classification checkpoint: {'model': ...}."""
     model = HiViT(
         TINY, img_size=32, rel_pos_type='bias_table', out_type='avg_featmap')
@@ -29,16 +30,17 @@ def official_checkpoint(path, with_pickled_args):
     state_dict['head.weight'] = torch.randn(10, 64)
     state_dict['head.bias'] = torch.randn(10)
     state_dict['relative_position_index'] = torch.zeros(4, 4).long()
-    checkpoint = dict(model=state_dict, epoch=99)
-    if with_pickled_args:
-        checkpoint['args'] = argparse.Namespace(lr=1e-3)
+    checkpoint = dict(model=state_dict, epoch=99, **(extra or {}))
     torch.save(checkpoint, path)
     return state_dict
 
 
 def test_official_converter_round_trip(tmp_path):
     src, dst = str(tmp_path / 'official.pth'), str(tmp_path / 'out.pth')
-    state_dict = official_checkpoint(src, with_pickled_args=False)
+    # MAE/BEiT-style checkpoints carry their argparse arguments: those are
+    # replaced by inert placeholders, never rebuilt.
+    state_dict = official_checkpoint(src,
+                                     dict(args=argparse.Namespace(lr=1e-3)))
     result = run_tool('itpn_to_mmitpn.py', src, dst)
     assert result.returncode == 0, result.stderr
     assert 'missing keys: none, unexpected keys: none' in result.stdout
@@ -51,7 +53,7 @@ def test_official_converter_round_trip(tmp_path):
 
 def test_pickled_objects_need_explicit_opt_in(tmp_path):
     src, dst = str(tmp_path / 'official.pth'), str(tmp_path / 'out.pth')
-    official_checkpoint(src, with_pickled_args=True)
+    official_checkpoint(src, dict(data_root=pathlib.PosixPath('/data')))
     refused = run_tool('itpn_to_mmitpn.py', src, dst)
     assert refused.returncode != 0
     assert 'tensors-only load refused' in refused.stderr

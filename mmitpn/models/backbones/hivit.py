@@ -133,7 +133,7 @@ class HiViT(BaseModule):
             raise ValueError(f'embed_dims must be divisible by 4, got '
                              f'{self.embed_dims}.')
         self.img_size = _to_2tuple(img_size)
-        self.grid_size = self._grid_of(*self.img_size)
+        self.grid_size = self.grid_of(*self.img_size)
         self.out_indices = self._parse_out_indices(out_indices)
         if out_type not in self.out_types:
             raise ValueError(f'out_type must be one of {self.out_types}, got '
@@ -217,7 +217,9 @@ class HiViT(BaseModule):
         return tuple(sorted(set(parsed)))
 
     @staticmethod
-    def _grid_of(height: int, width: int) -> Tuple[int, int]:
+    def grid_of(height: int, width: int) -> Tuple[int, int]:
+        """Unit grid of an input size; raises if a side is not a multiple
+        of 16."""
         if height % UNIT_SIZE or width % UNIT_SIZE:
             raise ValueError(
                 f'HiViT needs input sides that are multiples of {UNIT_SIZE}, '
@@ -336,11 +338,25 @@ class HiViT(BaseModule):
             x = self.blocks[end](x)
         return stem_outs, x[:, :, 0, 0, :]
 
-    def forward_main(self,
-                     x: Tensor,
-                     grid: Tuple[int, int],
-                     ids_keep: Optional[Tensor] = None) -> Tensor:
-        """Position embedding and the attention stage on ``(B, L, C)``."""
+    def forward_main(
+        self,
+        x: Tensor,
+        grid: Tuple[int, int],
+        ids_keep: Optional[Tensor] = None,
+        collect: Sequence[int] = ()
+    ) -> Tuple[Tensor, List[Tensor]]:
+        """Position embedding and the attention stage on ``(B, L, C)``.
+
+        Args:
+            x (Tensor): Stride-16 tokens from :meth:`forward_stem`.
+            grid (tuple[int, int]): Unit grid of the input.
+            ids_keep (Tensor, optional): Kept units, as for the stem.
+            collect (Sequence[int]): Attention blocks (0-based) whose
+                outputs are returned too, e.g. for auxiliary heads.
+
+        Returns:
+            tuple: The final tokens and the collected block outputs.
+        """
         pos_embed = resize_pos_embed(self.absolute_pos_embed, self.grid_size,
                                      grid)
         if ids_keep is not None:
@@ -350,9 +366,12 @@ class HiViT(BaseModule):
         rel_pos_index = None
         if self.rel_pos_type == 'bias_table':
             rel_pos_index = gather_rel_pos_index(grid, ids_keep, x.device)
-        for block in self.blocks[self.main_start:]:
+        collected = []
+        for index, block in enumerate(self.blocks[self.main_start:]):
             x = self._run(block, x, grid, rel_pos_index)
-        return x
+            if index in collect:
+                collected.append(x)
+        return x, collected
 
     def forward(self,
                 x: Tensor,
@@ -367,12 +386,12 @@ class HiViT(BaseModule):
         Returns:
             tuple[Tensor]: One output per entry of ``out_indices``.
         """
-        grid = self._grid_of(x.shape[2], x.shape[3])
+        grid = self.grid_of(x.shape[2], x.shape[3])
         if ids_keep is not None and self.out_type != 'raw':
             raise ValueError("Masked forward (ids_keep) needs out_type='raw'; "
                              'dropped units have no place in a feature map.')
         stem_outs, x = self.forward_stem(x, ids_keep)
-        x = self.forward_main(x, grid, ids_keep)
+        x, _ = self.forward_main(x, grid, ids_keep)
         stage_outs = stem_outs + [x]
         return tuple(
             self._format(stage_outs[i], grid) for i in self.out_indices)

@@ -1,0 +1,200 @@
+# Copyright (c) mmitpn contributors. All rights reserved.
+"""Fused pixel decoder of iTPN pixel pretraining."""
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+from mmengine.model import BaseModule
+from mmengine.model.weight_init import trunc_normal_
+from torch import Tensor, nn
+
+from mmitpn.registry import MODELS
+from ..utils.position_encoding import (build_2d_sincos_pos_embed,
+                                       resize_pos_embed)
+from ..utils.transformer_blocks import AttentionBlock
+from ..utils.unit_ops import UNIT_SIZE
+
+
+def _to_2tuple(size: Union[int, Sequence[int]]) -> Tuple[int, int]:
+    return (size, size) if isinstance(size, int) else tuple(size)
+
+
+def embed_level(embed: nn.Module, level: Tensor) -> Tensor:
+    """Embed a pyramid level and flatten each unit: ``(B, L, d)``.
+
+    A level ``(B, L, s, s, f)`` is embedded per sub-token to ``d / s**2``
+    channels and the ``s x s`` sub-tokens of a unit are concatenated
+    (row-major), so every level gives one ``d``-dim vector per unit.
+    """
+    out = embed(level)
+    return out.reshape(out.shape[0], out.shape[1], -1)
+
+
+def unshuffle(tokens: Tensor, mask_token: Tensor,
+              ids_restore: Tensor) -> Tensor:
+    """Append mask tokens to the visible ``tokens`` and restore unit order.
+
+    Args:
+        tokens (Tensor): ``(B, L, d)`` visible units, in ``ids_keep`` order.
+        mask_token (Tensor): ``(1, 1, d)``.
+        ids_restore (Tensor): ``(B, N)`` position of each unit in the
+            shuffled order (visible first).
+    """
+    batch, visible, dims = tokens.shape
+    num_units = ids_restore.shape[1]
+    tokens = torch.cat(
+        [tokens, mask_token.expand(batch, num_units - visible, dims)], dim=1)
+    return tokens.gather(1, ids_restore.unsqueeze(-1).expand(-1, -1, dims))
+
+
+def patchify(images: Tensor, patch_size: int = UNIT_SIZE) -> Tensor:
+    """``(B, C, H, W)`` -> ``(B, N, p*p*C)``, pixels in (row, col, channel)
+    order within each patch (as MAE and mmpretrain)."""
+    batch, channels, height, width = images.shape
+    p = patch_size
+    x = images.reshape(batch, channels, height // p, p, width // p, p)
+    x = x.permute(0, 2, 4, 3, 5, 1)
+    return x.reshape(batch, (height // p) * (width // p), p * p * channels)
+
+
+def unpatchify(patches: Tensor,
+               grid_size: Tuple[int, int],
+               channels: int = 3) -> Tensor:
+    """Inverse of :func:`patchify`."""
+    batch = patches.shape[0]
+    h, w = grid_size
+    p = round((patches.shape[-1] // channels)**0.5)
+    x = patches.reshape(batch, h, w, p, p, channels).permute(0, 5, 1, 3, 2, 4)
+    return x.reshape(batch, channels, h * p, w * p)
+
+
+def normalize_patches(patches: Tensor, eps: float = 1e-6) -> Tensor:
+    """Per-patch normalisation of the pixel targets (MAE's norm_pix)."""
+    mean = patches.mean(dim=-1, keepdim=True)
+    var = patches.var(dim=-1, keepdim=True)
+    return (patches - mean) / (var + eps)**.5
+
+
+@MODELS.register_module()
+class iTPNPixelHead(BaseModule):
+    """Reconstruct normalised pixels of masked units from all pyramid levels.
+
+    Each level (stride 16, 8, 4; visible units only) is embedded by its own
+    ``decoder_embed[i]`` (LayerNorm + Linear to ``d``, ``d/4`` or ``d/16``
+    per sub-token, flattened to ``d`` per unit), padded with the shared
+    ``mask_token`` and put back in unit order; the three streams and a fixed
+    sin-cos ``decoder_pos_embed`` are summed and decoded by transformer
+    blocks, then ``decoder_pred`` predicts the 16x16x3 pixels of each unit.
+    The loss is the MSE to per-patch normalised pixels, averaged over masked
+    units only.
+
+    Args:
+        fpn_dim (int): Channels of the pyramid levels. Defaults to 256.
+        decoder_embed_dims (int): Decoder width ``d``. Defaults to 512.
+        decoder_depth (int): Decoder blocks (8 in the official code, 6 in
+            mmpretrain). Defaults to 8.
+        decoder_num_heads (int): Decoder heads. Defaults to 16.
+        mlp_ratio (float): Decoder MLP ratio. Defaults to 4.
+        img_size (int | tuple[int, int]): Input size the position embedding
+            is made for (resized for other sizes). Defaults to 224.
+        in_channels (int): Image channels. Defaults to 3.
+        norm_pix (bool): Normalise each target patch. Defaults to True.
+        norm_eps (float): LayerNorm epsilon of the decoder. Defaults to 1e-6.
+        embed_norm_eps (float): LayerNorm epsilon of ``decoder_embed``
+            (mmpretrain uses 1e-5). Defaults to 1e-6.
+        init_cfg (dict, optional): mmengine initialisation config.
+    """
+
+    def __init__(self,
+                 fpn_dim: int = 256,
+                 decoder_embed_dims: int = 512,
+                 decoder_depth: int = 8,
+                 decoder_num_heads: int = 16,
+                 mlp_ratio: float = 4.,
+                 img_size: Union[int, Sequence[int]] = 224,
+                 in_channels: int = 3,
+                 norm_pix: bool = True,
+                 norm_eps: float = 1e-6,
+                 embed_norm_eps: float = 1e-6,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if decoder_embed_dims % 16 != 0:
+            raise ValueError('decoder_embed_dims must be divisible by 16 (the '
+                             'stride-4 level has 16 sub-tokens per unit), '
+                             f'got {decoder_embed_dims}.')
+        self.img_size = _to_2tuple(img_size)
+        self.grid_size = (self.img_size[0] // UNIT_SIZE,
+                          self.img_size[1] // UNIT_SIZE)
+        self.in_channels = in_channels
+        self.norm_pix = norm_pix
+        self.decoder_embed = nn.ModuleList([
+            nn.Sequential(
+                nn.LayerNorm(fpn_dim, eps=embed_norm_eps),
+                nn.Linear(fpn_dim, decoder_embed_dims // sub_tokens))
+            for sub_tokens in (1, 4, 16)
+        ])
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_embed_dims))
+        self.decoder_pos_embed = nn.Parameter(
+            build_2d_sincos_pos_embed(self.grid_size, decoder_embed_dims),
+            requires_grad=False)
+        self.decoder_blocks = nn.ModuleList([
+            AttentionBlock(
+                decoder_embed_dims,
+                decoder_num_heads,
+                mlp_ratio,
+                norm_eps=norm_eps) for _ in range(decoder_depth)
+        ])
+        self.decoder_norm = nn.LayerNorm(decoder_embed_dims, eps=norm_eps)
+        self.decoder_pred = nn.Linear(decoder_embed_dims,
+                                      UNIT_SIZE**2 * in_channels)
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                trunc_normal_(module.weight, std=.02)
+                nn.init.zeros_(module.bias)
+        nn.init.normal_(self.mask_token, std=.02)
+
+    def forward(self, levels: Sequence[Tensor], ids_restore: Tensor,
+                grid_size: Tuple[int, int]) -> Tensor:
+        """Predict the pixels of every unit.
+
+        Args:
+            levels (Sequence[Tensor]): Pyramid outputs P4, P8, P16 on the
+                visible units, as returned by :class:`iTPNPyramid`.
+            ids_restore (Tensor): ``(B, N)`` unshuffle indices.
+            grid_size (tuple[int, int]): Unit grid of the input.
+
+        Returns:
+            Tensor: ``(B, N, 16*16*C)`` predicted (normalised) pixels.
+        """
+        p4, p8, p16 = levels
+        streams = [
+            unshuffle(embed_level(embed, level), self.mask_token, ids_restore)
+            for embed, level in zip(self.decoder_embed, (p16, p8, p4))
+        ]
+        x = streams[0] + resize_pos_embed(self.decoder_pos_embed,
+                                          self.grid_size, grid_size)
+        for stream in streams[1:]:
+            x = x + stream
+        for block in self.decoder_blocks:
+            x = block(x, grid_size)
+        return self.decoder_pred(self.decoder_norm(x))
+
+    def construct_target(self, images: Tensor) -> Tensor:
+        """Per-unit pixel targets ``(B, N, 16*16*C)`` of the input images."""
+        target = patchify(images)
+        return normalize_patches(target) if self.norm_pix else target
+
+    def loss(self, levels: Sequence[Tensor], images: Tensor, mask: Tensor,
+             ids_restore: Tensor) -> Tensor:
+        """Masked-unit MSE between predicted and target pixels.
+
+        Args:
+            levels (Sequence[Tensor]): Pyramid outputs on visible units.
+            images (Tensor): The (normalised) input images.
+            mask (Tensor): ``(B, N)``, 1 for masked units.
+            ids_restore (Tensor): ``(B, N)`` unshuffle indices.
+        """
+        grid = (images.shape[2] // UNIT_SIZE, images.shape[3] // UNIT_SIZE)
+        pred = self(levels, ids_restore, grid)
+        target = self.construct_target(images)
+        per_unit = (pred.float() - target).square().mean(dim=-1)
+        return (per_unit * mask).sum() / mask.sum()

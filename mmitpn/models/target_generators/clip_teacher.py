@@ -1,0 +1,140 @@
+# Copyright (c) mmitpn contributors. All rights reserved.
+"""Frozen CLIP image tower giving per-patch targets."""
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from torch import Tensor
+
+from mmitpn.registry import MODELS
+from mmitpn.utils import extract_state_dict, load_checkpoint_file
+from ..utils.position_encoding import resize_pos_embed
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@MODELS.register_module()
+class CLIPTeacher(BaseModule):
+    """An open_clip vision tower built offline and loaded from a local file.
+
+    The target of each patch is the final-layer token (class token dropped)
+    after ``ln_post`` and the projection ``proj``, as in the official iTPN
+    code; the head applies the parameter-free LayerNorm. The teacher runs
+    on the same grid as the student: its position embedding is resized to
+    ``grid_size`` and its input to ``grid_size * patch_size`` pixels (e.g.
+    196 px for ViT-L/14 with a 14x14 student grid).
+
+    Args:
+        ckpt (str): Local checkpoint: an open_clip/OpenAI CLIP state dict
+            (``visual.*`` keys are used) or a vision-tower state dict.
+            Nothing is ever downloaded.
+        model_name (str): open_clip model config, e.g. ``'ViT-B-16'``
+            (512-d) or ``'ViT-L-14'`` (768-d); ``-quickgelu`` variants for
+            OpenAI weights. Ignored when ``vision_cfg`` is given.
+        vision_cfg (dict, optional): open_clip ``CLIPVisionCfg`` fields for a
+            custom tower, with ``embed_dim``.
+        embed_dim (int, optional): Output width of a custom tower.
+        quick_gelu (bool, optional): Override the config's activation.
+        grid_size (tuple[int, int]): Student unit grid. Defaults to (14, 14).
+        mean (Sequence[float]): Teacher input mean in [0, 1] scale.
+        std (Sequence[float]): Teacher input std in [0, 1] scale.
+        init_cfg (dict, optional): Unused; the weights come from ``ckpt``.
+    """
+
+    def __init__(self,
+                 ckpt: str,
+                 model_name: str = 'ViT-B-16',
+                 vision_cfg: Optional[dict] = None,
+                 embed_dim: Optional[int] = None,
+                 quick_gelu: Optional[bool] = None,
+                 grid_size: Sequence[int] = (14, 14),
+                 mean: Sequence[float] = CLIP_MEAN,
+                 std: Sequence[float] = CLIP_STD,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        import open_clip
+        from open_clip.model import _build_vision_tower
+        if not ckpt:
+            raise ValueError('CLIPTeacher needs teacher_ckpt, a local CLIP '
+                             'checkpoint; nothing is downloaded.')
+        if vision_cfg is None:
+            config = open_clip.get_model_config(model_name)
+            if config is None:
+                raise ValueError(
+                    f'Unknown open_clip model {model_name!r}; available: '
+                    f'{open_clip.list_models()}.')
+            vision_cfg, embed_dim = config['vision_cfg'], config['embed_dim']
+            if quick_gelu is None:
+                quick_gelu = config.get('quick_gelu', False)
+        elif embed_dim is None:
+            raise ValueError('A custom vision_cfg needs embed_dim.')
+        self.embed_dim = embed_dim
+        self.ckpt = ckpt
+        self.visual = _build_vision_tower(
+            embed_dim, vision_cfg, quick_gelu=bool(quick_gelu))
+        self.visual.output_tokens = True
+        self._load_weights(ckpt, model_name)
+        self.patch_size = self.visual.conv1.kernel_size[0]
+        self.grid_size = tuple(grid_size)
+        self._fit_position_embedding()
+        self.register_buffer(
+            'mean', torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer(
+            'std', torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self.requires_grad_(False)
+        self.eval()
+
+    def _load_weights(self, ckpt: str, model_name: str) -> None:
+        state_dict = extract_state_dict(load_checkpoint_file(ckpt))
+        if any(key.startswith('visual.') for key in state_dict):
+            state_dict = {
+                key[len('visual.'):]: value
+                for key, value in state_dict.items()
+                if key.startswith('visual.')
+            }
+        own = self.visual.state_dict()
+        mismatched = [
+            f'{key} {tuple(value.shape)} vs {tuple(own[key].shape)}'
+            for key, value in state_dict.items()
+            if key in own and value.shape != own[key].shape
+        ]
+        missing = sorted(set(own) - set(state_dict))
+        unexpected = sorted(set(state_dict) - set(own))
+        if mismatched or missing or unexpected:
+            raise ValueError(
+                f'{ckpt} does not hold the weights of a {model_name} image '
+                f'tower: {len(missing)} missing keys {missing[:5]}, '
+                f'{len(unexpected)} unexpected keys {unexpected[:5]}, shape '
+                f'mismatches {mismatched[:5]}.')
+        self.visual.load_state_dict(state_dict)
+
+    def _fit_position_embedding(self) -> None:
+        pos = self.visual.positional_embedding.data
+        side = round((pos.shape[0] - 1)**0.5)
+        if (side, side) == self.grid_size:
+            return
+        resized = resize_pos_embed(pos[1:].unsqueeze(0), (side, side),
+                                   self.grid_size)[0]
+        self.visual.positional_embedding = torch.nn.Parameter(
+            torch.cat([pos[:1], resized]), requires_grad=False)
+        self.visual.grid_size = self.grid_size
+        self.visual.image_size = tuple(g * self.patch_size
+                                       for g in self.grid_size)
+
+    def train(self, mode: bool = True) -> 'CLIPTeacher':
+        """The teacher always stays in eval mode."""
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, images: Tensor) -> Tensor:
+        """Patch targets ``(B, H*W, embed_dim)`` of images in [0, 1]."""
+        size: Tuple[int, int] = (self.grid_size[0] * self.patch_size,
+                                 self.grid_size[1] * self.patch_size)
+        if tuple(images.shape[-2:]) != size:
+            images = F.interpolate(
+                images, size=size, mode='bicubic', align_corners=False)
+        images = (images - self.mean) / self.std
+        _, tokens = self.visual(images)
+        return tokens @ self.visual.proj
