@@ -25,3 +25,7 @@ log_level = 'INFO'
 load_from = None
 resume = False
 randomness = dict(seed=None, deterministic=False)
+
+# Randomness is a function of (seed, rank, iteration): resumed runs continue
+# exactly as uninterrupted ones.
+custom_hooks = [dict(type='IterationSeedHook')]

@@ -108,7 +108,7 @@ def infer_pretrain_head_arch(head: Mapping[str, Tensor], embed_dims: int,
     if 'decoder_pred.weight' in head:
         decoder_dims = head['decoder_pred.weight'].shape[1]
         return dict(
-            type='iTPNPixelHead',
+            type='mmitpn.iTPNPixelHead',
             fpn_dim=head['decoder_embed.0.0.weight'].shape[0],
             decoder_embed_dims=decoder_dims,
             decoder_depth=_count_indexed(head, 'decoder_blocks.'),
@@ -117,7 +117,7 @@ def infer_pretrain_head_arch(head: Mapping[str, Tensor], embed_dims: int,
     if 'lm_head.weight' in head:
         aux_depth = _count_indexed(head, 'cls_pt_layers.')
         cfg = dict(
-            type='iTPNCLIPHead',
+            type='mmitpn.iTPNCLIPHead',
             embed_dims=embed_dims,
             fpn_dim=head['decoder_embed.0.0.weight'].shape[0],
             teacher_dims=head['lm_head.weight'].shape[0],

@@ -6,6 +6,7 @@ from collections import OrderedDict
 
 import pytest
 import torch
+from mmengine.registry import DefaultScope
 from mmpretrain.models.heads import LinearClsHead
 from torch import nn
 
@@ -45,7 +46,8 @@ def read_listing(*names, prefixes=None):
 def build_target(conversion):
     """mmitpn modules for the converted layout, built on the meta device."""
     model = nn.Module()
-    with torch.device('meta'):
+    with torch.device('meta'), \
+            DefaultScope.overwrite_default_scope('mmpretrain'):
         model.backbone = HiViT(**conversion.backbone)
         if conversion.neck is not None:
             model.neck = iTPNPyramid(**conversion.neck)
@@ -202,5 +204,6 @@ def test_mmpretrain_listing_loads_strictly(listings, prefixes, head_type):
     assert conversion.backbone['arch']['stem_mlp_blocks'] == (4, 4)
     assert all(
         key.endswith('relative_position_index') for key in conversion.dropped)
-    assert (conversion.head or {}).get('type') == head_type
+    assert (conversion.head or {}).get('type') == (
+        head_type and f'mmitpn.{head_type}')
     load_strictly(conversion)

@@ -29,8 +29,9 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     ``i`` gets ``lr = base_lr * rate ** (L - 1 - i)``, so necks and heads
     (id ``L - 1``) keep the base lr.
 
-    Parameters with the same lr and weight decay share one optimizer group,
-    which keeps the optimizer step fast; the groups are logged as a table.
+    Parameters with the same lr and weight decay share one optimizer group
+    (with ``layer_decay_rate=1`` there are only two: with and without weight
+    decay), which keeps the optimizer step fast; the groups are logged.
 
     ``paramwise_cfg`` keys:
 
@@ -113,15 +114,14 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
                 if custom is not None:
                     lr_scale *= custom_keys[custom].get('lr_mult', 1.)
                     weight_decay *= custom_keys[custom].get('decay_mult', 1.)
-                key = (layer_id, lr_scale, weight_decay)
+                key = (lr_scale, weight_decay)
                 if key not in groups:
                     groups[key] = dict(
                         params=[],
                         param_names=[],
                         lr=self.base_lr * lr_scale,
                         lr_scale=lr_scale,
-                        weight_decay=weight_decay,
-                        layer_id=layer_id)
+                        weight_decay=weight_decay)
                 groups[key]['params'].append(param)
                 groups[key]['param_names'].append(full_name)
         params.extend(groups.values())
@@ -130,13 +130,13 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     @staticmethod
     def _log_groups(groups: List[dict]) -> None:
         lines = [
-            'Layer-wise lr decay groups (layer id, lr scale, weight '
-            'decay, tensors, first parameter):'
+            'Parameter groups (layer-wise lr decay):',
+            f'{"lr scale":>10} {"weight decay":>12} {"tensors":>7}  '
+            'first parameter'
         ]
-        for group in sorted(groups, key=lambda g: g['layer_id']):
-            lines.append(f'  {group["layer_id"]:3d}  '
-                         f'{group["lr_scale"]:.4g}  '
-                         f'{group["weight_decay"]:.3g}  '
-                         f'{len(group["params"]):4d}  '
+        for group in sorted(groups, key=lambda g: g['lr_scale']):
+            lines.append(f'{group["lr_scale"]:>10.4g} '
+                         f'{group["weight_decay"]:>12.3g} '
+                         f'{len(group["params"]):>7d}  '
                          f'{group["param_names"][0]}')
         MMLogger.get_current_instance().info('\n'.join(lines))

@@ -10,6 +10,13 @@ from torch import Tensor, nn
 
 from mmitpn.registry import MODELS
 
+
+def build_part(cfg: dict) -> nn.Module:
+    """Build a sub-module; unprefixed types resolve in mmitpn whatever the
+    caller's default scope (e.g. ``type='mmitpn.iTPN'`` from mmpretrain)."""
+    return MODELS.build(dict(cfg, _scope_=cfg.get('_scope_', 'mmitpn')))
+
+
 DEFAULT_PREPROCESSOR = dict(
     type='mmpretrain.SelfSupDataPreprocessor',
     mean=[123.675, 116.28, 103.53],
@@ -49,8 +56,8 @@ class iTPNBase(BaseModel):
             raise ValueError('iTPN pretraining feeds all three HiViT stages '
                              "to the pyramid: use out_indices=(0, 1, 2) and "
                              "out_type='raw'.")
-        self.backbone = MODELS.build(backbone)
-        self.neck = MODELS.build(neck)
+        self.backbone = build_part(backbone)
+        self.neck = build_part(neck)
         if self.neck.embed_dims != self.backbone.embed_dims:
             raise ValueError(
                 f'neck.embed_dims={self.neck.embed_dims} does not match the '
@@ -130,10 +137,10 @@ class iTPN(iTPNBase):
                 f'mask_ratio must be in (0, 1), got {mask_ratio}.')
         self.mask_ratio = mask_ratio
         self._check_visible_units(self.grid_size)
-        self.head = MODELS.build(head)
+        self.head = build_part(head)
         self.mfm_head = None
         if mfm_head is not None:
-            self.mfm_head = MODELS.build(mfm_head)
+            self.mfm_head = build_part(mfm_head)
             dims = self.backbone.embed_dims
             expected = (dims // 4, dims // 2, dims)
             if tuple(self.mfm_head.teacher_dims) != expected:
@@ -253,10 +260,10 @@ class iTPNCLIP(iTPNBase):
         self.mask_token = nn.Parameter(
             torch.zeros(1, 1, self.backbone.embed_dims))
         trunc_normal_(self.mask_token, std=.02)
-        self.head = MODELS.build(head)
+        self.head = build_part(head)
         teacher = dict(teacher)
         teacher.setdefault('grid_size', self.grid_size)
-        self.teacher = MODELS.build(teacher)
+        self.teacher = build_part(teacher)
         if self.teacher.embed_dim != self.head.teacher_dims:
             raise ValueError(
                 f'The teacher ({teacher.get("model_name")}) gives '

@@ -102,13 +102,14 @@ def test_custom_keys_and_frozen_parameters():
 
 def test_mmpretrain_classifier_uses_its_own_get_layer_depth():
     from mmpretrain.models import ImageClassifier
-    model = ImageClassifier(
-        backbone=dict(
-            type='mmitpn.HiViT',
-            arch=TINY,
-            img_size=32,
-            out_type='avg_featmap'),
-        head=dict(type='LinearClsHead', num_classes=10, in_channels=64))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = ImageClassifier(
+            backbone=dict(
+                type='mmitpn.HiViT',
+                arch=TINY,
+                img_size=32,
+                out_type='avg_featmap'),
+            head=dict(type='LinearClsHead', num_classes=10, in_channels=64))
     table = lr_and_wd(build(model, layer_decay_rate=2.))
     assert table['backbone.patch_embed.proj.weight'] == (32., 0.05)
     assert table['head.fc.weight'] == (1., 0.05)

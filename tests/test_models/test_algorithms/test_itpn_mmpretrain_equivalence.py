@@ -2,6 +2,7 @@
 """The pixel loss equals mmpretrain 1.2.0's iTPN loss for the same weights,
 mask and input (mmpretrain-compatible settings)."""
 import torch
+from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 
 from mmitpn.converters import convert_mmpretrain
@@ -49,9 +50,11 @@ MMITPN_COMPATIBLE = dict(
 def test_pixel_loss_equals_mmpretrain():
     import mmpretrain.models  # noqa: F401  registers mmpretrain's iTPN
     torch.manual_seed(0)
-    reference = MMPRETRAIN_MODELS.build(MMPRETRAIN_ITPN)
-    reference.init_weights()
-    ours = MODELS.build(MMITPN_COMPATIBLE)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        reference = MMPRETRAIN_MODELS.build(MMPRETRAIN_ITPN)
+        reference.init_weights()
+    with DefaultScope.overwrite_default_scope('mmitpn'):
+        ours = MODELS.build(MMITPN_COMPATIBLE)
     conversion = convert_mmpretrain(reference.state_dict())
     ours.load_state_dict(conversion.state_dict, strict=True)
     reference.eval()

@@ -1,0 +1,37 @@
+# Official CLIP recipe: AdamW (0.9, 0.98), lr 1.5e-3 at batch 2048, weight
+# decay 0.05 except norms, biases, 1-D parameters, position embeddings and
+# relative position tables, gradient clipping 3.0, 5 warm-up epochs then
+# cosine to 1e-5, mixed precision.
+optim_wrapper = dict(
+    type='AmpOptimWrapper',
+    loss_scale='dynamic',
+    optimizer=dict(
+        type='AdamW', lr=1.5e-3, betas=(0.9, 0.98), eps=1e-8,
+        weight_decay=0.05),
+    clip_grad=dict(max_norm=3.0),
+    constructor='LayerDecayOptimWrapperConstructor',
+    paramwise_cfg=dict(
+        layer_decay_rate=1.0,
+        custom_keys={'mask_token': dict(decay_mult=0.)}))
+
+max_epochs = 300
+warmup_epochs = 5
+param_scheduler = [
+    dict(
+        type='LinearLR',
+        start_factor=1e-4,
+        by_epoch=True,
+        begin=0,
+        end=warmup_epochs,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingLR',
+        T_max=max_epochs - warmup_epochs,
+        eta_min=1e-5,
+        by_epoch=True,
+        begin=warmup_epochs,
+        end=max_epochs,
+        convert_to_iter_based=True),
+]
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
+auto_scale_lr = dict(base_batch_size=2048)

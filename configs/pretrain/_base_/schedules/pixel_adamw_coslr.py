@@ -1,0 +1,36 @@
+# Official pixel recipe: AdamW (0.9, 0.95), lr 1.5e-4 * 4096 / 256, weight
+# decay 0.05 except norms, biases, 1-D parameters and position embeddings,
+# 40 warm-up epochs then cosine to 0, mixed precision.
+optim_wrapper = dict(
+    type='AmpOptimWrapper',
+    loss_scale='dynamic',
+    optimizer=dict(
+        type='AdamW', lr=1.5e-4 * 4096 / 256, betas=(0.9, 0.95),
+        weight_decay=0.05),
+    # Rate 1: no layer decay, only the no-decay rules and few param groups.
+    constructor='LayerDecayOptimWrapperConstructor',
+    paramwise_cfg=dict(
+        layer_decay_rate=1.0,
+        custom_keys={'mask_token': dict(decay_mult=0.)}))
+
+max_epochs = 400
+warmup_epochs = 40
+param_scheduler = [
+    dict(
+        type='LinearLR',
+        start_factor=1e-4,
+        by_epoch=True,
+        begin=0,
+        end=warmup_epochs,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingLR',
+        T_max=max_epochs - warmup_epochs,
+        eta_min=0.,
+        by_epoch=True,
+        begin=warmup_epochs,
+        end=max_epochs,
+        convert_to_iter_based=True),
+]
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
+auto_scale_lr = dict(base_batch_size=4096)

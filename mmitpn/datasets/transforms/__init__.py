@@ -1,0 +1,4 @@
+# Copyright (c) mmitpn contributors. All rights reserved.
+from .loading import LoadImageFromFileOrSkip
+
+__all__ = ['LoadImageFromFileOrSkip']

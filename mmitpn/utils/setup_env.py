@@ -1,0 +1,81 @@
+# Copyright (c) mmitpn contributors. All rights reserved.
+"""Make configs written for GPU clusters run on the machine at hand."""
+import logging
+
+import torch
+from mmengine.config import Config
+from mmengine.logging import print_log
+
+GPU_ONLY_WRAPPER_KEYS = ('loss_scale', 'dtype', 'use_fsdp')
+
+
+def adapt_cfg_to_device(cfg: Config, amp: bool = False) -> Config:
+    """Adjust precision and the distributed backend to the available device.
+
+    - ``amp`` (``--amp``): on a GPU, mmengine's ``AmpOptimWrapper`` with a
+      dynamic loss scale; without CUDA, :class:`AutocastOptimWrapper` in
+      bfloat16 (``AmpOptimWrapper`` refuses to run on the CPU).
+    - Without CUDA, configs that ask for ``AmpOptimWrapper`` run in fp32,
+      the ``nccl`` backend becomes ``gloo``, DDP wraps CPU modules
+      (``device_ids=None``) and data loaders do not pin memory; one log
+      line says so.
+    """
+    wrapper = cfg.get('optim_wrapper') or {}
+    wrapper_type = wrapper.get('type', 'OptimWrapper')
+    has_cuda = torch.cuda.is_available()
+    if amp:
+        if wrapper_type not in ('OptimWrapper', 'AmpOptimWrapper',
+                                'AutocastOptimWrapper',
+                                'mmitpn.AutocastOptimWrapper'):
+            raise ValueError(f'--amp needs an OptimWrapper config, got '
+                             f'{wrapper_type}.')
+        for key in GPU_ONLY_WRAPPER_KEYS:
+            wrapper.pop(key, None)
+        if has_cuda:
+            wrapper.update(type='AmpOptimWrapper', loss_scale='dynamic')
+        else:
+            wrapper.update(
+                type='mmitpn.AutocastOptimWrapper',
+                dtype='bfloat16',
+                device_type='cpu')
+    if has_cuda:
+        return cfg
+    if amp:
+        precision = 'bf16 autocast (--amp)'
+    elif wrapper_type == 'AmpOptimWrapper':
+        for key in GPU_ONLY_WRAPPER_KEYS:
+            wrapper.pop(key, None)
+        wrapper['type'] = 'OptimWrapper'
+        precision = ('fp32 instead of the AmpOptimWrapper of the config '
+                     '(pass --amp for bf16 autocast)')
+    else:
+        precision = 'fp32'
+    dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+    if dist_cfg.get('backend', 'nccl') == 'nccl':
+        dist_cfg['backend'] = 'gloo'
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        if cfg.get(loader) is not None:
+            cfg[loader]['pin_memory'] = False
+    if cfg.get('launcher', 'none') != 'none':
+        cfg.setdefault('model_wrapper_cfg',
+                       dict(type='MMDistributedDataParallel'))
+        cfg.model_wrapper_cfg.setdefault('device_ids', None)
+    print_log(
+        f'No CUDA device: training on the CPU in {precision}, with the '
+        f'{dist_cfg["backend"]} backend for distributed runs.',
+        logger='current',
+        level=logging.WARNING)
+    return cfg
+
+
+def init_cpu_distributed(launcher: str) -> None:
+    """Start a gloo process group for ``--launcher pytorch`` without CUDA.
+
+    mmengine's own initialisation calls ``torch.cuda.set_device``, which
+    fails on machines without a GPU; with the group already started it is
+    skipped. ``torchrun`` provides the rank and address variables.
+    """
+    if (launcher != 'pytorch' or torch.cuda.is_available()
+            or torch.distributed.is_initialized()):
+        return
+    torch.distributed.init_process_group(backend='gloo')

@@ -1,0 +1,134 @@
+# Copyright (c) mmitpn contributors. All rights reserved.
+"""Every pretraining config builds at full size and trains one iteration
+with tiny overrides (architecture, image size, batch)."""
+import glob
+import math
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+from mmengine.runner import Runner
+from PIL import Image
+
+from mmitpn.registry import MODELS
+from mmitpn.utils import adapt_cfg_to_device
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIGS = sorted(
+    glob.glob(osp.join(REPO, 'configs', 'pretrain', '*.py')) +
+    glob.glob(osp.join(REPO, 'configs', 'pretrain', 'demo', '*.py')))
+TINY = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4)
+
+
+def tiny_teacher(tmp_path, model_name, embed_dim, image_size=64):
+    """A random open_clip tower saved as a CLIP-style state dict."""
+    from open_clip.model import _build_vision_tower
+    patch = 14 if '-14' in model_name else 16
+    vision_cfg = dict(
+        image_size=image_size // 16 * patch,
+        layers=1,
+        width=32,
+        head_width=16,
+        patch_size=patch)
+    tower = _build_vision_tower(embed_dim, vision_cfg)
+    path = str(tmp_path / f'clip_{patch}_{embed_dim}.pth')
+    torch.save({f'visual.{k}': v for k, v in tower.state_dict().items()}, path)
+    return dict(vision_cfg=vision_cfg, embed_dim=embed_dim, ckpt=path)
+
+
+def write_images(folder, count=2, size=80):
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        pixels = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f'{i}.png')
+    return str(folder)
+
+
+def shrink(cfg, tmp_path):
+    """Tiny architecture, 64 px images from a temporary folder, batch 2."""
+    model = cfg.model
+    model.backbone.update(arch=TINY, img_size=64)
+    model.neck.update(embed_dims=64, fpn_dim=32)
+    head = model.head
+    if head.type == 'iTPNPixelHead':
+        head.update(
+            fpn_dim=32,
+            decoder_embed_dims=32,
+            decoder_depth=1,
+            decoder_num_heads=2,
+            img_size=64)
+    else:
+        head.update(
+            embed_dims=64,
+            fpn_dim=32,
+            teacher_dims=32,
+            num_heads=4,
+            grid_size=(4, 4))
+        model.teacher.update(
+            tiny_teacher(tmp_path, model.teacher.model_name, 32))
+    if model.get('mfm_head'):
+        model.mfm_head.update(
+            fpn_dim=32,
+            teacher_dims=(16, 32, 64),
+            embed_dims=32,
+            depth=1,
+            num_heads=2,
+            img_size=64)
+    loader = cfg.train_dataloader
+    loader.update(batch_size=2, num_workers=0, persistent_workers=False)
+    loader.dataset = dict(
+        type='mmpretrain.CustomDataset',
+        data_root=write_images(tmp_path / 'images'),
+        with_label=False,
+        pipeline=loader.dataset.pipeline)
+    for step in loader.dataset.pipeline:
+        if step.type == 'mmpretrain.RandomResizedCrop':
+            step.scale = 64
+        if step.type == 'mmpretrain.BEiTMaskGenerator':
+            step.update(
+                input_size=(4, 4),
+                num_masking_patches=6,
+                max_num_patches=6,
+                min_num_patches=2)
+    cfg.train_cfg.max_epochs = 1
+    cfg.work_dir = str(tmp_path / 'work_dir')
+    cfg.default_hooks.checkpoint = None
+    cfg.default_hooks.logger.interval = 1
+    cfg.resume = False
+    return cfg
+
+
+def full_size_model_cfg(cfg, tmp_path):
+    """The config's model; a CLIP teacher gets a tiny tower of the right
+    output width (its real weights are a local file users provide)."""
+    model = cfg.model.copy()
+    if 'teacher' in model:
+        model.teacher = dict(model.teacher)
+        model.teacher.update(
+            tiny_teacher(
+                tmp_path,
+                model.teacher['model_name'],
+                model.head.teacher_dims,
+                image_size=224))
+    return model
+
+
+@pytest.mark.parametrize(
+    'config', CONFIGS, ids=[osp.basename(c)[:-3] for c in CONFIGS])
+def test_config_builds_and_trains_one_iteration(config, tmp_path):
+    cfg = Config.fromfile(config)
+    with DefaultScope.overwrite_default_scope('mmitpn'), \
+            torch.device('meta'):
+        model = MODELS.build(full_size_model_cfg(cfg, tmp_path))
+    assert model.backbone.img_size in ((224, 224), (96, 96))
+
+    cfg = adapt_cfg_to_device(shrink(cfg, tmp_path))
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert runner.iter == 1
+    losses = runner.message_hub.get_scalar('train/loss').data[0]
+    assert math.isfinite(float(losses[-1]))

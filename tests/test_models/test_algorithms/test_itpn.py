@@ -1,0 +1,231 @@
+# Copyright (c) mmitpn contributors. All rights reserved.
+import copy
+
+import pytest
+import torch
+from mmengine.logging import MessageHub
+from mmengine.optim import build_optim_wrapper
+from mmpretrain.structures import DataSample
+
+from mmitpn.registry import MODELS
+
+TINY = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=4, num_heads=4)
+PIXEL = dict(
+    type='iTPN',
+    backbone=dict(type='HiViT', arch=TINY, img_size=64),
+    neck=dict(type='iTPNPyramid', embed_dims=64, fpn_dim=32),
+    head=dict(
+        type='iTPNPixelHead',
+        fpn_dim=32,
+        decoder_embed_dims=32,
+        decoder_depth=1,
+        decoder_num_heads=2,
+        img_size=64))
+MFM_HEAD = dict(
+    type='iTPNMFMHead',
+    fpn_dim=32,
+    teacher_dims=(16, 32, 64),
+    embed_dims=32,
+    depth=1,
+    num_heads=2,
+    img_size=64)
+
+
+def pixel_cfg(**kwargs):
+    cfg = copy.deepcopy(PIXEL)
+    cfg.update(kwargs)
+    return cfg
+
+
+@pytest.fixture(autouse=True)
+def max_iters():
+    MessageHub.get_current_instance().update_info('max_iters', 100)
+
+
+def test_pixel_pretraining_learns():
+    torch.manual_seed(0)
+    model = MODELS.build(pixel_cfg())
+    optim = build_optim_wrapper(model,
+                                dict(optimizer=dict(type='AdamW', lr=3e-3)))
+    # Smooth images: masked units are predictable from visible ones.
+    images = torch.nn.functional.interpolate(
+        torch.randn(4, 3, 3, 3), size=64, mode='bilinear')
+    losses = []
+    for _ in range(30):
+        torch.manual_seed(1)  # the same mask every step
+        loss = model.loss(images)['loss_pixel']
+        optim.update_params(loss)
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_masked_units_only_count_in_the_pixel_loss():
+    torch.manual_seed(0)
+    model = MODELS.build(pixel_cfg()).eval()
+    images = torch.randn(2, 3, 64, 64)
+    torch.manual_seed(3)
+    ids_keep, ids_restore, mask = model.random_masking(2, (4, 4), 'cpu')
+    assert mask.sum(1).tolist() == [12., 12.]
+    levels = model.neck(model.backbone(images, ids_keep))
+    loss = model.head.loss(levels, images, mask, ids_restore)
+    # Changing the pixels of a visible unit changes only the target of that
+    # unit, which is not in the loss: the loss stays put.
+    visible = ids_keep[0, 0].item()
+    row, col = divmod(visible, 4)
+    changed = images.clone()
+    changed[0, :, row * 16:(row + 1) * 16, col * 16:(col + 1) * 16] = 0
+    target = model.head.construct_target(changed)
+    pred = model.head(levels, ids_restore, (4, 4))
+    per_unit = (pred - target).square().mean(-1)
+    assert torch.allclose((per_unit * mask).sum() / mask.sum(), loss)
+
+
+def test_mfm_teacher_is_a_frozen_moving_average():
+    torch.manual_seed(0)
+    model = MODELS.build(
+        pixel_cfg(mfm_head=MFM_HEAD, ema=dict(momentum=0.5, end_momentum=0.5)))
+    model.train()
+    assert not model.teacher.training
+    assert not any(p.requires_grad for p in model.teacher.parameters())
+    # The optimizer as the pretraining configs build it.
+    optim = build_optim_wrapper(
+        model,
+        dict(
+            optimizer=dict(type='SGD', lr=0.1),
+            constructor='mmitpn.LayerDecayOptimWrapperConstructor',
+            paramwise_cfg=dict(layer_decay_rate=1.0)))
+    optimized = {
+        id(p)
+        for g in optim.optimizer.param_groups
+        for p in g['params']
+    }
+    assert not optimized & {id(p) for p in model.teacher.parameters()}
+
+    images = torch.randn(2, 3, 64, 64)
+    losses = model.loss(images)  # first call copies the backbone
+    assert set(losses) == {
+        'loss_pixel', 'loss_mfm_s4', 'loss_mfm_s8', 'loss_mfm_s16'
+    }
+    optim.update_params(sum(losses.values()))
+    teacher_before = model.teacher.module.blocks[0].mlp.fc1.weight.clone()
+    student = model.backbone.blocks[0].mlp.fc1.weight.detach().clone()
+    assert not torch.equal(teacher_before, student)
+    model.loss(images)
+    expected = 0.5 * teacher_before + 0.5 * student
+    assert torch.allclose(model.teacher.module.blocks[0].mlp.fc1.weight,
+                          expected)
+
+
+def test_full_image_features_and_tensor_mode():
+    model = MODELS.build(pixel_cfg()).eval()
+    p4, p8, p16 = model(torch.randn(1, 3, 64, 64), mode='tensor')
+    assert p4.shape == (1, 16, 4, 4, 32) and p16.shape == (1, 16, 32)
+    with pytest.raises(RuntimeError, match='predict'):
+        model(torch.randn(1, 3, 64, 64), mode='predict')
+
+
+@pytest.mark.parametrize('cfg,message', [
+    (pixel_cfg(mask_ratio=1.0), r'mask_ratio must be in \(0, 1\)'),
+    (pixel_cfg(mask_ratio=0.), r'mask_ratio must be in \(0, 1\)'),
+    (pixel_cfg(mask_ratio=0.97), 'leaves no visible unit of the 4x4 grid'),
+    (pixel_cfg(backbone=dict(type='HiViT', arch=TINY, img_size=72)),
+     'multiples of 16, got 72x72'),
+    (pixel_cfg(backbone=dict(type='HiViT', arch='hivit-huge')),
+     "Unknown HiViT arch 'hivit-huge'"),
+    (pixel_cfg(mfm_head=dict(MFM_HEAD, teacher_dims=(8, 16, 32))),
+     r'teacher_dims=\(8, 16, 32\) does not match'),
+    (pixel_cfg(ema=dict(momentum=0.1)), 'set mfm_head'),
+    (pixel_cfg(neck=dict(type='iTPNPyramid', embed_dims=32)),
+     'neck.embed_dims=32 does not match'),
+    (pixel_cfg(backbone=dict(type='HiViT', arch=TINY, out_type='featmap')),
+     "out_type='raw'"),
+])
+def test_bad_configs_fail_at_build_time(cfg, message):
+    with pytest.raises(ValueError, match=message):
+        MODELS.build(cfg)
+
+
+def tiny_clip(tmp_path, embed_dim=32, patch=16):
+    from open_clip.model import _build_vision_tower
+    vision_cfg = dict(
+        image_size=4 * patch,
+        layers=1,
+        width=32,
+        head_width=16,
+        patch_size=patch)
+    tower = _build_vision_tower(embed_dim, vision_cfg)
+    path = tmp_path / f'clip_{embed_dim}_{patch}.pth'
+    torch.save({f'visual.{k}': v for k, v in tower.state_dict().items()}, path)
+    return dict(
+        type='CLIPTeacher',
+        vision_cfg=vision_cfg,
+        embed_dim=embed_dim,
+        ckpt=str(path)), tower
+
+
+def clip_cfg(teacher, teacher_dims=32):
+    return dict(
+        type='iTPNCLIP',
+        backbone=dict(
+            type='HiViT',
+            arch=TINY,
+            img_size=64,
+            rel_pos_type='bias_table',
+            layer_scale_init_value=0.1),
+        neck=dict(type='iTPNPyramid', embed_dims=64, fpn_dim=32, fpn_depth=1),
+        head=dict(
+            type='iTPNCLIPHead',
+            embed_dims=64,
+            fpn_dim=32,
+            teacher_dims=teacher_dims,
+            num_heads=4,
+            grid_size=(4, 4)),
+        teacher=teacher)
+
+
+def samples_with_masks(batch, masked=6):
+    samples = []
+    for _ in range(batch):
+        mask = torch.zeros(4, 4, dtype=torch.bool)
+        mask.view(-1)[torch.randperm(16)[:masked]] = True
+        sample = DataSample()
+        sample.set_field(mask, 'mask')
+        samples.append(sample)
+    return samples
+
+
+def test_clip_pretraining_loss_and_teacher(tmp_path):
+    torch.manual_seed(0)
+    teacher, tower = tiny_clip(tmp_path)
+    model = MODELS.build(clip_cfg(teacher))
+    assert model.aux_block == 3  # int(0.75 * 4)
+    assert not model.teacher.training
+    model.train()
+    assert not model.teacher.training
+    # The teacher holds exactly the checkpoint's weights.
+    assert torch.equal(model.teacher.visual.conv1.weight, tower.conv1.weight)
+    images = torch.randn(2, 3, 64, 64)
+    losses = model.loss(images, samples_with_masks(2))
+    assert set(losses) == {'loss_clip', 'loss_clip_aux'}
+    sum(losses.values()).backward()
+    assert model.mask_token.grad is not None
+    assert model.teacher.visual.conv1.weight.grad is None
+    with pytest.raises(ValueError, match='BEiTMaskGenerator'):
+        model.loss(images, [DataSample(), DataSample()])
+
+
+def test_clip_teacher_errors_name_the_file(tmp_path):
+    teacher, _ = tiny_clip(tmp_path)
+    missing = dict(teacher, ckpt=str(tmp_path / 'nowhere.pth'))
+    with pytest.raises(FileNotFoundError, match='nowhere.pth'):
+        MODELS.build(clip_cfg(missing))
+    other, _ = tiny_clip(tmp_path, patch=14)
+    wrong = dict(teacher, ckpt=other['ckpt'])
+    with pytest.raises(ValueError, match='clip_32_14.pth does not hold'):
+        MODELS.build(clip_cfg(wrong))
+    with pytest.raises(
+            ValueError, match='32-dim features but '
+            'head.teacher_dims=768'):
+        MODELS.build(clip_cfg(teacher, teacher_dims=768))
+    with pytest.raises(ValueError, match='teacher_ckpt'):
+        MODELS.build(clip_cfg(dict(teacher, ckpt=None)))

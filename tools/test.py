@@ -1,0 +1,104 @@
+# Copyright (c) mmitpn contributors. All rights reserved.
+"""Evaluate a checkpoint with a config's test loop and metrics.
+
+Examples:
+    python tools/test.py CONFIG CHECKPOINT
+    tools/dist_test.sh CONFIG CHECKPOINT 8 --out results.pkl
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+from mmitpn.utils import adapt_cfg_to_device, init_cpu_distributed
+
+# Visualisation hooks of mmdet/mmseg (draw, test_out_dir) and mmpretrain
+# (enable, out_dir).
+DRAW_HOOKS = ('DetVisualizationHook', 'SegVisualizationHook')
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument(
+        'checkpoint', help='checkpoint file (read as tensors only)')
+    parser.add_argument('--work-dir', help='the dir to save logs and metrics')
+    parser.add_argument(
+        '--out', help='dump the predictions to this pickle file')
+    parser.add_argument(
+        '--show-dir', help='save drawn predictions into this folder')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='run the test loop under autocast (fp16 on a GPU, bf16 on the '
+        'CPU)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config entries, e.g. test_dataloader.batch_size=1')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def enable_visualization(cfg: Config, show_dir: str) -> None:
+    hook = cfg.get('default_hooks', {}).get('visualization')
+    if hook is None:
+        raise ValueError('--show-dir needs default_hooks.visualization in '
+                         'the config; it has none.')
+    if hook['type'].split('.')[-1] in DRAW_HOOKS:
+        hook.update(draw=True, test_out_dir=show_dir)
+    else:
+        hook.update(enable=True, out_dir=show_dir)
+
+
+def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    if args.show_dir is not None:
+        enable_visualization(cfg, args.show_dir)
+    if args.out is not None:
+        if not args.out.endswith(('.pkl', '.pickle')):
+            raise ValueError(f'--out must be a .pkl file, got {args.out}.')
+        evaluator = cfg.test_evaluator
+        if isinstance(evaluator, dict):
+            evaluator = [evaluator]
+        cfg.test_evaluator = list(evaluator) + [
+            dict(type='DumpResults', out_file_path=args.out)
+        ]
+    if args.amp:
+        cfg.test_cfg = dict(cfg.get('test_cfg') or {}, fp16=True)
+    return adapt_cfg_to_device(cfg)
+
+
+def main():
+    args = parse_args()
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(
+            f'Checkpoint file not found: {args.checkpoint}')
+    cfg = merge_args(Config.fromfile(args.config), args)
+    init_cpu_distributed(cfg.launcher)
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
+        Runner.from_cfg(cfg)
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
