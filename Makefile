@@ -1,12 +1,20 @@
-# make demo   build every HiViT arch and print parameters, MACs and a forward
-# make test   run the test suite
-# make lint   flake8, isort and yapf checks
-# Both install the stack into $(VENV) first when it is missing or stale.
+# make demo     pretrain a small iTPN on CPU (bundled photographs) and draw
+#               reconstructions into work_dirs/demo/reconstructions
+# make test     run the test suite
+# make lint     flake8, isort and yapf checks
+# make summary  build every HiViT arch and print parameters, MACs, a forward
+# All install the stack into $(VENV) first when it is missing or stale.
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.mmitpn-installed
 
-.PHONY: install test lint demo
+DEMO_CONFIG := configs/pretrain/demo/itpn-pixel_hivit-demo_1xb32-coslr-40e_skimage-96px.py
+DEMO_DIR := work_dirs/demo
+DEMO_DATA := data/skimage_unlabeled
+DEMO_IMAGES := $(addprefix $(DEMO_DATA)/,astronaut_00000.png \
+	chelsea_00001.png coffee_00002.png rocket_00003.png)
+
+.PHONY: install test lint demo summary
 
 $(STAMP): setup.py requirements/build.txt requirements/mminstall.txt \
 		requirements/runtime.txt requirements/optional.txt \
@@ -25,4 +33,11 @@ lint: install
 	$(VENV)/bin/yapf --diff --recursive mmitpn tools tests setup.py
 
 demo: install
+	$(PYTHON) tools/dataset_converters/prepare_skimage_images.py $(DEMO_DATA)
+	$(PYTHON) tools/train.py $(DEMO_CONFIG) --work-dir $(DEMO_DIR)
+	$(PYTHON) tools/visualization/vis_reconstruction.py $(DEMO_CONFIG) \
+		"$$(cat $(DEMO_DIR)/last_checkpoint)" $(DEMO_IMAGES) \
+		--out-dir $(DEMO_DIR)/reconstructions
+
+summary: install
 	$(PYTHON) tools/analysis_tools/hivit_summary.py

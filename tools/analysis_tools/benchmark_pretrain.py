@@ -9,7 +9,8 @@ FLOPs per image of a training step on random images, for:
 - ``mmitpn-full``: the same network encoding all units (no dropping), the
   cost a pretraining without MAE-style dropping would pay;
 - ``mmpretrain``: mmpretrain 1.2.0's iTPN with the same architecture, when
-  mmpretrain can express it (even stem depths), in fp32 and with ``--amp``.
+  mmpretrain can express it (even stem depths), with the optimizer settings
+  of mmpretrain's iTPN configs, in fp32 and with ``--amp``.
 
 Every measurement runs in its own process (clean peak memory and thread
 pools); ratios are against mmpretrain in the same invocation, and the
@@ -25,6 +26,7 @@ import argparse
 import json
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -45,7 +47,13 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', help='iTPN pixel pretraining config')
     parser.add_argument('--batch-size', type=int, default=8)
-    parser.add_argument('--iters', type=int, default=5, help='timed steps')
+    parser.add_argument('--iters', type=int, default=8, help='timed steps')
+    parser.add_argument(
+        '--repeat',
+        type=int,
+        default=1,
+        help='measure every run this many times, interleaved (the median '
+        'step time over all repeats is reported)')
     parser.add_argument('--warmup', type=int, default=2, help='untimed steps')
     parser.add_argument(
         '--amp', action='store_true', help='also measure mixed precision')
@@ -124,6 +132,28 @@ def mmpretrain_model_cfg(model_cfg: Config) -> dict:
             loss=dict(type='PixelReconstructionLoss', criterion='L2')))
 
 
+def mmpretrain_optim_wrapper(cfg: Config) -> dict:
+    """mmpretrain's iTPN optimizer settings (its configs' paramwise rules,
+    one parameter group per tensor, the default AdamW implementation)."""
+    wrapper = {
+        key: value
+        for key, value in cfg.optim_wrapper.items()
+        if key not in ('constructor', 'optimizer', 'paramwise_cfg')
+    }
+    optimizer = dict(cfg.optim_wrapper.optimizer)
+    optimizer.pop('fused', None)
+    wrapper.update(
+        optimizer=optimizer,
+        paramwise_cfg=dict(
+            custom_keys={
+                'norm': dict(decay_mult=0.0),
+                'bias': dict(decay_mult=0.0),
+                'pos_embed': dict(decay_mult=0.),
+                'mask_token': dict(decay_mult=0.),
+            }))
+    return wrapper
+
+
 def build(cfg: Config, which: str):
     if which == 'mmpretrain':
         import mmpretrain.models  # noqa: F401
@@ -158,8 +188,10 @@ def measure(args) -> dict:
     model, loss_fn = build(cfg, args.worker)
     model.to(device()).train()
     MessageHub.get_current_instance().update_info('max_iters', 1000)
+    wrapper_cfg = mmpretrain_optim_wrapper(cfg) \
+        if args.worker == 'mmpretrain' else cfg.optim_wrapper
     with DefaultScope.overwrite_default_scope('mmitpn'):
-        optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+        optim_wrapper = build_optim_wrapper(model, wrapper_cfg)
     size = cfg.model.backbone.get('img_size', 224)
     images = torch.randn(args.batch_size, 3, size, size, device=device())
 
@@ -176,19 +208,19 @@ def measure(args) -> dict:
         step()
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    synchronize()
-    start = time.perf_counter()
+    step_times = []
     for _ in range(args.iters):
+        synchronize()
+        start = time.perf_counter()
         step()
-    synchronize()
-    seconds = (time.perf_counter() - start) / args.iters
+        synchronize()
+        step_times.append(time.perf_counter() - start)
     if torch.cuda.is_available():
         peak_mb = torch.cuda.max_memory_allocated() / 2**20
     else:
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return dict(
-        img_per_s=args.batch_size / seconds,
-        step_ms=seconds * 1e3,
+        step_times=step_times,
         gflop_per_img=counter.get_total_flops() / args.batch_size / 1e9,
         peak_mb=peak_mb)
 
@@ -224,14 +256,26 @@ def main():
         f'{torch.get_num_threads()} threads'
     print(f'machine: {name}; matmul peak fp32 {peaks["fp32"]:.0f} GFLOP/s' +
           (f', bf16 {peaks["amp"]:.0f} GFLOP/s' if args.amp else ''))
-    print(f'config: {args.config}; batch {args.batch_size}; '
-          f'{args.iters} timed steps after {args.warmup}')
+    print(f'config: {args.config}; batch {args.batch_size}; median of '
+          f'{args.iters} timed steps (after {args.warmup}) x {args.repeat} '
+          'runs')
     print(f'{"run":24s} {"img/s":>8s} {"step ms":>9s} {"GFLOP/img":>10s} '
           f'{"% peak":>7s} {"peak MB":>9s}')
     results = {}
     for precision in (['fp32', 'amp'] if args.amp else ['fp32']):
-        for which in args.runs:
-            result = run_worker(args, which, precision == 'amp')
+        measured = {which: [] for which in args.runs}
+        for _ in range(args.repeat):
+            for which in args.runs:
+                measured[which].append(
+                    run_worker(args, which, precision == 'amp'))
+        for which, runs in measured.items():
+            seconds = statistics.median(t for run in runs
+                                        for t in run['step_times'])
+            result = dict(
+                img_per_s=args.batch_size / seconds,
+                step_ms=seconds * 1e3,
+                gflop_per_img=runs[0]['gflop_per_img'],
+                peak_mb=max(run['peak_mb'] for run in runs))
             results[(which, precision)] = result
             achieved = result['gflop_per_img'] * result['img_per_s']
             print(

@@ -48,7 +48,9 @@ max_epochs = 40
 optim_wrapper = dict(
     optimizer=dict(
         type='AdamW', lr=1.5e-4 * 32 / 256 * 8, betas=(0.9, 0.95),
-        weight_decay=0.05),
+        weight_decay=0.05,
+        # One fused kernel per step (CPU and GPU): ~3x faster than the loop.
+        fused=True),
     constructor='LayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(
         layer_decay_rate=1.0,

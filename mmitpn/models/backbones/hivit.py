@@ -11,7 +11,7 @@ from torch.utils.checkpoint import checkpoint
 from mmitpn.registry import MODELS
 from ..utils.position_encoding import (build_2d_sincos_pos_embed,
                                        resize_pos_embed)
-from ..utils.transformer_blocks import (AttentionBlock, MlpBlock,
+from ..utils.transformer_blocks import (AttentionBlock, MlpBlock, dropout,
                                         gather_rel_pos_index)
 from ..utils.unit_ops import (UNIT_SIZE, PatchEmbed, PatchMerge, gather_units,
                               units_to_map)
@@ -156,7 +156,7 @@ class HiViT(BaseModule):
         self.absolute_pos_embed = nn.Parameter(
             torch.zeros(1, num_units, self.embed_dims),
             requires_grad=pos_embed_trainable)
-        self.pos_drop = nn.Dropout(drop_rate)
+        self.pos_drop = dropout(drop_rate)
 
         num_drop_path = sum(self.stem_mlp_blocks) + self.depth
         drop_path_rates = [
