@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from mmitpn.models import HiViT, iTPNPyramid
+from mmitpn.registry import MODELS
 from mmitpn.utils import extract_state_dict, load_checkpoint_file
 from .itpn_official import Conversion
 
@@ -33,6 +34,8 @@ def check_loading(conversion: Conversion) -> None:
     parts = {'backbone': HiViT(**conversion.backbone)}
     if conversion.neck is not None:
         parts['neck'] = iTPNPyramid(**conversion.neck)
+    if conversion.head is not None:
+        parts['head'] = MODELS.build(conversion.head)
     for name, module in parts.items():
         weights = conversion.part(name)
         result = module.load_state_dict(weights, strict=False)
@@ -46,10 +49,12 @@ def run(converter: Converter, args: argparse.Namespace) -> Conversion:
     conversion = converter(extract_state_dict(checkpoint))
     print(f'backbone: mmitpn.HiViT {conversion.backbone}')
     print(f'neck: mmitpn.iTPNPyramid {conversion.neck}')
+    if conversion.head is not None:
+        print(f'pretraining head: {conversion.head}')
+    checked = ('backbone', 'neck') + (('head', ) if conversion.head else ())
     others = sorted({
         key.split('.')[0]
-        for key in conversion.state_dict
-        if key.split('.')[0] not in ('backbone', 'neck')
+        for key in conversion.state_dict if key.split('.')[0] not in checked
     })
     if others:
         print(f'other parts kept under their names: {others}')
