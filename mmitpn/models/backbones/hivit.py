@@ -15,6 +15,7 @@ from ..utils.transformer_blocks import (AttentionBlock, MlpBlock, dropout,
                                         gather_rel_pos_index)
 from ..utils.unit_ops import (UNIT_SIZE, PatchEmbed, PatchMerge, gather_units,
                               units_to_map)
+from ..utils.weight_init import init_linear_layers
 
 ArchSettings = Dict[str, Union[int, Tuple[int, int]]]
 STAGE_STRIDES = (4, 8, 16)
@@ -232,11 +233,7 @@ class HiViT(BaseModule):
         return sum(self.stem_mlp_blocks) + self.depth
 
     def _init_weights(self, pos_embed_init: str) -> None:
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                trunc_normal_(module.weight, std=.02)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
+        init_linear_layers(self)
         for block in self.blocks[self.main_start:]:
             attn = block.attn
             if attn.rel_pos_type == 'bias_table':

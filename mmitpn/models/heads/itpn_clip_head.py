@@ -9,7 +9,8 @@ from torch import Tensor, nn
 
 from mmitpn.registry import MODELS
 from ..utils.transformer_blocks import AttentionBlock, gather_rel_pos_index
-from .itpn_pixel_head import embed_level
+from ..utils.weight_init import init_linear_layers
+from .itpn_pixel_head import embed_level, level_embeddings
 
 
 @MODELS.register_module()
@@ -55,12 +56,8 @@ class iTPNCLIPHead(BaseModule):
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.teacher_dims = teacher_dims
-        self.decoder_embed = nn.ModuleList([
-            nn.Sequential(
-                nn.LayerNorm(fpn_dim, eps=norm_eps),
-                nn.Linear(fpn_dim, embed_dims // sub_tokens))
-            for sub_tokens in (1, 4, 16)
-        ])
+        self.decoder_embed = level_embeddings(fpn_dim, embed_dims, (1, 4, 16),
+                                              norm_eps)
         self.norm = nn.LayerNorm(embed_dims, eps=norm_eps)
         self.lm_head = nn.Linear(embed_dims, teacher_dims)
         self.aux_depth = aux_depth
@@ -76,10 +73,7 @@ class iTPNCLIPHead(BaseModule):
             ])
             self.norm_cls = nn.LayerNorm(embed_dims, eps=norm_eps)
             self.lm_cls_head = nn.Linear(embed_dims, teacher_dims)
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                trunc_normal_(module.weight, std=.02)
-                nn.init.zeros_(module.bias)
+        init_linear_layers(self)
         for block in getattr(self, 'cls_pt_layers', []):
             trunc_normal_(block.attn.relative_position_bias_table, std=.02)
 

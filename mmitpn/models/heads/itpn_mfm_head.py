@@ -5,7 +5,6 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModule
-from mmengine.model.weight_init import trunc_normal_
 from torch import Tensor, nn
 
 from mmitpn.registry import MODELS
@@ -13,7 +12,8 @@ from ..utils.position_encoding import (build_2d_sincos_pos_embed,
                                        resize_pos_embed)
 from ..utils.transformer_blocks import AttentionBlock
 from ..utils.unit_ops import UNIT_SIZE
-from .itpn_pixel_head import embed_level, unshuffle
+from ..utils.weight_init import init_linear_layers
+from .itpn_pixel_head import embed_level, level_embeddings, unshuffle
 
 SUB_TOKENS = (16, 4, 1)  # per unit at stride 4, 8, 16
 
@@ -76,12 +76,8 @@ class iTPNMFMHead(BaseModule):
         img_size = (img_size,
                     img_size) if isinstance(img_size, int) else img_size
         self.grid_size = (img_size[0] // UNIT_SIZE, img_size[1] // UNIT_SIZE)
-        self.embed = nn.ModuleList([
-            nn.Sequential(
-                nn.LayerNorm(fpn_dim, eps=norm_eps),
-                nn.Linear(fpn_dim, embed_dims // sub_tokens))
-            for sub_tokens in SUB_TOKENS
-        ])
+        self.embed = level_embeddings(fpn_dim, embed_dims, SUB_TOKENS,
+                                      norm_eps)
         self.mask_tokens = nn.Parameter(torch.zeros(3, 1, 1, embed_dims))
         self.pos_embed = nn.Parameter(
             build_2d_sincos_pos_embed(self.grid_size, embed_dims),
@@ -96,10 +92,7 @@ class iTPNMFMHead(BaseModule):
             nn.Linear(embed_dims, sub_tokens * dims)
             for sub_tokens, dims in zip(SUB_TOKENS, self.teacher_dims)
         ])
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                trunc_normal_(module.weight, std=.02)
-                nn.init.zeros_(module.bias)
+        init_linear_layers(self)
         nn.init.normal_(self.mask_tokens, std=.02)
 
     def forward(self, levels: Sequence[Tensor], ids_restore: Tensor,

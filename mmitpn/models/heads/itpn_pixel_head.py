@@ -4,7 +4,6 @@ from typing import Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.model import BaseModule
-from mmengine.model.weight_init import trunc_normal_
 from torch import Tensor, nn
 
 from mmitpn.registry import MODELS
@@ -12,10 +11,22 @@ from ..utils.position_encoding import (build_2d_sincos_pos_embed,
                                        resize_pos_embed)
 from ..utils.transformer_blocks import AttentionBlock
 from ..utils.unit_ops import UNIT_SIZE
+from ..utils.weight_init import init_linear_layers
 
 
 def _to_2tuple(size: Union[int, Sequence[int]]) -> Tuple[int, int]:
     return (size, size) if isinstance(size, int) else tuple(size)
+
+
+def level_embeddings(fpn_dim: int, out_dims: int, sub_tokens: Sequence[int],
+                     norm_eps: float) -> nn.ModuleList:
+    """LayerNorm + Linear per pyramid level, to ``out_dims / s**2`` channels
+    per sub-token for a level with ``s**2`` sub-tokens per unit."""
+    return nn.ModuleList([
+        nn.Sequential(
+            nn.LayerNorm(fpn_dim, eps=norm_eps),
+            nn.Linear(fpn_dim, out_dims // count)) for count in sub_tokens
+    ])
 
 
 def embed_level(embed: nn.Module, level: Tensor) -> Tensor:
@@ -126,12 +137,8 @@ class iTPNPixelHead(BaseModule):
                           self.img_size[1] // UNIT_SIZE)
         self.in_channels = in_channels
         self.norm_pix = norm_pix
-        self.decoder_embed = nn.ModuleList([
-            nn.Sequential(
-                nn.LayerNorm(fpn_dim, eps=embed_norm_eps),
-                nn.Linear(fpn_dim, decoder_embed_dims // sub_tokens))
-            for sub_tokens in (1, 4, 16)
-        ])
+        self.decoder_embed = level_embeddings(fpn_dim, decoder_embed_dims,
+                                              (1, 4, 16), embed_norm_eps)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_embed_dims))
         self.decoder_pos_embed = nn.Parameter(
             build_2d_sincos_pos_embed(self.grid_size, decoder_embed_dims),
@@ -146,10 +153,7 @@ class iTPNPixelHead(BaseModule):
         self.decoder_norm = nn.LayerNorm(decoder_embed_dims, eps=norm_eps)
         self.decoder_pred = nn.Linear(decoder_embed_dims,
                                       UNIT_SIZE**2 * in_channels)
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                trunc_normal_(module.weight, std=.02)
-                nn.init.zeros_(module.bias)
+        init_linear_layers(self)
         nn.init.normal_(self.mask_token, std=.02)
 
     def forward(self, levels: Sequence[Tensor], ids_restore: Tensor,

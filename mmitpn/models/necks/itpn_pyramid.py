@@ -5,12 +5,12 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModule
-from mmengine.model.weight_init import trunc_normal_
 from torch import Tensor, nn
 
 from mmitpn.registry import MODELS
 from ..utils.transformer_blocks import MlpBlock
 from ..utils.unit_ops import PatchSplit, map_to_units, units_to_map
+from ..utils.weight_init import init_linear_layers
 
 
 @MODELS.register_module()
@@ -105,11 +105,7 @@ class iTPNPyramid(BaseModule):
             MlpBlock(fpn_dim, mlp_ratio, drop_rate, norm_eps=norm_eps)
             for _ in range(3)
         ])
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                trunc_normal_(module.weight, std=.02)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
+        init_linear_layers(self)
 
     @property
     def out_channels(self) -> Tuple[int, ...]:
