@@ -95,6 +95,9 @@ def shrink(cfg, tmp_path):
                 max_num_patches=6,
                 min_num_patches=2)
     cfg.train_cfg.max_epochs = 1
+    # Squeeze every scheduler into the single epoch (types kept).
+    for scheduler in cfg.param_scheduler:
+        scheduler.update(begin=0, end=1)
     cfg.work_dir = str(tmp_path / 'work_dir')
     cfg.default_hooks.checkpoint = None
     cfg.default_hooks.logger.interval = 1

@@ -44,6 +44,12 @@ model = dict(
     ema=dict(momentum=0.1, end_momentum=0.))
 train_dataloader = dict(batch_size=4, dataset=dict(data_root={images!r}))
 train_cfg = dict(max_epochs=4)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0, end=1,
+         convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=1,
+         convert_to_iter_based=True),
+]
 default_hooks = dict(logger=dict(interval=1),
                      checkpoint=dict(interval=1, max_keep_ckpts=10))
 log_processor = dict(window_size=1)
@@ -122,7 +128,7 @@ def test_dist_train_sh_runs_two_processes_on_cpu(tmp_path):
     env = dict(os.environ, PYTHON=sys.executable, PORT='29533')
     run = subprocess.run([
         osp.join(REPO, 'tools', 'dist_train.sh'), base, '2', '--work-dir',
-        work_dir, '--cfg-options', 'train_cfg.max_epochs=1'
+        work_dir, '--cfg-options', 'train_cfg.max_epochs=2'
     ],
                          capture_output=True,
                          text=True,
@@ -132,5 +138,5 @@ def test_dist_train_sh_runs_two_processes_on_cpu(tmp_path):
     assert 'Distributed training: True' in output
     assert 'gloo backend' in output
     # 16 images on 2 ranks with batch 4: 2 iterations per epoch.
-    assert sorted(logged_losses(work_dir)) == [1, 2]
-    assert osp.exists(osp.join(work_dir, 'epoch_1.pth'))
+    assert sorted(logged_losses(work_dir)) == [1, 2, 3, 4]
+    assert osp.exists(osp.join(work_dir, 'epoch_2.pth'))

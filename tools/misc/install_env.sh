@@ -40,6 +40,16 @@ if ! check_ops; then
   check_ops || { log "ERROR: 'from mmcv.ops import nms, RoIAlign' still fails"; exit 1; }
 fi
 
+if [ ! -d /usr/share/datasets/fashion-mnist ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing Debian's dataset-fashion-mnist (the classification demo data)"
+    apt-get install -y -q dataset-fashion-mnist >/dev/null ||
+      { apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null; }
+  else
+    log "note: for the classification demo run: sudo apt-get install dataset-fashion-mnist"
+  fi
+fi
+
 log "installing mmitpn in editable mode"
 "${pip[@]}" install -q --no-build-isolation --no-deps -e "$root"
 "$venv/bin/python" -c 'import mmitpn, mmcv.ops; print("[install_env] ok: mmitpn", mmitpn.__version__)'

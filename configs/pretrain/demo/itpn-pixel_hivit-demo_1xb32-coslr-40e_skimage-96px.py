@@ -44,7 +44,6 @@ train_dataloader = dict(
             dict(type='mmpretrain.PackInputs'),
         ]))
 
-max_epochs = 40
 optim_wrapper = dict(
     optimizer=dict(
         type='AdamW', lr=1.5e-4 * 32 / 256 * 8, betas=(0.9, 0.95),
@@ -65,14 +64,12 @@ param_scheduler = [
         convert_to_iter_based=True),
     dict(
         type='CosineAnnealingLR',
-        T_max=max_epochs - 4,
         eta_min=1e-5,
         by_epoch=True,
         begin=4,
-        end=max_epochs,
         convert_to_iter_based=True),
 ]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=40)
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=8),

@@ -9,13 +9,7 @@ from mmpretrain.models.utils import CosineEMA
 from torch import Tensor, nn
 
 from mmitpn.registry import MODELS
-
-
-def build_part(cfg: dict) -> nn.Module:
-    """Build a sub-module; unprefixed types resolve in mmitpn whatever the
-    caller's default scope (e.g. ``type='mmitpn.iTPN'`` from mmpretrain)."""
-    return MODELS.build(dict(cfg, _scope_=cfg.get('_scope_', 'mmitpn')))
-
+from ..utils.builder import build_part
 
 DEFAULT_PREPROCESSOR = dict(
     type='mmpretrain.SelfSupDataPreprocessor',

@@ -15,7 +15,7 @@ from ..utils.transformer_blocks import (AttentionBlock, MlpBlock, dropout,
                                         gather_rel_pos_index)
 from ..utils.unit_ops import (UNIT_SIZE, PatchEmbed, PatchMerge, gather_units,
                               units_to_map)
-from ..utils.weight_init import init_linear_layers
+from ..utils.weight_init import check_checkpoint_shapes, init_linear_layers
 
 ArchSettings = Dict[str, Union[int, Tuple[int, int]]]
 STAGE_STRIDES = (4, 8, 16)
@@ -77,8 +77,12 @@ class HiViT(BaseModule):
             unit layouts ``(B, N, 4, 4, C/4)``, ``(B, N, 2, 2, C/2)``,
             ``(B, N, C)`` (the only form with masking, and the laterals
             the iTPN pyramid takes); ``'avg_featmap'`` returns the mean of
-            the stride-16 tokens after ``fc_norm`` (classification).
+            the stride-16 tokens, after ``fc_norm`` if ``final_norm``
+            (classification).
             Defaults to ``'featmap'``.
+        final_norm (bool): With ``out_type='avg_featmap'``, a LayerNorm
+            (``fc_norm``) after mean pooling, as in fine-tuning; linear
+            probing uses the pooled tokens as they are. Defaults to True.
         frozen_stages (int): -1 freezes nothing, 0 the patch and position
             embeddings, 1-3 also the stages up to that one. Frozen parts
             stay in eval mode. Defaults to -1.
@@ -121,6 +125,7 @@ class HiViT(BaseModule):
                  layer_scale_init_value: float = 0.,
                  out_indices: Sequence[int] = (2, ),
                  out_type: str = 'featmap',
+                 final_norm: bool = True,
                  frozen_stages: int = -1,
                  with_cp: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
@@ -183,8 +188,9 @@ class HiViT(BaseModule):
                                qkv_bias, drop_rate, attn_drop_rate,
                                drop_path_rates.pop(0), layer_scale_init_value,
                                rel_pos_type, self.grid_size, norm_eps))
-        if out_type == 'avg_featmap':
-            self.fc_norm = nn.LayerNorm(self.embed_dims, eps=norm_eps)
+        self.fc_norm = nn.LayerNorm(
+            self.embed_dims, eps=norm_eps
+        ) if out_type == 'avg_featmap' and final_norm else nn.Identity()
 
         self._init_weights(pos_embed_init)
         self._freeze_stages()
@@ -265,6 +271,11 @@ class HiViT(BaseModule):
                         f'embedding with {pos_embed.shape[1]} tokens.')
                 state_dict[key] = resize_pos_embed(pos_embed, (side, side),
                                                    self.grid_size)
+        check_checkpoint_shapes(
+            self,
+            state_dict,
+            prefix,
+            resizable=('relative_position_bias_table', ))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _frozen_modules(self) -> List[nn.Module]:
@@ -277,7 +288,7 @@ class HiViT(BaseModule):
         # A PatchMerge opens the stage after it, so a frozen stage 1 keeps
         # the first merge trainable.
         modules += list(self.blocks[:last])
-        if self.frozen_stages >= 3 and hasattr(self, 'fc_norm'):
+        if self.frozen_stages >= 3:
             modules.append(self.fc_norm)
         return modules
 

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from mmitpn.registry import MODELS
 from ..utils.transformer_blocks import MlpBlock
 from ..utils.unit_ops import PatchSplit, map_to_units, units_to_map
-from ..utils.weight_init import init_linear_layers
+from ..utils.weight_init import check_checkpoint_shapes, init_linear_layers
 
 
 @MODELS.register_module()
@@ -106,6 +106,10 @@ class iTPNPyramid(BaseModule):
             for _ in range(3)
         ])
         init_linear_layers(self)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        check_checkpoint_shapes(self, state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
     def out_channels(self) -> Tuple[int, ...]:

@@ -15,7 +15,6 @@ optim_wrapper = dict(
         layer_decay_rate=1.0,
         custom_keys={'mask_token': dict(decay_mult=0.)}))
 
-max_epochs = 400
 warmup_epochs = 40
 param_scheduler = [
     dict(
@@ -25,14 +24,13 @@ param_scheduler = [
         begin=0,
         end=warmup_epochs,
         convert_to_iter_based=True),
+    # Ends with training (mmengine sets ``end`` to ``train_cfg.max_epochs``).
     dict(
         type='CosineAnnealingLR',
-        T_max=max_epochs - warmup_epochs,
         eta_min=0.,
         by_epoch=True,
         begin=warmup_epochs,
-        end=max_epochs,
         convert_to_iter_based=True),
 ]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=400)
 auto_scale_lr = dict(base_batch_size=4096)
