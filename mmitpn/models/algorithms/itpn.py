@@ -28,7 +28,9 @@ class iTPNBase(BaseModel):
     Args:
         backbone (dict): HiViT config; ``out_indices=(0, 1, 2)`` and
             ``out_type='raw'`` are filled in (and required).
-        neck (dict): iTPNPyramid config.
+        neck (dict, optional): iTPNPyramid config; None feeds the raw
+            backbone stages to the heads (the MAE-style baseline without
+            pyramid).
         data_preprocessor (dict, optional): Defaults to mmpretrain's
             ``SelfSupDataPreprocessor`` with ImageNet mean and std.
         init_cfg (dict, optional): mmengine initialisation config.
@@ -36,7 +38,7 @@ class iTPNBase(BaseModel):
 
     def __init__(self,
                  backbone: dict,
-                 neck: dict,
+                 neck: Optional[dict],
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(
@@ -51,8 +53,9 @@ class iTPNBase(BaseModel):
                              "to the pyramid: use out_indices=(0, 1, 2) and "
                              "out_type='raw'.")
         self.backbone = build_part(backbone)
-        self.neck = build_part(neck)
-        if self.neck.embed_dims != self.backbone.embed_dims:
+        self.neck = build_part(neck) if neck is not None else None
+        if self.neck is not None and \
+                self.neck.embed_dims != self.backbone.embed_dims:
             raise ValueError(
                 f'neck.embed_dims={self.neck.embed_dims} does not match the '
                 f'backbone width {self.backbone.embed_dims}.')
@@ -64,7 +67,12 @@ class iTPNBase(BaseModel):
 
     def extract_feat(self, inputs: Tensor) -> Tuple[Tensor, ...]:
         """Pyramid P4, P8, P16 of full images (unit layout)."""
-        return self.neck(self.backbone(inputs))
+        return self.levels(self.backbone(inputs))
+
+    def levels(self, backbone_outs: Sequence[Tensor]) -> Sequence[Tensor]:
+        """The pyramid of the backbone outputs, or the outputs themselves
+        for a model without pyramid (MAE-style baseline)."""
+        return backbone_outs if self.neck is None else self.neck(backbone_outs)
 
     def forward(self,
                 inputs: Tensor,
@@ -134,6 +142,9 @@ class iTPN(iTPNBase):
         self.head = build_part(head)
         self.mfm_head = None
         if mfm_head is not None:
+            if self.neck is None:
+                raise ValueError('MFM supervises the pyramid levels: it needs '
+                                 'a neck.')
             self.mfm_head = build_part(mfm_head)
             dims = self.backbone.embed_dims
             expected = (dims // 4, dims // 2, dims)
@@ -186,7 +197,7 @@ class iTPN(iTPNBase):
         grid = self.backbone.grid_of(inputs.shape[2], inputs.shape[3])
         ids_keep, ids_restore, mask = self.random_masking(
             inputs.shape[0], grid, inputs.device)
-        levels = self.neck(self.backbone(inputs, ids_keep))
+        levels = self.levels(self.backbone(inputs, ids_keep))
         losses = dict(
             loss_pixel=self.head.loss(levels, inputs, mask, ids_restore))
         if self.mfm_head is not None:
@@ -209,7 +220,7 @@ class iTPN(iTPNBase):
         grid = self.backbone.grid_of(inputs.shape[2], inputs.shape[3])
         ids_keep, ids_restore, mask = self.random_masking(
             inputs.shape[0], grid, inputs.device)
-        levels = self.neck(self.backbone(inputs, ids_keep))
+        levels = self.levels(self.backbone(inputs, ids_keep))
         return self.head(levels, ids_restore, grid), mask
 
 
@@ -297,6 +308,6 @@ class iTPNCLIP(iTPNBase):
         collect = (self.aux_block, ) if self.head.aux_depth else ()
         x, collected = self.backbone.forward_main(x, grid, collect=collect)
         aux_tokens = collected[0] if collected else None
-        levels = self.neck((*stem_outs, x))
+        levels = self.levels((*stem_outs, x))
         target = self.teacher(self.teacher_inputs(inputs))
         return self.head.loss(levels, aux_tokens, target, grid)

@@ -18,6 +18,9 @@ def _to_2tuple(size: Union[int, Sequence[int]]) -> Tuple[int, int]:
     return (size, size) if isinstance(size, int) else tuple(size)
 
 
+SUB_TOKENS = {16: 1, 8: 4, 4: 16}  # per unit at each stride
+
+
 def level_embeddings(fpn_dim: int, out_dims: int, sub_tokens: Sequence[int],
                      norm_eps: float) -> nn.ModuleList:
     """LayerNorm + Linear per pyramid level, to ``out_dims / s**2`` channels
@@ -99,7 +102,10 @@ class iTPNPixelHead(BaseModule):
     units only.
 
     Args:
-        fpn_dim (int): Channels of the pyramid levels. Defaults to 256.
+        fpn_dim (int): Channels of the input levels. Defaults to 256.
+        levels (Sequence[int]): Strides of the levels that feed the decoder.
+            Defaults to (4, 8, 16); ``(16, )`` with ``fpn_dim`` = backbone
+            width and no pyramid is MAE on HiViT.
         decoder_embed_dims (int): Decoder width ``d``. Defaults to 512.
         decoder_depth (int): Decoder blocks (8 in the official code, 6 in
             mmpretrain). Defaults to 8.
@@ -117,6 +123,7 @@ class iTPNPixelHead(BaseModule):
 
     def __init__(self,
                  fpn_dim: int = 256,
+                 levels: Sequence[int] = (4, 8, 16),
                  decoder_embed_dims: int = 512,
                  decoder_depth: int = 8,
                  decoder_num_heads: int = 16,
@@ -137,8 +144,13 @@ class iTPNPixelHead(BaseModule):
                           self.img_size[1] // UNIT_SIZE)
         self.in_channels = in_channels
         self.norm_pix = norm_pix
-        self.decoder_embed = level_embeddings(fpn_dim, decoder_embed_dims,
-                                              (1, 4, 16), embed_norm_eps)
+        if not levels or not set(levels) <= set(SUB_TOKENS):
+            raise ValueError(f'levels must be strides out of (4, 8, 16), got '
+                             f'{levels!r}.')
+        self.levels = tuple(sorted(levels, reverse=True))
+        self.decoder_embed = level_embeddings(
+            fpn_dim, decoder_embed_dims,
+            [SUB_TOKENS[stride] for stride in self.levels], embed_norm_eps)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_embed_dims))
         self.decoder_pos_embed = nn.Parameter(
             build_2d_sincos_pos_embed(self.grid_size, decoder_embed_dims),
@@ -161,18 +173,21 @@ class iTPNPixelHead(BaseModule):
         """Predict the pixels of every unit.
 
         Args:
-            levels (Sequence[Tensor]): Pyramid outputs P4, P8, P16 on the
-                visible units, as returned by :class:`iTPNPyramid`.
+            levels (Sequence[Tensor]): Stride-4, 8 and 16 features on the
+                visible units: the :class:`iTPNPyramid` outputs, or the
+                HiViT ``'raw'`` outputs for a model without pyramid.
             ids_restore (Tensor): ``(B, N)`` unshuffle indices.
             grid_size (tuple[int, int]): Unit grid of the input.
 
         Returns:
             Tensor: ``(B, N, 16*16*C)`` predicted (normalised) pixels.
         """
-        p4, p8, p16 = levels
+        by_stride = dict(zip((4, 8, 16), levels))
         streams = [
-            unshuffle(embed_level(embed, level), self.mask_token, ids_restore)
-            for embed, level in zip(self.decoder_embed, (p16, p8, p4))
+            unshuffle(
+                embed_level(embed, by_stride[stride]), self.mask_token,
+                ids_restore)
+            for embed, stride in zip(self.decoder_embed, self.levels)
         ]
         x = streams[0] + resize_pos_embed(self.decoder_pos_embed,
                                           self.grid_size, grid_size)

@@ -229,3 +229,18 @@ def test_clip_teacher_errors_name_the_file(tmp_path):
         MODELS.build(clip_cfg(teacher, teacher_dims=768))
     with pytest.raises(ValueError, match='teacher_ckpt'):
         MODELS.build(clip_cfg(dict(teacher, ckpt=None)))
+
+
+def test_mae_style_baseline_without_pyramid():
+    model = MODELS.build(
+        pixel_cfg(
+            neck=None,
+            head=dict(PIXEL['head'], fpn_dim=64, levels=(16, ))))
+    assert model.neck is None and len(model.head.decoder_embed) == 1
+    loss = model.loss(torch.randn(2, 3, 64, 64))['loss_pixel']
+    loss.backward()
+    assert model.backbone.blocks[0].mlp.fc1.weight.grad is not None
+    with pytest.raises(ValueError, match='needs a neck'):
+        MODELS.build(pixel_cfg(neck=None, mfm_head=MFM_HEAD))
+    with pytest.raises(ValueError, match='levels'):
+        MODELS.build(pixel_cfg(head=dict(PIXEL['head'], levels=(32, ))))

@@ -1,0 +1,59 @@
+# CPU demo: linear probe of the frozen `make demo` pretraining checkpoint on
+# Fashion-MNIST (BatchNorm without affine + linear head, LARS).
+_base_ = [
+    './_base_/fashion-mnist_64px.py',
+    'mmpretrain::_base_/default_runtime.py',
+]
+
+train_dataloader = dict(batch_size=256)
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(
+        type='mmitpn.HiViT',
+        arch=dict(
+            embed_dims=192, stem_mlp_blocks=(1, 1), depth=4, num_heads=3),
+        img_size=64,
+        out_type='avg_featmap',
+        final_norm=False,
+        frozen_stages=3,
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='work_dirs/demo/epoch_40.pth',
+            prefix='backbone.')),
+    neck=dict(type='ClsBatchNormNeck', input_features=192),
+    head=dict(
+        type='LinearClsHead',
+        num_classes=10,
+        in_channels=192,
+        loss=dict(type='CrossEntropyLoss'),
+        init_cfg=[dict(type='TruncNormal', layer='Linear', std=0.01)]))
+
+optim_wrapper = dict(
+    optimizer=dict(
+        type='LARS', lr=0.1 * 256 / 256, weight_decay=0.0, momentum=0.9))
+param_scheduler = [
+    dict(
+        type='LinearLR',
+        start_factor=1e-3,
+        by_epoch=True,
+        begin=0,
+        end=2,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingLR',
+        eta_min=0.,
+        by_epoch=True,
+        begin=2,
+        convert_to_iter_based=True),
+]
+train_cfg = dict(by_epoch=True, max_epochs=10, val_interval=5)
+val_cfg = dict()
+test_cfg = dict()
+
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=20),
+    checkpoint=dict(
+        type='CheckpointHook', interval=5, max_keep_ckpts=1,
+        save_best='auto'))
+custom_hooks = [dict(type='mmitpn.IterationSeedHook')]
+randomness = dict(seed=0)

@@ -1,0 +1,256 @@
+# Copyright (c) mmitpn contributors. All rights reserved.
+"""From a pretraining checkpoint (or an official fine-tuned one) to an
+mmpretrain classifier."""
+import ast
+import math
+import os.path as osp
+
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.logging import HistoryBuffer
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import DefaultScope
+from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
+from mmpretrain.structures import DataSample
+
+from mmitpn.converters import convert_official
+from mmitpn.registry import MODELS
+
+TINY = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4)
+KEYS = osp.join(
+    osp.dirname(osp.dirname(osp.abspath(__file__))), 'data', 'official_keys')
+
+
+def save_pretraining_checkpoint(path, arch=TINY):
+    """A Runner-style checkpoint: weights plus a message hub with objects
+    that a tensors-only load must not rebuild."""
+    with DefaultScope.overwrite_default_scope('mmitpn'):
+        model = MODELS.build(
+            dict(
+                type='iTPN',
+                backbone=dict(type='HiViT', arch=arch, img_size=64),
+                neck=dict(
+                    type='iTPNPyramid',
+                    embed_dims=arch['embed_dims'],
+                    fpn_dim=32),
+                head=dict(
+                    type='iTPNPixelHead',
+                    fpn_dim=32,
+                    decoder_embed_dims=32,
+                    decoder_depth=1,
+                    decoder_num_heads=2,
+                    img_size=64)))
+    torch.save(
+        dict(
+            meta=dict(epoch=1),
+            state_dict=model.state_dict(),
+            message_hub=dict(log_scalars=dict(
+                loss=HistoryBuffer([1.0], [1])))), path)
+    return model
+
+
+def classifier(checkpoint, **backbone):
+    cfg = dict(
+        type='ImageClassifier',
+        backbone=dict(
+            type='mmitpn.HiViT',
+            arch=TINY,
+            img_size=64,
+            rel_pos_type='bias_table',
+            out_type='avg_featmap',
+            init_cfg=dict(
+                type='Pretrained', checkpoint=checkpoint, prefix='backbone.')),
+        head=dict(type='LinearClsHead', num_classes=10, in_channels=64))
+    cfg['backbone'].update(backbone)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return MMPRETRAIN_MODELS.build(cfg)
+
+
+def test_pretraining_checkpoint_loads_and_lists_fresh_parameters(
+        tmp_path, capsys):
+    path = str(tmp_path / 'epoch_1.pth')
+    pretrained = save_pretraining_checkpoint(path)
+    model = classifier(path)
+    model.init_weights()
+    for name, value in pretrained.backbone.state_dict().items():
+        assert torch.equal(model.backbone.state_dict()[name], value), name
+    log = capsys.readouterr().out
+    missing = log[log.index('missing keys in source state_dict'):]
+    missing = missing.splitlines()[0]
+    # No pretraining relative position tables, no fc_norm: initialised.
+    assert 'blocks.4.attn.relative_position_bias_table' in missing
+    assert 'fc_norm.weight' in missing
+    assert 'blocks.0.mlp.fc1.weight' not in missing
+
+
+def test_checkpoint_of_another_architecture_names_the_tensors(tmp_path):
+    path = str(tmp_path / 'wide.pth')
+    save_pretraining_checkpoint(
+        path, arch=dict(TINY, embed_dims=96, num_heads=4))
+    model = classifier(path)
+    with pytest.raises(
+            ValueError,
+            match=r'patch_embed.proj.weight: '
+            r'checkpoint \(24, 3, 4, 4\), model \(16, 3, 4, 4\)'):
+        model.init_weights()
+
+
+def test_missing_checkpoint_is_named(tmp_path):
+    missing = str(tmp_path / 'nowhere' / 'epoch_1600.pth')
+    with pytest.raises(FileNotFoundError, match='nowhere/epoch_1600.pth'):
+        classifier(missing).init_weights()
+
+
+def test_linear_probe_keeps_backbone_and_pyramid_frozen(tmp_path):
+    path = str(tmp_path / 'epoch_1.pth')
+    save_pretraining_checkpoint(path)
+    cfg = dict(
+        type='ImageClassifier',
+        backbone=dict(
+            type='mmitpn.HiViT',
+            arch=TINY,
+            img_size=64,
+            out_indices=(0, 1, 2),
+            frozen_stages=3,
+            init_cfg=dict(
+                type='Pretrained', checkpoint=path, prefix='backbone.')),
+        neck=dict(
+            type='mmitpn.iTPNLinearProbeNeck',
+            pyramid=dict(
+                type='iTPNPyramid',
+                embed_dims=64,
+                fpn_dim=32,
+                init_cfg=dict(
+                    type='Pretrained', checkpoint=path, prefix='neck.'))),
+        head=dict(
+            type='LinearClsHead', num_classes=10, in_channels=3 * 32 + 64))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MMPRETRAIN_MODELS.build(cfg)
+    model.init_weights()
+    frozen = {
+        **{
+            f'backbone.{k}': v.clone()
+            for k, v in model.backbone.state_dict().items()
+        },
+        **{
+            f'pyramid.{k}': v.clone()
+            for k, v in model.neck.pyramid.state_dict().items()
+        }
+    }
+    optim = build_optim_wrapper(
+        model, dict(optimizer=dict(type='SGD', lr=1.0, momentum=0.9)))
+    model.train()
+    assert not model.backbone.blocks[0].training
+    assert not model.neck.pyramid.training and model.neck.bn.training
+    bn_mean = model.neck.bn.running_mean.clone()
+    head_weight = model.head.fc.weight.detach().clone()
+    samples = [DataSample().set_gt_label(i) for i in range(4)]
+    data = dict(inputs=torch.randn(4, 3, 64, 64) * 50, data_samples=samples)
+    for _ in range(2):
+        model.train_step(data, optim)
+    assert not any(p.requires_grad for p in model.backbone.parameters())
+    assert not any(p.requires_grad for p in model.neck.pyramid.parameters())
+    assert all(p.grad is None for p in model.backbone.parameters())
+    for name, value in model.backbone.state_dict().items():
+        assert torch.equal(value, frozen[f'backbone.{name}']), name
+    for name, value in model.neck.pyramid.state_dict().items():
+        assert torch.equal(value, frozen[f'pyramid.{name}']), name
+    assert not torch.equal(model.neck.bn.running_mean, bn_mean)
+    assert not torch.equal(model.head.fc.weight, head_weight)
+
+
+def read_listing(name):
+    generator = torch.Generator().manual_seed(0)
+    state_dict = {}
+    with open(osp.join(KEYS, name)) as f:
+        for line in f:
+            if line.startswith('#'):
+                continue
+            key, shape = line.rstrip('\n').split('\t')
+            value = 0.02 * torch.randn(
+                ast.literal_eval(shape), generator=generator)
+            if 'norm' in key and key.endswith('weight'):
+                value += 1
+            state_dict[key] = value
+    return state_dict
+
+
+def official_forward(sd, images, eps=1e-6):
+    """The official iTPN classifier, written out from the reference
+    (independent of mmitpn's modules): 4x4 sub-tokens in 16x16 units, MLP
+    blocks, PatchMerge, attention with a relative position bias table,
+    mean pooling, fc_norm, head."""
+    batch = images.shape[0]
+    side = images.shape[2] // 16
+    w = sd['patch_embed.proj.weight']
+    x = F.conv2d(images, w, sd['patch_embed.proj.bias'], stride=4)
+    x = x.reshape(batch, -1, side, 4, side, 4).permute(0, 2, 4, 3, 5, 1)
+    x = x.reshape(batch, side * side, 4, 4, -1)
+    x = F.layer_norm(x, x.shape[-1:], sd['patch_embed.norm.weight'],
+                     sd['patch_embed.norm.bias'], eps)
+    coords = torch.stack(
+        torch.meshgrid(torch.arange(side), torch.arange(side),
+                       indexing='ij')).flatten(1)
+    rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0)
+    index = (rel[..., 0] + side - 1) * (2 * side - 1) + rel[..., 1] + side - 1
+
+    def ln(t, p):
+        return F.layer_norm(t, t.shape[-1:], sd[p + '.weight'],
+                            sd[p + '.bias'], eps)
+
+    def mlp(t, p):
+        t = F.gelu(F.linear(t, sd[p + '.fc1.weight'], sd[p + '.fc1.bias']))
+        return F.linear(t, sd[p + '.fc2.weight'], sd[p + '.fc2.bias'])
+
+    i = 0
+    while f'blocks.{i}.norm2.weight' in sd or \
+            f'blocks.{i}.reduction.weight' in sd:
+        p = f'blocks.{i}'
+        if p + '.reduction.weight' in sd:
+            x = torch.cat([
+                x[..., 0::2, 0::2, :], x[..., 1::2, 0::2, :],
+                x[..., 0::2, 1::2, :], x[..., 1::2, 1::2, :]
+            ], -1)
+            x = F.linear(ln(x, p + '.norm'), sd[p + '.reduction.weight'])
+            if x.shape[2] == 1:
+                x = x[:, :, 0, 0] + sd['absolute_pos_embed']
+        elif p + '.attn.qkv.weight' in sd:
+            table = sd[p + '.attn.relative_position_bias_table']
+            heads = table.shape[1]
+            y = F.linear(
+                ln(x, p + '.norm1'), sd[p + '.attn.qkv.weight'],
+                sd[p + '.attn.qkv.bias'])
+            q, k, v = y.reshape(batch, x.shape[1], 3, heads,
+                                -1).permute(2, 0, 3, 1, 4)
+            attn = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+            attn = attn + table[index].permute(2, 0, 1)
+            y = (attn.softmax(-1) @ v).transpose(1, 2).flatten(2)
+            x = x + F.linear(y, sd[p + '.attn.proj.weight'],
+                             sd[p + '.attn.proj.bias'])
+            x = x + mlp(ln(x, p + '.norm2'), p + '.mlp')
+        else:
+            x = x + mlp(ln(x, p + '.norm2'), p + '.mlp')
+        i += 1
+    x = ln(x.mean(1), 'fc_norm')
+    return F.linear(x, sd['head.weight'], sd['head.bias'])
+
+
+def test_converted_official_finetuned_checkpoint_reproduces_logits():
+    state_dict = read_listing('keys_pixel_ft_base.txt')
+    conversion = convert_official(state_dict)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MMPRETRAIN_MODELS.build(
+            dict(
+                type='ImageClassifier',
+                backbone=dict(type='mmitpn.HiViT', **conversion.backbone),
+                head=dict(
+                    type='LinearClsHead', num_classes=1000, in_channels=512)))
+    model.load_state_dict(conversion.state_dict, strict=True)
+    model.eval()
+    images = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        expected = official_forward(state_dict, images)
+        actual = model(images, mode='tensor')
+    assert expected.abs().max() > 0.1
+    assert (actual - expected).abs().max() < 1e-4
