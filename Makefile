@@ -2,6 +2,7 @@
 #               reconstructions into work_dirs/demo/reconstructions
 # make test     run the test suite
 # make lint     flake8, isort and yapf checks
+# make demo-cls fine-tune and linear-probe the demo checkpoint on Fashion-MNIST
 # make summary  build every HiViT arch and print parameters, MACs, a forward
 # All install the stack into $(VENV) first when it is missing or stale.
 VENV ?= .venv
@@ -14,7 +15,10 @@ DEMO_DATA := data/skimage_unlabeled
 DEMO_IMAGES := $(addprefix $(DEMO_DATA)/,astronaut_00000.png \
 	chelsea_00001.png coffee_00002.png rocket_00003.png)
 
-.PHONY: install test lint demo summary
+CLS_FINETUNE := configs/cls/demo/hivit-demo_skimage-pre_1xb64-coslr-6e_fashion-mnist-64px.py
+CLS_LINEAR := configs/cls/demo/hivit-demo_skimage-pre_linear_1xb256-coslr-10e_fashion-mnist-64px.py
+
+.PHONY: install test lint demo demo-cls summary
 
 $(STAMP): setup.py requirements/build.txt requirements/mminstall.txt \
 		requirements/runtime.txt requirements/optional.txt \
@@ -38,6 +42,13 @@ demo: install
 	$(PYTHON) tools/visualization/vis_reconstruction.py $(DEMO_CONFIG) \
 		"$$(cat $(DEMO_DIR)/last_checkpoint)" $(DEMO_IMAGES) \
 		--out-dir $(DEMO_DIR)/reconstructions
+
+demo-cls: install
+	test -f $(DEMO_DIR)/epoch_40.pth || $(MAKE) demo
+	$(PYTHON) tools/train.py $(CLS_FINETUNE) --work-dir work_dirs/demo_cls_finetune
+	$(PYTHON) tools/test.py $(CLS_FINETUNE) work_dirs/demo_cls_finetune/epoch_6.pth
+	$(PYTHON) tools/train.py $(CLS_LINEAR) --work-dir work_dirs/demo_cls_linear
+	$(PYTHON) tools/test.py $(CLS_LINEAR) work_dirs/demo_cls_linear/epoch_10.pth
 
 summary: install
 	$(PYTHON) tools/analysis_tools/hivit_summary.py

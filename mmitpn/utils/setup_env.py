@@ -9,6 +9,21 @@ from mmengine.logging import print_log
 GPU_ONLY_WRAPPER_KEYS = ('loss_scale', 'dtype', 'use_fsdp')
 
 
+def _replace_sync_bn(node) -> bool:
+    """SyncBN -> BN everywhere in a config tree; True if anything changed."""
+    changed = False
+    if isinstance(node, dict):
+        if node.get('type') == 'SyncBN':
+            node['type'] = 'BN'
+            changed = True
+        for value in node.values():
+            changed |= _replace_sync_bn(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            changed |= _replace_sync_bn(value)
+    return changed
+
+
 def adapt_cfg_to_device(cfg: Config, amp: bool = False) -> Config:
     """Adjust precision and the distributed backend to the available device.
 
@@ -17,8 +32,8 @@ def adapt_cfg_to_device(cfg: Config, amp: bool = False) -> Config:
       bfloat16 (``AmpOptimWrapper`` refuses to run on the CPU).
     - Without CUDA, configs that ask for ``AmpOptimWrapper`` run in fp32,
       the ``nccl`` backend becomes ``gloo``, DDP wraps CPU modules
-      (``device_ids=None``) and data loaders do not pin memory; one log
-      line says so.
+      (``device_ids=None``), ``SyncBN`` (GPU only) becomes ``BN`` and data
+      loaders do not pin memory; one log line says so.
     """
     wrapper = cfg.get('optim_wrapper') or {}
     wrapper_type = wrapper.get('type', 'OptimWrapper')
@@ -50,6 +65,8 @@ def adapt_cfg_to_device(cfg: Config, amp: bool = False) -> Config:
                      '(pass --amp for bf16 autocast)')
     else:
         precision = 'fp32'
+    if cfg.get('model') is not None and _replace_sync_bn(cfg.model):
+        precision += ', BN instead of SyncBN'
     dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
     if dist_cfg.get('backend', 'nccl') == 'nccl':
         dist_cfg['backend'] = 'gloo'

@@ -170,7 +170,7 @@ def read_listing(name):
             key, shape = line.rstrip('\n').split('\t')
             value = 0.02 * torch.randn(
                 ast.literal_eval(shape), generator=generator)
-            if 'norm' in key and key.endswith('weight'):
+            if ('norm' in key and key.endswith('weight')) or 'gamma' in key:
                 value += 1
             state_dict[key] = value
     return state_dict
@@ -203,6 +203,9 @@ def official_forward(sd, images, eps=1e-6):
         t = F.gelu(F.linear(t, sd[p + '.fc1.weight'], sd[p + '.fc1.bias']))
         return F.linear(t, sd[p + '.fc2.weight'], sd[p + '.fc2.bias'])
 
+    def scale(t, key):  # layer scale of the CLIP variants
+        return t * sd[key] if key in sd else t
+
     i = 0
     while f'blocks.{i}.norm2.weight' in sd or \
             f'blocks.{i}.reduction.weight' in sd:
@@ -226,18 +229,21 @@ def official_forward(sd, images, eps=1e-6):
             attn = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
             attn = attn + table[index].permute(2, 0, 1)
             y = (attn.softmax(-1) @ v).transpose(1, 2).flatten(2)
-            x = x + F.linear(y, sd[p + '.attn.proj.weight'],
-                             sd[p + '.attn.proj.bias'])
-            x = x + mlp(ln(x, p + '.norm2'), p + '.mlp')
+            y = F.linear(y, sd[p + '.attn.proj.weight'],
+                         sd[p + '.attn.proj.bias'])
+            x = x + scale(y, p + '.gamma_1')
+            x = x + scale(mlp(ln(x, p + '.norm2'), p + '.mlp'), p + '.gamma_2')
         else:
-            x = x + mlp(ln(x, p + '.norm2'), p + '.mlp')
+            x = x + scale(mlp(ln(x, p + '.norm2'), p + '.mlp'), p + '.gamma_2')
         i += 1
     x = ln(x.mean(1), 'fc_norm')
     return F.linear(x, sd['head.weight'], sd['head.bias'])
 
 
-def test_converted_official_finetuned_checkpoint_reproduces_logits():
-    state_dict = read_listing('keys_pixel_ft_base.txt')
+@pytest.mark.parametrize('listing',
+                         ['keys_pixel_ft_base.txt', 'keys_clip_ft_base.txt'])
+def test_converted_official_finetuned_checkpoint_reproduces_logits(listing):
+    state_dict = read_listing(listing)
     conversion = convert_official(state_dict)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         model = MMPRETRAIN_MODELS.build(

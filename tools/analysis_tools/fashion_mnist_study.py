@@ -45,8 +45,7 @@ OBJECTIVES = ('itpn-pixel', 'itpn-pixel-mfm', 'mae', 'none')
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        '--work-dir', default='work_dirs/fashion_mnist_study')
+    parser.add_argument('--work-dir', default='work_dirs/fashion_mnist_study')
     parser.add_argument('--out', default='docs/fashion_mnist_study.md')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0])
     parser.add_argument('--pretrain-epochs', type=int, default=15)
@@ -71,8 +70,7 @@ def pretrain_model(objective: str) -> dict:
             std=[58.395, 57.12, 57.375],
             to_rgb=False),
         backbone=dict(type='HiViT', arch=ARCH, img_size=IMG),
-        neck=dict(type='iTPNPyramid', embed_dims=128, fpn_dim=64,
-                  fpn_depth=1),
+        neck=dict(type='iTPNPyramid', embed_dims=128, fpn_dim=64, fpn_depth=1),
         head=dict(
             type='iTPNPixelHead',
             fpn_dim=64,
@@ -154,8 +152,7 @@ def pretrain_config(objective: str, args, seed: int) -> Config:
                     custom_keys={'mask_token': dict(decay_mult=0.)})),
             param_scheduler=schedule(args.pretrain_epochs, 2, 1e-5),
             train_cfg=dict(
-                type='EpochBasedTrainLoop',
-                max_epochs=args.pretrain_epochs),
+                type='EpochBasedTrainLoop', max_epochs=args.pretrain_epochs),
             default_hooks=dict(
                 logger=dict(interval=50),
                 checkpoint=dict(
@@ -181,8 +178,8 @@ def transfer_config(kind: str, checkpoint, args, seed: int) -> Config:
     epochs = args.linear_epochs if 'linear' in kind else args.finetune_epochs
     cfg.train_cfg.update(max_epochs=epochs, val_interval=epochs)
     cfg.default_hooks.checkpoint.interval = epochs
-    cfg.param_scheduler = schedule(epochs, 1, 1e-5 if 'linear' not in kind
-                                   else 0.)
+    cfg.param_scheduler = schedule(epochs, 1,
+                                   1e-5 if 'linear' not in kind else 0.)
     cfg.randomness = dict(seed=seed)
     return cfg
 
@@ -193,11 +190,12 @@ def run(cfg: Config, work_dir: str) -> float:
     config = osp.join(work_dir, 'config.py')
     cfg.dump(config)
     start = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable,
-         osp.join(REPO, 'tools', 'train.py'), config, '--work-dir', work_dir],
-        capture_output=True,
-        text=True)
+    result = subprocess.run([
+        sys.executable,
+        osp.join(REPO, 'tools', 'train.py'), config, '--work-dir', work_dir
+    ],
+                            capture_output=True,
+                            text=True)
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         raise RuntimeError(f'{config} failed:\n{result.stderr[-4000:]}')
@@ -261,13 +259,12 @@ def write_table(args, rows):
     ]
     for row in rows:
         loss = row.get('pretrain_loss')
-        lines.append(
-            f'| {row["objective"]} | {row["seed"]} | '
-            f'{"-" if loss is None else f"{loss:.4f}"} | '
-            f'{row["linear"]:.2f} | {row["fine-tune"]:.2f} | '
-            f'{row.get("pretrain_s", 0) / 60:.1f} min | '
-            f'{row["linear_s"] / 60:.1f} min | '
-            f'{row["fine-tune_s"] / 60:.1f} min |')
+        lines.append(f'| {row["objective"]} | {row["seed"]} | '
+                     f'{"-" if loss is None else f"{loss:.4f}"} | '
+                     f'{row["linear"]:.2f} | {row["fine-tune"]:.2f} | '
+                     f'{row.get("pretrain_s", 0) / 60:.1f} min | '
+                     f'{row["linear_s"] / 60:.1f} min | '
+                     f'{row["fine-tune_s"] / 60:.1f} min |')
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     with open(args.out, 'w') as f:
         f.write('\n'.join(lines) + '\n')

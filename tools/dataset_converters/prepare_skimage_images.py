@@ -19,9 +19,7 @@ import os.path as osp
 import numpy as np
 from PIL import Image
 
-PHOTOS = ('astronaut', 'chelsea', 'coffee', 'rocket', 'hubble_deep_field',
-          'immunohistochemistry', 'retina', 'camera', 'moon', 'coins', 'page',
-          'text', 'brick', 'grass', 'gravel', 'clock', 'cell')
+from mmitpn.utils.demo_data import load_photos, random_crop
 
 
 def parse_args():
@@ -39,29 +37,6 @@ def parse_args():
     return parser.parse_args()
 
 
-def load_photos():
-    import skimage.data
-    photos = []
-    for name in PHOTOS:
-        image = getattr(skimage.data, name)()
-        if image.ndim == 2:
-            image = np.repeat(image[..., None], 3, axis=2)
-        photos.append((name, image[..., :3]))
-    return photos
-
-
-def random_crop(image, size, min_scale, rng):
-    height, width = image.shape[:2]
-    side = int(min(height, width) * rng.uniform(min_scale, 1.0))
-    top = rng.integers(0, height - side + 1)
-    left = rng.integers(0, width - side + 1)
-    crop = Image.fromarray(image[top:top + side, left:left + side])
-    crop = crop.resize((size, size), Image.BICUBIC)
-    if rng.random() < 0.5:
-        crop = crop.transpose(Image.FLIP_LEFT_RIGHT)
-    return crop
-
-
 def main():
     args = parse_args()
     rng = np.random.default_rng(args.seed)
@@ -70,7 +45,8 @@ def main():
     for index in range(args.num_images):
         name, image = photos[index % len(photos)]
         crop = random_crop(image, args.size, args.min_scale, rng)
-        crop.save(osp.join(args.out_dir, f'{name}_{index:05d}.png'))
+        Image.fromarray(crop).save(
+            osp.join(args.out_dir, f'{name}_{index:05d}.png'))
     print(f'wrote {args.num_images} crops of {len(photos)} photographs to '
           f'{args.out_dir}')
 

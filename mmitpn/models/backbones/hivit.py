@@ -3,6 +3,7 @@
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 from torch import Tensor, nn
@@ -71,6 +72,14 @@ class HiViT(BaseModule):
             (ViTDet-style, full grids only). Defaults to None.
         layer_scale_init_value (float): Layer scale of the stem and attention
             blocks; 0 disables it (CLIP variants use 0.1). Defaults to 0.
+        window_size (int, optional): Attend within non-overlapping windows of
+            this many units per side (zero-padded at the borders) in every
+            attention block except ``global_blocks``; keeps detection at
+            1024 px affordable, as HiViT's and ViTDet's detectors do.
+            Relative position tables of window blocks are sized for the
+            window. Defaults to None (global attention everywhere).
+        global_blocks (Sequence[int]): Attention blocks (0-based) that keep
+            global attention when ``window_size`` is set. Defaults to ().
         out_indices (Sequence[int]): Stages to return: 0 (stride 4), 1
             (stride 8), 2 (stride 16). Defaults to ``(2, )``.
         out_type (str): ``'featmap'`` returns NCHW maps; ``'raw'`` returns
@@ -123,6 +132,8 @@ class HiViT(BaseModule):
                  pos_embed_trainable: bool = True,
                  rel_pos_type: Optional[str] = None,
                  layer_scale_init_value: float = 0.,
+                 window_size: Optional[int] = None,
+                 global_blocks: Sequence[int] = (),
                  out_indices: Sequence[int] = (2, ),
                  out_type: str = 'featmap',
                  final_norm: bool = True,
@@ -181,19 +192,30 @@ class HiViT(BaseModule):
                              norm_eps))
             self.stem_ranges.append((start, len(self.blocks)))
             self.blocks.append(PatchMerge(dim, norm_eps))
+        self.window_size = window_size
+        self.global_blocks = tuple(global_blocks)
+        if any(not 0 <= i < self.depth for i in self.global_blocks):
+            raise ValueError(f'global_blocks {self.global_blocks} are not '
+                             f'blocks of the {self.depth}-block main stage.')
         self.main_start = len(self.blocks)
-        for _ in range(self.depth):
+        for index in range(self.depth):
+            grid = self.grid_size
+            if self._windowed(index):
+                grid = (window_size, window_size)
             self.blocks.append(
                 AttentionBlock(self.embed_dims, self.num_heads, mlp_ratio,
                                qkv_bias, drop_rate, attn_drop_rate,
                                drop_path_rates.pop(0), layer_scale_init_value,
-                               rel_pos_type, self.grid_size, norm_eps))
+                               rel_pos_type, grid, norm_eps))
         self.fc_norm = nn.LayerNorm(
             self.embed_dims, eps=norm_eps
         ) if out_type == 'avg_featmap' and final_norm else nn.Identity()
 
         self._init_weights(pos_embed_init)
         self._freeze_stages()
+
+    def _windowed(self, index: int) -> bool:
+        return bool(self.window_size) and index not in self.global_blocks
 
     @classmethod
     def _parse_arch(cls, arch: Union[str, ArchSettings]) -> ArchSettings:
@@ -371,15 +393,43 @@ class HiViT(BaseModule):
             pos_embed = gather_units(
                 pos_embed.expand(x.shape[0], -1, -1), ids_keep)
         x = self.pos_drop(x + pos_embed)
-        rel_pos_index = None
+        rel_pos_index = window_rel_pos_index = None
         if self.rel_pos_type == 'bias_table':
             rel_pos_index = gather_rel_pos_index(grid, ids_keep, x.device)
+            if self.window_size:
+                window_rel_pos_index = gather_rel_pos_index(
+                    (self.window_size, ) * 2, None, x.device)
+        if self.window_size and ids_keep is not None:
+            raise ValueError('Window attention needs the full unit grid; '
+                             'masked pretraining uses global attention.')
         collected = []
         for index, block in enumerate(self.blocks[self.main_start:]):
-            x = self._run(block, x, grid, rel_pos_index)
+            if self._windowed(index):
+                x = self._window_block(block, x, grid, window_rel_pos_index)
+            else:
+                x = self._run(block, x, grid, rel_pos_index)
             if index in collect:
                 collected.append(x)
         return x, collected
+
+    def _window_block(self, block: nn.Module, x: Tensor, grid: Tuple[int, int],
+                      rel_pos_index: Optional[Tensor]) -> Tensor:
+        """Run an attention block inside zero-padded windows."""
+        size = self.window_size
+        batch, _, channels = x.shape
+        height, width = grid
+        x = x.view(batch, height, width, channels)
+        pad_h, pad_w = -height % size, -width % size
+        x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
+        rows, cols = (height + pad_h) // size, (width + pad_w) // size
+        windows = x.view(batch, rows, size, cols, size, channels)
+        windows = windows.permute(0, 1, 3, 2, 4,
+                                  5).reshape(-1, size * size, channels)
+        windows = self._run(block, windows, (size, size), rel_pos_index)
+        x = windows.view(batch, rows, cols, size, size, channels)
+        x = x.permute(0, 1, 3, 2, 4, 5).reshape(batch, rows * size,
+                                                cols * size, channels)
+        return x[:, :height, :width].reshape(batch, height * width, channels)
 
     def forward(self,
                 x: Tensor,

@@ -234,8 +234,7 @@ def test_clip_teacher_errors_name_the_file(tmp_path):
 def test_mae_style_baseline_without_pyramid():
     model = MODELS.build(
         pixel_cfg(
-            neck=None,
-            head=dict(PIXEL['head'], fpn_dim=64, levels=(16, ))))
+            neck=None, head=dict(PIXEL['head'], fpn_dim=64, levels=(16, ))))
     assert model.neck is None and len(model.head.decoder_embed) == 1
     loss = model.loss(torch.randn(2, 3, 64, 64))['loss_pixel']
     loss.backward()

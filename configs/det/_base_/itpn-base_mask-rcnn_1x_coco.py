@@ -1,0 +1,31 @@
+# Mask R-CNN 1x: 12 epochs, steps at 9 and 11, lr 2e-4, drop path 0.05.
+_base_ = [
+    'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
+    'mmdet::_base_/datasets/coco_instance.py',
+    'mmdet::_base_/schedules/schedule_1x.py',
+    'mmdet::_base_/default_runtime.py',
+    './itpn-base_det_parts.py',
+]
+
+model = dict(
+    data_preprocessor=dict(pad_size_divisor=32),
+    backbone={{_base_.itpn_backbone}},
+    neck={{_base_.itpn_neck}},
+    roi_head=dict(bbox_head={{_base_.box_head}}))
+train_dataloader = dict(
+    batch_size=2, dataset=dict(pipeline={{_base_.itpn_train_pipeline}}))
+optim_wrapper = {{_base_.itpn_optim_wrapper}}
+custom_hooks = [dict(type='mmitpn.IterationSeedHook')]
+auto_scale_lr = dict(enable=False, base_batch_size=64)
+param_scheduler = [
+    dict(
+        type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
+        end=500),
+    dict(
+        type='MultiStepLR',
+        begin=0,
+        end=12,
+        by_epoch=True,
+        milestones=[9, 11],
+        gamma=0.1),
+]

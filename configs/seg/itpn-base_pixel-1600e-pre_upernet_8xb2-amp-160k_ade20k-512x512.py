@@ -1,0 +1,5 @@
+# From the pretraining checkpoint (backbone and pyramid). lr 1e-4 is our
+# choice for a checkpoint that was not fine-tuned on ImageNet, as MAE's
+# UperNet recipe (the official 3e-5 is BEiT's setting for intermediately
+# fine-tuned checkpoints, see the *_in1k-ft-pre_* configs).
+_base_ = ['./_base_/itpn-base_upernet_160k_ade20k-512x512.py']

@@ -1,0 +1,193 @@
+# Copyright (c) mmitpn contributors. All rights reserved.
+"""Every detection config builds at full size and trains one iteration with
+tiny overrides; the pretraining checkpoint loads into backbone and neck."""
+import copy
+import glob
+import math
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.dataset import Compose
+from mmengine.registry import DefaultScope
+from mmengine.runner import Runner
+
+from mmitpn.registry import MODELS
+from mmitpn.utils import adapt_cfg_to_device
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIGS = sorted(
+    glob.glob(osp.join(REPO, 'configs', 'det', '*.py')) +
+    glob.glob(osp.join(REPO, 'configs', 'det', 'demo', '*.py')))
+TINY = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4)
+CLASSES = ('circle', 'square', 'triangle')
+
+
+@pytest.fixture(scope='module')
+def shapes_coco(tmp_path_factory):
+    root = tmp_path_factory.mktemp('shapes_coco')
+    subprocess.run([
+        sys.executable,
+        osp.join(REPO, 'tools', 'dataset_converters', 'make_shapes_coco.py'),
+        str(root), '--train', '2', '--val', '2', '--size', '64'
+    ],
+                   check=True,
+                   capture_output=True)
+    return str(root)
+
+
+def pretraining_checkpoint(path, fpn_dim):
+    with DefaultScope.overwrite_default_scope('mmitpn'):
+        model = MODELS.build(
+            dict(
+                type='iTPN',
+                backbone=dict(type='HiViT', arch=TINY, img_size=64),
+                neck=dict(
+                    type='iTPNPyramid',
+                    embed_dims=64,
+                    fpn_dim=fpn_dim,
+                    fpn_depth=2),
+                head=dict(
+                    type='iTPNPixelHead',
+                    fpn_dim=fpn_dim,
+                    decoder_embed_dims=32,
+                    decoder_depth=1,
+                    decoder_num_heads=2,
+                    img_size=64)))
+    torch.save(dict(state_dict=model.state_dict()), path)
+    return model
+
+
+def set_num_classes(node, num_classes):
+    if isinstance(node, dict):
+        if 'num_classes' in node:
+            node['num_classes'] = num_classes
+        for value in node.values():
+            set_num_classes(value, num_classes)
+    elif isinstance(node, list):
+        for value in node:
+            set_num_classes(value, num_classes)
+
+
+def shrink(cfg, tmp_path, data_root, checkpoint):
+    model = cfg.model
+    model.backbone.update(arch=TINY, img_size=64)
+    model.backbone.init_cfg.checkpoint = checkpoint
+    model.neck.embed_dims = 64
+    model.neck.init_cfg.checkpoint = checkpoint
+    set_num_classes(model, len(CLASSES))
+    loader = cfg.train_dataloader
+    loader.update(batch_size=2, num_workers=0, persistent_workers=False)
+    loader.dataset.update(
+        data_root=data_root,
+        metainfo=dict(classes=CLASSES),
+        ann_file='annotations/instances_train.json',
+        data_prefix=dict(img='train/'),
+        pipeline=[
+            dict(type='LoadImageFromFile'),
+            dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+            dict(type='PackDetInputs'),
+        ])
+    cfg.train_cfg.update(max_epochs=1, val_interval=100)
+    cfg.param_scheduler = []
+    cfg.val_dataloader = cfg.val_evaluator = cfg.val_cfg = None
+    cfg.test_dataloader = cfg.test_evaluator = cfg.test_cfg = None
+    cfg.work_dir = str(tmp_path / 'work_dir')
+    cfg.default_hooks.checkpoint = None
+    cfg.default_hooks.logger.interval = 1
+    return cfg
+
+
+@pytest.mark.parametrize(
+    'config', CONFIGS, ids=[osp.basename(c)[:-3] for c in CONFIGS])
+def test_det_config_builds_and_trains_one_iteration(config, tmp_path,
+                                                    shapes_coco):
+    cfg = Config.fromfile(config)
+    assert cfg.model.backbone.init_cfg.prefix == 'backbone.'
+    assert cfg.model.neck.init_cfg.prefix == 'neck.'
+    assert cfg.model.neck.init_cfg.checkpoint == \
+        cfg.model.backbone.init_cfg.checkpoint
+    from mmdet.registry import MODELS as MMDET_MODELS
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        with torch.device('meta'):
+            detector = MMDET_MODELS.build(copy.deepcopy(cfg.model))
+        # The config's own training pipeline runs on a real sample.
+        sample = dict(
+            img_path=osp.join(shapes_coco, 'train', '00000.png'),
+            img_id=0,
+            instances=[
+                dict(
+                    bbox=[10., 10., 30., 30.],
+                    bbox_label=0,
+                    ignore_flag=0,
+                    mask=[[10., 10., 30., 10., 30., 30.]])
+            ])
+        packed = Compose(cfg.train_dataloader.dataset.pipeline)(sample)
+    assert packed['inputs'].shape[0] == 3
+    assert detector.neck.num_outs == 5
+
+    fpn_dim = cfg.model.neck.fpn_dim
+    checkpoint = str(tmp_path / 'pretrain.pth')
+    pretrained = pretraining_checkpoint(checkpoint, fpn_dim)
+    cfg = adapt_cfg_to_device(shrink(cfg, tmp_path, shapes_coco, checkpoint))
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert runner.iter == 1
+    loss = runner.message_hub.get_scalar('train/loss').data[0][-1]
+    assert math.isfinite(float(loss))
+    del pretrained
+
+
+def test_pretraining_checkpoint_fills_backbone_and_pyramid(tmp_path, capsys):
+    checkpoint = str(tmp_path / 'pretrain.pth')
+    pretrained = pretraining_checkpoint(checkpoint, fpn_dim=256)
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs', 'det',
+                 'itpn-base_pixel-1600e-pre_mask-rcnn_32xb2-amp-1x_coco.py'))
+    cfg.model.backbone.update(arch=TINY, img_size=64)
+    cfg.model.backbone.init_cfg.checkpoint = checkpoint
+    cfg.model.neck.update(embed_dims=64)
+    cfg.model.neck.init_cfg.checkpoint = checkpoint
+    from mmdet.registry import MODELS as MMDET_MODELS
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        detector = MMDET_MODELS.build(cfg.model)
+    detector.init_weights()
+    log = capsys.readouterr().out
+    assert 'missing keys' not in log
+    for part in ('backbone', 'neck'):
+        for name, value in getattr(pretrained, part).state_dict().items():
+            assert torch.equal(
+                getattr(detector, part).state_dict()[name], value), name
+
+
+def test_official_detection_layout_loads_after_conversion():
+    import ast
+
+    from mmitpn.converters import convert_official
+    keys = osp.join(REPO, 'tests', 'data', 'official_keys',
+                    'keys_det_pixel_base.txt')
+    state_dict = {}
+    with open(keys) as f:
+        for line in f:
+            if not line.startswith('#'):
+                key, shape = line.rstrip('\n').split('\t')
+                state_dict['backbone.' + key] = torch.randn(
+                    ast.literal_eval(shape))
+    conversion = convert_official(state_dict)
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs', 'det',
+                 'itpn-base_pixel-1600e-pre_mask-rcnn_32xb2-amp-1x_coco.py'))
+    cfg.model.neck.fpn_depth = conversion.neck['fpn_depth']
+    from mmdet.registry import MODELS as MMDET_MODELS
+    with DefaultScope.overwrite_default_scope('mmdet'), \
+            torch.device('meta'):
+        detector = MMDET_MODELS.build(cfg.model)
+    result = detector.load_state_dict(
+        conversion.state_dict, strict=False, assign=True)
+    assert result.unexpected_keys == []
+    assert all(
+        key.startswith(('rpn_head.', 'roi_head.'))
+        for key in result.missing_keys)

@@ -1,0 +1,177 @@
+# Copyright (c) mmitpn contributors. All rights reserved.
+"""Every segmentation config builds at full size and trains one iteration
+with tiny overrides; pretraining and official layouts load."""
+import ast
+import copy
+import glob
+import math
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+from mmengine.runner import Runner
+
+from mmitpn.registry import MODELS
+from mmitpn.utils import adapt_cfg_to_device
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIGS = sorted(
+    glob.glob(osp.join(REPO, 'configs', 'seg', '*.py')) +
+    glob.glob(osp.join(REPO, 'configs', 'seg', 'demo', '*.py')))
+TINY = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4)
+PIXEL_CONFIG = osp.join(
+    REPO, 'configs', 'seg',
+    'itpn-base_pixel-1600e-pre_upernet_8xb2-amp-160k_ade20k-512x512.py')
+
+
+@pytest.fixture(scope='module')
+def shapes_seg(tmp_path_factory):
+    root = tmp_path_factory.mktemp('shapes_seg')
+    subprocess.run([
+        sys.executable,
+        osp.join(REPO, 'tools', 'dataset_converters', 'make_shapes_seg.py'),
+        str(root), '--train', '2', '--val', '2', '--size', '64'
+    ],
+                   check=True,
+                   capture_output=True)
+    return str(root)
+
+
+def pretraining_checkpoint(path, fpn_dim=32):
+    with DefaultScope.overwrite_default_scope('mmitpn'):
+        model = MODELS.build(
+            dict(
+                type='iTPN',
+                backbone=dict(type='HiViT', arch=TINY, img_size=64),
+                neck=dict(
+                    type='iTPNPyramid',
+                    embed_dims=64,
+                    fpn_dim=fpn_dim,
+                    fpn_depth=2),
+                head=dict(
+                    type='iTPNPixelHead',
+                    fpn_dim=fpn_dim,
+                    decoder_embed_dims=32,
+                    decoder_depth=1,
+                    decoder_num_heads=2,
+                    img_size=64)))
+    torch.save(dict(state_dict=model.state_dict()), path)
+    return model
+
+
+def shrink(cfg, tmp_path, data_root, checkpoint):
+    model = cfg.model
+    model.data_preprocessor.size = (64, 64)
+    model.backbone.update(arch=TINY, img_size=64)
+    model.backbone.init_cfg.checkpoint = checkpoint
+    model.neck.update(embed_dims=64, fpn_dim=32)
+    model.neck.init_cfg.checkpoint = checkpoint
+    model.decode_head.update(
+        in_channels=[48, 64, 96, 96], channels=32, num_classes=4)
+    model.auxiliary_head.update(in_channels=96, channels=16, num_classes=4)
+    model.test_cfg = dict(mode='whole')
+    loader = cfg.train_dataloader
+    loader.update(batch_size=2, num_workers=0, persistent_workers=False)
+    loader.sampler = dict(type='DefaultSampler', shuffle=True)
+    loader.dataset = dict(
+        type='BaseSegDataset',
+        data_root=data_root,
+        metainfo=dict(classes=('background', 'circle', 'square', 'triangle')),
+        img_suffix='.png',
+        seg_map_suffix='.png',
+        data_prefix=dict(
+            img_path='images/train', seg_map_path='annotations/train'),
+        pipeline=[
+            dict(type='LoadImageFromFile'),
+            dict(type='LoadAnnotations'),
+            dict(type='PackSegInputs'),
+        ])
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=1)
+    cfg.param_scheduler = []
+    cfg.val_dataloader = cfg.val_evaluator = cfg.val_cfg = None
+    cfg.test_dataloader = cfg.test_evaluator = cfg.test_cfg = None
+    cfg.work_dir = str(tmp_path / 'work_dir')
+    cfg.default_hooks.checkpoint = None
+    cfg.default_hooks.pop('visualization', None)
+    cfg.default_hooks.logger.interval = 1
+    return cfg
+
+
+@pytest.mark.parametrize(
+    'config', CONFIGS, ids=[osp.basename(c)[:-3] for c in CONFIGS])
+def test_seg_config_builds_and_trains_one_iteration(config, tmp_path,
+                                                    shapes_seg):
+    cfg = Config.fromfile(config)
+    assert cfg.model.neck.concat_inputs
+    from mmseg.registry import MODELS as MMSEG_MODELS
+    with DefaultScope.overwrite_default_scope('mmseg'), \
+            torch.device('meta'):
+        segmentor = MMSEG_MODELS.build(copy.deepcopy(cfg.model))
+    assert list(segmentor.neck.out_channels) == \
+        list(cfg.model.decode_head.in_channels)
+
+    checkpoint = str(tmp_path / 'pretrain.pth')
+    pretraining_checkpoint(checkpoint)
+    cfg = adapt_cfg_to_device(shrink(cfg, tmp_path, shapes_seg, checkpoint))
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert runner.iter == 1
+    loss = runner.message_hub.get_scalar('train/loss').data[0][-1]
+    assert math.isfinite(float(loss))
+
+
+def test_pretraining_checkpoint_fills_backbone_and_pyramid(tmp_path, capsys):
+    checkpoint = str(tmp_path / 'pretrain.pth')
+    pretrained = pretraining_checkpoint(checkpoint, fpn_dim=256)
+    cfg = Config.fromfile(PIXEL_CONFIG)
+    # Without relative position tables (the pixel pretraining has none and
+    # they would be listed as freshly initialised) nothing is missing.
+    cfg.model.backbone.update(arch=TINY, rel_pos_type=None)
+    cfg.model.backbone.init_cfg.checkpoint = checkpoint
+    cfg.model.neck.update(embed_dims=64)
+    cfg.model.neck.init_cfg.checkpoint = checkpoint
+    cfg.model.decode_head.in_channels = [272, 288, 320, 320]
+    cfg.model.auxiliary_head.in_channels = 320
+    from mmseg.registry import MODELS as MMSEG_MODELS
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        segmentor = MMSEG_MODELS.build(cfg.model)
+    segmentor.init_weights()
+    assert 'missing keys' not in capsys.readouterr().out
+    backbone = segmentor.backbone.state_dict()
+    for name, value in pretrained.backbone.state_dict().items():
+        if name == 'absolute_pos_embed':  # resized from 4x4 to 32x32 units
+            assert backbone[name].shape == (1, 1024, 64)
+        else:
+            assert torch.equal(backbone[name], value), name
+    for name, value in pretrained.neck.state_dict().items():
+        assert torch.equal(segmentor.neck.state_dict()[name], value), name
+
+
+def test_official_segmentation_layout_loads_after_conversion():
+    from mmitpn.converters import convert_official
+    keys = osp.join(REPO, 'tests', 'data', 'official_keys',
+                    'keys_seg_base.txt')
+    state_dict = {}
+    with open(keys) as f:
+        for line in f:
+            if not line.startswith('#'):
+                key, shape = line.rstrip('\n').split('\t')
+                state_dict['backbone.' + key] = torch.randn(
+                    ast.literal_eval(shape))
+    conversion = convert_official(state_dict)
+    assert conversion.backbone['img_size'] == 512
+    cfg = Config.fromfile(PIXEL_CONFIG)
+    from mmseg.registry import MODELS as MMSEG_MODELS
+    with DefaultScope.overwrite_default_scope('mmseg'), \
+            torch.device('meta'):
+        segmentor = MMSEG_MODELS.build(cfg.model)
+    result = segmentor.load_state_dict(
+        conversion.state_dict, strict=False, assign=True)
+    assert result.unexpected_keys == []
+    assert all(
+        key.startswith(('decode_head.', 'auxiliary_head.'))
+        for key in result.missing_keys)
