@@ -261,3 +261,29 @@ def test_pos_embed_of_another_grid_is_resized_on_load():
     target = HiViT(TINY, img_size=96)
     target.load_state_dict(source.state_dict(), strict=True)
     assert target.absolute_pos_embed.shape == (1, 36, 64)
+
+
+def test_one_window_covering_the_grid_equals_global_attention():
+    torch.manual_seed(0)
+    kwargs = dict(arch=TINY, img_size=64, rel_pos_type='bias_table')
+    global_model = HiViT(**kwargs).eval()
+    windowed = HiViT(window_size=4, **kwargs).eval()
+    windowed.load_state_dict(global_model.state_dict())
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(
+            windowed(images)[0], global_model(images)[0], atol=1e-5)
+
+
+def test_padded_windows_and_global_blocks():
+    torch.manual_seed(0)
+    model = HiViT(
+        TINY, img_size=64, window_size=2, global_blocks=(1, ),
+        out_type='raw').eval()
+    assert model._windowed(0) and not model._windowed(1)
+    (out, ) = model(torch.randn(1, 3, 80, 48))  # 5x3 units: padded windows
+    assert out.shape == (1, 15, 64)
+    with pytest.raises(ValueError, match='full unit grid'):
+        model(torch.randn(1, 3, 64, 64), torch.zeros(1, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match='global_blocks'):
+        HiViT(TINY, window_size=2, global_blocks=(7, ))
