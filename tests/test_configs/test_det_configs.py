@@ -141,7 +141,7 @@ def test_det_config_builds_and_trains_one_iteration(config, tmp_path,
     del pretrained
 
 
-def test_pretraining_checkpoint_fills_backbone_and_pyramid(tmp_path, capsys):
+def test_pretraining_checkpoint_fills_backbone_and_pyramid(tmp_path, mm_log):
     checkpoint = str(tmp_path / 'pretrain.pth')
     pretrained = pretraining_checkpoint(checkpoint, fpn_dim=256)
     cfg = Config.fromfile(
@@ -155,7 +155,9 @@ def test_pretraining_checkpoint_fills_backbone_and_pyramid(tmp_path, capsys):
     with DefaultScope.overwrite_default_scope('mmdet'):
         detector = MMDET_MODELS.build(cfg.model)
     detector.init_weights()
-    log = capsys.readouterr().out
+    log = mm_log.getvalue()
+    for part in ('backbone', 'neck'):
+        assert f'load {part}. in model from: {checkpoint}' in log, log
     assert 'missing keys' not in log
     for part in ('backbone', 'neck'):
         for name, value in getattr(pretrained, part).state_dict().items():

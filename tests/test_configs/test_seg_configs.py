@@ -124,7 +124,7 @@ def test_seg_config_builds_and_trains_one_iteration(config, tmp_path,
     assert math.isfinite(float(loss))
 
 
-def test_pretraining_checkpoint_fills_backbone_and_pyramid(tmp_path, capsys):
+def test_pretraining_checkpoint_fills_backbone_and_pyramid(tmp_path, mm_log):
     checkpoint = str(tmp_path / 'pretrain.pth')
     pretrained = pretraining_checkpoint(checkpoint, fpn_dim=256)
     cfg = Config.fromfile(PIXEL_CONFIG)
@@ -140,7 +140,10 @@ def test_pretraining_checkpoint_fills_backbone_and_pyramid(tmp_path, capsys):
     with DefaultScope.overwrite_default_scope('mmseg'):
         segmentor = MMSEG_MODELS.build(cfg.model)
     segmentor.init_weights()
-    assert 'missing keys' not in capsys.readouterr().out
+    log = mm_log.getvalue()
+    for part in ('backbone', 'neck'):
+        assert f'load {part}. in model from: {checkpoint}' in log, log
+    assert 'missing keys' not in log
     backbone = segmentor.backbone.state_dict()
     for name, value in pretrained.backbone.state_dict().items():
         if name == 'absolute_pos_embed':  # resized from 4x4 to 32x32 units

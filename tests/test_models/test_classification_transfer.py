@@ -68,14 +68,14 @@ def classifier(checkpoint, **backbone):
 
 
 def test_pretraining_checkpoint_loads_and_lists_fresh_parameters(
-        tmp_path, capsys):
+        tmp_path, mm_log):
     path = str(tmp_path / 'epoch_1.pth')
     pretrained = save_pretraining_checkpoint(path)
     model = classifier(path)
     model.init_weights()
     for name, value in pretrained.backbone.state_dict().items():
         assert torch.equal(model.backbone.state_dict()[name], value), name
-    log = capsys.readouterr().out
+    log = mm_log.getvalue()
     missing = log[log.index('missing keys in source state_dict'):]
     missing = missing.splitlines()[0]
     # No pretraining relative position tables, no fc_norm: initialised.

@@ -50,7 +50,14 @@ model = dict(
         mask_head=dict(
             in_channels=channels,
             conv_out_channels=channels,
-            num_classes=len(classes))))
+            num_classes=len(classes))),
+    # Fewer proposals and sampled RoIs than on COCO: small images with a few
+    # objects, and a CPU.
+    train_cfg=dict(
+        rpn_proposal=dict(nms_pre=500, max_per_img=300),
+        rcnn=dict(sampler=dict(num=128))),
+    test_cfg=dict(
+        rpn=dict(nms_pre=500, max_per_img=300), rcnn=dict(max_per_img=50)))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
