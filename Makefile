@@ -3,6 +3,8 @@
 # make test     run the test suite
 # make lint     flake8, isort and yapf checks
 # make demo-cls fine-tune and linear-probe the demo checkpoint on Fashion-MNIST
+# make demo-det Mask R-CNN from the demo checkpoint on generated COCO shapes
+# make demo-seg UperNet from the demo checkpoint on generated shapes masks
 # make summary  build every HiViT arch and print parameters, MACs, a forward
 # All install the stack into $(VENV) first when it is missing or stale.
 VENV ?= .venv
@@ -17,8 +19,10 @@ DEMO_IMAGES := $(addprefix $(DEMO_DATA)/,astronaut_00000.png \
 
 CLS_FINETUNE := configs/cls/demo/hivit-demo_skimage-pre_1xb64-coslr-6e_fashion-mnist-64px.py
 CLS_LINEAR := configs/cls/demo/hivit-demo_skimage-pre_linear_1xb256-coslr-10e_fashion-mnist-64px.py
+DET_DEMO := configs/det/demo/hivit-demo_skimage-pre_mask-rcnn_1xb4-6e_shapes-coco-128px.py
+SEG_DEMO := configs/seg/demo/hivit-demo_skimage-pre_upernet_1xb8-1k_shapes-seg-128px.py
 
-.PHONY: install test lint demo demo-cls summary
+.PHONY: install test lint demo demo-cls demo-det demo-seg summary
 
 $(STAMP): setup.py requirements/build.txt requirements/mminstall.txt \
 		requirements/runtime.txt requirements/optional.txt \
@@ -49,6 +53,18 @@ demo-cls: install
 	$(PYTHON) tools/test.py $(CLS_FINETUNE) work_dirs/demo_cls_finetune/epoch_6.pth
 	$(PYTHON) tools/train.py $(CLS_LINEAR) --work-dir work_dirs/demo_cls_linear
 	$(PYTHON) tools/test.py $(CLS_LINEAR) work_dirs/demo_cls_linear/epoch_10.pth
+
+demo-det: install
+	test -f $(DEMO_DIR)/epoch_40.pth || $(MAKE) demo
+	$(PYTHON) tools/dataset_converters/make_shapes_coco.py data/shapes_coco
+	$(PYTHON) tools/train.py $(DET_DEMO) --work-dir work_dirs/demo_det
+	$(PYTHON) tools/test.py $(DET_DEMO) work_dirs/demo_det/epoch_6.pth
+
+demo-seg: install
+	test -f $(DEMO_DIR)/epoch_40.pth || $(MAKE) demo
+	$(PYTHON) tools/dataset_converters/make_shapes_seg.py data/shapes_seg
+	$(PYTHON) tools/train.py $(SEG_DEMO) --work-dir work_dirs/demo_seg
+	$(PYTHON) tools/test.py $(SEG_DEMO) work_dirs/demo_seg/iter_1000.pth
 
 summary: install
 	$(PYTHON) tools/analysis_tools/hivit_summary.py

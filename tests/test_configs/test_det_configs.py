@@ -39,15 +39,15 @@ def shapes_coco(tmp_path_factory):
     return str(root)
 
 
-def pretraining_checkpoint(path, fpn_dim):
+def pretraining_checkpoint(path, fpn_dim, arch=TINY):
     with DefaultScope.overwrite_default_scope('mmitpn'):
         model = MODELS.build(
             dict(
                 type='iTPN',
-                backbone=dict(type='HiViT', arch=TINY, img_size=64),
+                backbone=dict(type='HiViT', arch=arch, img_size=64),
                 neck=dict(
                     type='iTPNPyramid',
-                    embed_dims=64,
+                    embed_dims=arch['embed_dims'],
                     fpn_dim=fpn_dim,
                     fpn_depth=2),
                 head=dict(
@@ -125,8 +125,13 @@ def test_det_config_builds_and_trains_one_iteration(config, tmp_path,
                     ignore_flag=0,
                     mask=[[10., 10., 30., 10., 30., 30.]])
             ])
-        packed = Compose(cfg.train_dataloader.dataset.pipeline)(sample)
+        packed = Compose(cfg.train_dataloader.dataset.pipeline)(
+            copy.deepcopy(sample))
+        packed_test = Compose(cfg.test_dataloader.dataset.pipeline)(sample)
     assert packed['inputs'].shape[0] == 3
+    # What the RoI heads read to map predictions back to the image.
+    assert {'img_shape', 'ori_shape', 'scale_factor'} <= set(
+        packed_test['data_samples'].metainfo)
     assert detector.neck.num_outs == 5
 
     fpn_dim = cfg.model.neck.fpn_dim
@@ -141,9 +146,29 @@ def test_det_config_builds_and_trains_one_iteration(config, tmp_path,
     del pretrained
 
 
-def test_pretraining_checkpoint_fills_backbone_and_pyramid(tmp_path, mm_log):
-    checkpoint = str(tmp_path / 'pretrain.pth')
-    pretrained = pretraining_checkpoint(checkpoint, fpn_dim=256)
+def test_demo_config_trains_and_evaluates(tmp_path, shapes_coco):
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs', 'det', 'demo',
+                 'hivit-demo_skimage-pre_mask-rcnn_1xb4-6e_shapes-coco-128px.py'))
+    cfg.model.backbone.init_cfg = cfg.model.neck.init_cfg = None
+    for loader in (cfg.train_dataloader, cfg.val_dataloader):
+        loader.batch_size = 2
+        loader.dataset.data_root = shapes_coco
+    cfg.val_evaluator.ann_file = osp.join(shapes_coco, 'annotations',
+                                          'instances_val.json')
+    cfg.test_dataloader = cfg.val_dataloader
+    cfg.test_evaluator = cfg.val_evaluator
+    cfg.train_cfg.update(max_epochs=1, val_interval=1)
+    cfg.default_hooks.checkpoint.interval = 1
+    cfg.work_dir = str(tmp_path / 'work_dir')
+    runner = Runner.from_cfg(adapt_cfg_to_device(cfg))
+    runner.train()
+    metrics = runner.test()
+    for key in ('coco/bbox_mAP', 'coco/segm_mAP'):
+        assert 0 <= metrics[key] <= 1, metrics
+
+
+def tiny_detector(checkpoint):
     cfg = Config.fromfile(
         osp.join(REPO, 'configs', 'det',
                  'itpn-base_pixel-1600e-pre_mask-rcnn_32xb2-amp-1x_coco.py'))
@@ -153,7 +178,13 @@ def test_pretraining_checkpoint_fills_backbone_and_pyramid(tmp_path, mm_log):
     cfg.model.neck.init_cfg.checkpoint = checkpoint
     from mmdet.registry import MODELS as MMDET_MODELS
     with DefaultScope.overwrite_default_scope('mmdet'):
-        detector = MMDET_MODELS.build(cfg.model)
+        return MMDET_MODELS.build(cfg.model)
+
+
+def test_pretraining_checkpoint_fills_backbone_and_pyramid(tmp_path, mm_log):
+    checkpoint = str(tmp_path / 'pretrain.pth')
+    pretrained = pretraining_checkpoint(checkpoint, fpn_dim=256)
+    detector = tiny_detector(checkpoint)
     detector.init_weights()
     log = mm_log.getvalue()
     for part in ('backbone', 'neck'):
@@ -163,6 +194,33 @@ def test_pretraining_checkpoint_fills_backbone_and_pyramid(tmp_path, mm_log):
         for name, value in getattr(pretrained, part).state_dict().items():
             assert torch.equal(
                 getattr(detector, part).state_dict()[name], value), name
+
+
+def test_checkpoint_of_another_architecture_names_the_tensors(tmp_path):
+    checkpoint = str(tmp_path / 'wide.pth')
+    pretraining_checkpoint(
+        checkpoint, fpn_dim=256, arch=dict(TINY, embed_dims=96))
+    with pytest.raises(
+            ValueError,
+            match=r'patch_embed.proj.weight: '
+            r'checkpoint \(24, 3, 4, 4\), model \(16, 3, 4, 4\)'):
+        tiny_detector(checkpoint).init_weights()
+
+
+def test_missing_checkpoint_is_named(tmp_path):
+    checkpoint = str(tmp_path / 'nowhere' / 'epoch_1600.pth')
+    with pytest.raises(FileNotFoundError, match='nowhere/epoch_1600.pth'):
+        tiny_detector(checkpoint).init_weights()
+
+
+def test_padded_size_the_backbone_cannot_take_is_named(tmp_path):
+    detector = tiny_detector(str(tmp_path / 'unused.pth'))
+    # 100x150 padded to a multiple of 8 (instead of the configs' 32).
+    detector.data_preprocessor.pad_size_divisor = 8
+    data = detector.data_preprocessor(
+        dict(inputs=[torch.zeros(3, 100, 150, dtype=torch.uint8)]))
+    with pytest.raises(ValueError, match='got 104x152'):
+        detector(data['inputs'], mode='tensor')
 
 
 def test_official_detection_layout_loads_after_conversion():

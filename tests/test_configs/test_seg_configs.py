@@ -41,15 +41,15 @@ def shapes_seg(tmp_path_factory):
     return str(root)
 
 
-def pretraining_checkpoint(path, fpn_dim=32):
+def pretraining_checkpoint(path, fpn_dim=32, arch=TINY):
     with DefaultScope.overwrite_default_scope('mmitpn'):
         model = MODELS.build(
             dict(
                 type='iTPN',
-                backbone=dict(type='HiViT', arch=TINY, img_size=64),
+                backbone=dict(type='HiViT', arch=arch, img_size=64),
                 neck=dict(
                     type='iTPNPyramid',
-                    embed_dims=64,
+                    embed_dims=arch['embed_dims'],
                     fpn_dim=fpn_dim,
                     fpn_depth=2),
                 head=dict(
@@ -124,13 +124,11 @@ def test_seg_config_builds_and_trains_one_iteration(config, tmp_path,
     assert math.isfinite(float(loss))
 
 
-def test_pretraining_checkpoint_fills_backbone_and_pyramid(tmp_path, mm_log):
-    checkpoint = str(tmp_path / 'pretrain.pth')
-    pretrained = pretraining_checkpoint(checkpoint, fpn_dim=256)
+def tiny_segmentor(checkpoint, **backbone):
     cfg = Config.fromfile(PIXEL_CONFIG)
     # Without relative position tables (the pixel pretraining has none and
     # they would be listed as freshly initialised) nothing is missing.
-    cfg.model.backbone.update(arch=TINY, rel_pos_type=None)
+    cfg.model.backbone.update(arch=TINY, rel_pos_type=None, **backbone)
     cfg.model.backbone.init_cfg.checkpoint = checkpoint
     cfg.model.neck.update(embed_dims=64)
     cfg.model.neck.init_cfg.checkpoint = checkpoint
@@ -138,7 +136,13 @@ def test_pretraining_checkpoint_fills_backbone_and_pyramid(tmp_path, mm_log):
     cfg.model.auxiliary_head.in_channels = 320
     from mmseg.registry import MODELS as MMSEG_MODELS
     with DefaultScope.overwrite_default_scope('mmseg'):
-        segmentor = MMSEG_MODELS.build(cfg.model)
+        return MMSEG_MODELS.build(cfg.model)
+
+
+def test_pretraining_checkpoint_fills_backbone_and_pyramid(tmp_path, mm_log):
+    checkpoint = str(tmp_path / 'pretrain.pth')
+    pretrained = pretraining_checkpoint(checkpoint, fpn_dim=256)
+    segmentor = tiny_segmentor(checkpoint)
     segmentor.init_weights()
     log = mm_log.getvalue()
     for part in ('backbone', 'neck'):
@@ -152,6 +156,43 @@ def test_pretraining_checkpoint_fills_backbone_and_pyramid(tmp_path, mm_log):
             assert torch.equal(backbone[name], value), name
     for name, value in pretrained.neck.state_dict().items():
         assert torch.equal(segmentor.neck.state_dict()[name], value), name
+
+
+def test_checkpoint_of_another_architecture_names_the_tensors(tmp_path):
+    checkpoint = str(tmp_path / 'wide.pth')
+    pretraining_checkpoint(
+        checkpoint, fpn_dim=256, arch=dict(TINY, embed_dims=96))
+    with pytest.raises(
+            ValueError,
+            match=r'patch_embed.proj.weight: '
+            r'checkpoint \(24, 3, 4, 4\), model \(16, 3, 4, 4\)'):
+        tiny_segmentor(checkpoint).init_weights()
+
+
+def test_missing_checkpoint_is_named(tmp_path):
+    checkpoint = str(tmp_path / 'nowhere' / 'epoch_1600.pth')
+    with pytest.raises(FileNotFoundError, match='nowhere/epoch_1600.pth'):
+        tiny_segmentor(checkpoint).init_weights()
+
+
+def test_crop_size_the_backbone_cannot_take_is_named(tmp_path):
+    unused = str(tmp_path / 'unused.pth')
+    with pytest.raises(ValueError, match='got 500x500'):
+        tiny_segmentor(unused, img_size=500)
+    # Training inputs padded to a crop of 500 by the data preprocessor.
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    segmentor = tiny_segmentor(unused)
+    segmentor.data_preprocessor.size = (500, 500)
+    sample = SegDataSample(
+        gt_sem_seg=PixelData(data=torch.zeros(1, 480, 490, dtype=torch.long)))
+    data = segmentor.data_preprocessor(
+        dict(
+            inputs=[torch.zeros(3, 480, 490, dtype=torch.uint8)],
+            data_samples=[sample]),
+        training=True)
+    with pytest.raises(ValueError, match='got 500x500'):
+        segmentor(data['inputs'], mode='tensor')
 
 
 def test_official_segmentation_layout_loads_after_conversion():
