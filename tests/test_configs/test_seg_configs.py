@@ -124,6 +124,26 @@ def test_seg_config_builds_and_trains_one_iteration(config, tmp_path,
     assert math.isfinite(float(loss))
 
 
+def test_demo_config_trains_and_evaluates(tmp_path, shapes_seg):
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs', 'seg', 'demo',
+                 'hivit-demo_skimage-pre_upernet_1xb8-1k_shapes-seg-128px.py'))
+    cfg.model.backbone.init_cfg = cfg.model.neck.init_cfg = None
+    cfg.model.data_preprocessor.size = (64, 64)
+    for loader in (cfg.train_dataloader, cfg.val_dataloader):
+        loader.batch_size = 2
+        loader.dataset.data_root = shapes_seg
+    cfg.test_dataloader = cfg.val_dataloader
+    cfg.train_cfg.update(max_iters=2, val_interval=2)
+    cfg.param_scheduler = []
+    cfg.default_hooks.checkpoint.interval = 2
+    cfg.work_dir = str(tmp_path / 'work_dir')
+    runner = Runner.from_cfg(adapt_cfg_to_device(cfg))
+    runner.train()
+    metrics = runner.test()
+    assert 0 <= metrics['mIoU'] <= 100, metrics
+
+
 def tiny_segmentor(checkpoint, **backbone):
     cfg = Config.fromfile(PIXEL_CONFIG)
     # Without relative position tables (the pixel pretraining has none and
