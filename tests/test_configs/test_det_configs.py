@@ -130,8 +130,8 @@ def test_det_config_builds_and_trains_one_iteration(config, tmp_path,
         packed_test = Compose(cfg.test_dataloader.dataset.pipeline)(sample)
     assert packed['inputs'].shape[0] == 3
     # What the RoI heads read to map predictions back to the image.
-    assert {'img_shape', 'ori_shape', 'scale_factor'} <= set(
-        packed_test['data_samples'].metainfo)
+    assert {'img_shape', 'ori_shape',
+            'scale_factor'} <= set(packed_test['data_samples'].metainfo)
     assert detector.neck.num_outs == 5
 
     fpn_dim = cfg.model.neck.fpn_dim
@@ -148,8 +148,9 @@ def test_det_config_builds_and_trains_one_iteration(config, tmp_path,
 
 def test_demo_config_trains_and_evaluates(tmp_path, shapes_coco):
     cfg = Config.fromfile(
-        osp.join(REPO, 'configs', 'det', 'demo',
-                 'hivit-demo_skimage-pre_mask-rcnn_1xb4-6e_shapes-coco-128px.py'))
+        osp.join(
+            REPO, 'configs', 'det', 'demo',
+            'hivit-demo_skimage-pre_mask-rcnn_1xb4-6e_shapes-coco-128px.py'))
     cfg.model.backbone.init_cfg = cfg.model.neck.init_cfg = None
     for loader in (cfg.train_dataloader, cfg.val_dataloader):
         loader.batch_size = 2
