@@ -90,7 +90,7 @@ test_evaluator = val_evaluator
 
 optim_wrapper = dict(
     optimizer=dict(
-        type='AdamW', lr=5e-4, betas=(0.9, 0.999), weight_decay=0.05,
+        type='AdamW', lr=1e-3, betas=(0.9, 0.999), weight_decay=0.05,
         fused=True),
     constructor='mmitpn.LayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(layer_decay_rate=0.90))
