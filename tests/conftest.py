@@ -5,8 +5,13 @@ import logging
 
 import numpy as np
 import pytest
-from mmengine.logging import MMLogger
+import torch
+from mmengine.logging import HistoryBuffer, MMLogger
 from mmengine.registry import DefaultScope
+
+from mmitpn.registry import MODELS
+
+TINY_HIVIT = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4)
 
 
 def write_fashion_mnist(folder, count=4):
@@ -55,3 +60,63 @@ def mm_log():
     logger.addHandler(handler)
     yield stream
     logger.removeHandler(handler)
+
+
+@pytest.fixture
+def pretraining_checkpoint(tmp_path):
+    """Factory of what ``tools/train.py`` writes for a tiny iTPN pixel model.
+
+    ``save(name, arch, fpn_dim)`` returns the checkpoint's path and the model.
+    Like a Runner checkpoint, it holds a message hub with an object that a
+    tensors-only load must not rebuild.
+    """
+
+    def save(name='pretrain.pth', arch=TINY_HIVIT, fpn_dim=32):
+        with DefaultScope.overwrite_default_scope('mmitpn'):
+            model = MODELS.build(
+                dict(
+                    type='iTPN',
+                    backbone=dict(type='HiViT', arch=arch, img_size=64),
+                    neck=dict(
+                        type='iTPNPyramid',
+                        embed_dims=arch['embed_dims'],
+                        fpn_dim=fpn_dim,
+                        fpn_depth=2),
+                    head=dict(
+                        type='iTPNPixelHead',
+                        fpn_dim=fpn_dim,
+                        decoder_embed_dims=32,
+                        decoder_depth=1,
+                        decoder_num_heads=2,
+                        img_size=64)))
+        path = str(tmp_path / name)
+        torch.save(
+            dict(
+                meta=dict(epoch=1),
+                state_dict=model.state_dict(),
+                message_hub=dict(
+                    log_scalars=dict(loss=HistoryBuffer([1.0], [1])))), path)
+        return path, model
+
+    return save
+
+
+@pytest.fixture
+def check_checkpoint_errors(pretraining_checkpoint, tmp_path):
+    """``check(build, fpn_dim)`` asserts that ``build(checkpoint)``'s
+    ``init_weights`` names the mismatching tensors of a checkpoint of a wider
+    HiViT and the path of a missing checkpoint."""
+
+    def check(build, fpn_dim=32):
+        wide, _ = pretraining_checkpoint(
+            'wide.pth', arch=dict(TINY_HIVIT, embed_dims=96), fpn_dim=fpn_dim)
+        with pytest.raises(
+                ValueError,
+                match=r'patch_embed.proj.weight: '
+                r'checkpoint \(24, 3, 4, 4\), model \(16, 3, 4, 4\)'):
+            build(wide).init_weights()
+        missing = str(tmp_path / 'nowhere' / 'epoch_1600.pth')
+        with pytest.raises(FileNotFoundError, match='nowhere/epoch_1600.pth'):
+            build(missing).init_weights()
+
+    return check

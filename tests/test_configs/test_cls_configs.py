@@ -15,7 +15,6 @@ from mmengine.runner import Runner
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 from PIL import Image
 
-from mmitpn.registry import MODELS
 from mmitpn.utils import adapt_cfg_to_device
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -23,27 +22,6 @@ CONFIGS = sorted(
     glob.glob(osp.join(REPO, 'configs', 'cls', '*.py')) +
     glob.glob(osp.join(REPO, 'configs', 'cls', 'demo', '*.py')))
 TINY = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4)
-
-
-def pretraining_checkpoint(path):
-    """What tools/train.py writes for a tiny iTPN pixel model."""
-    with DefaultScope.overwrite_default_scope('mmitpn'):
-        model = MODELS.build(
-            dict(
-                type='iTPN',
-                backbone=dict(type='HiViT', arch=TINY, img_size=64),
-                neck=dict(
-                    type='iTPNPyramid', embed_dims=64, fpn_dim=32,
-                    fpn_depth=2),
-                head=dict(
-                    type='iTPNPixelHead',
-                    fpn_dim=32,
-                    decoder_embed_dims=32,
-                    decoder_depth=1,
-                    decoder_num_heads=2,
-                    img_size=64)))
-    torch.save(dict(state_dict=model.state_dict(), meta=dict(epoch=1)), path)
-    return model
 
 
 def write_imagenet_like(folder):
@@ -103,15 +81,15 @@ def shrink(cfg, tmp_path, checkpoint, fashion_mnist_root):
 @pytest.mark.parametrize(
     'config', CONFIGS, ids=[osp.basename(c)[:-3] for c in CONFIGS])
 def test_cls_config_builds_and_trains_one_iteration(config, tmp_path,
-                                                    fashion_mnist_root):
+                                                    fashion_mnist_root,
+                                                    pretraining_checkpoint):
     cfg = Config.fromfile(config)
     assert cfg.model.backbone.init_cfg.prefix == 'backbone.'
     with DefaultScope.overwrite_default_scope('mmpretrain'), \
             torch.device('meta'):
         MMPRETRAIN_MODELS.build(cfg.model)
 
-    checkpoint = str(tmp_path / 'pretrain.pth')
-    pretrained = pretraining_checkpoint(checkpoint)
+    checkpoint, pretrained = pretraining_checkpoint()
     cfg = adapt_cfg_to_device(
         shrink(cfg, tmp_path, checkpoint, fashion_mnist_root))
     runner = Runner.from_cfg(cfg)

@@ -15,7 +15,6 @@ from mmengine.dataset import Compose
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
-from mmitpn.registry import MODELS
 from mmitpn.utils import adapt_cfg_to_device
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -37,28 +36,6 @@ def shapes_coco(tmp_path_factory):
                    check=True,
                    capture_output=True)
     return str(root)
-
-
-def pretraining_checkpoint(path, fpn_dim, arch=TINY):
-    with DefaultScope.overwrite_default_scope('mmitpn'):
-        model = MODELS.build(
-            dict(
-                type='iTPN',
-                backbone=dict(type='HiViT', arch=arch, img_size=64),
-                neck=dict(
-                    type='iTPNPyramid',
-                    embed_dims=arch['embed_dims'],
-                    fpn_dim=fpn_dim,
-                    fpn_depth=2),
-                head=dict(
-                    type='iTPNPixelHead',
-                    fpn_dim=fpn_dim,
-                    decoder_embed_dims=32,
-                    decoder_depth=1,
-                    decoder_num_heads=2,
-                    img_size=64)))
-    torch.save(dict(state_dict=model.state_dict()), path)
-    return model
 
 
 def set_num_classes(node, num_classes):
@@ -104,7 +81,8 @@ def shrink(cfg, tmp_path, data_root, checkpoint):
 @pytest.mark.parametrize(
     'config', CONFIGS, ids=[osp.basename(c)[:-3] for c in CONFIGS])
 def test_det_config_builds_and_trains_one_iteration(config, tmp_path,
-                                                    shapes_coco):
+                                                    shapes_coco,
+                                                    pretraining_checkpoint):
     cfg = Config.fromfile(config)
     assert cfg.model.backbone.init_cfg.prefix == 'backbone.'
     assert cfg.model.neck.init_cfg.prefix == 'neck.'
@@ -135,15 +113,13 @@ def test_det_config_builds_and_trains_one_iteration(config, tmp_path,
     assert detector.neck.num_outs == 5
 
     fpn_dim = cfg.model.neck.fpn_dim
-    checkpoint = str(tmp_path / 'pretrain.pth')
-    pretrained = pretraining_checkpoint(checkpoint, fpn_dim)
+    checkpoint, _ = pretraining_checkpoint(fpn_dim=fpn_dim)
     cfg = adapt_cfg_to_device(shrink(cfg, tmp_path, shapes_coco, checkpoint))
     runner = Runner.from_cfg(cfg)
     runner.train()
     assert runner.iter == 1
     loss = runner.message_hub.get_scalar('train/loss').data[0][-1]
     assert math.isfinite(float(loss))
-    del pretrained
 
 
 def test_demo_config_trains_and_evaluates(tmp_path, shapes_coco):
@@ -182,9 +158,9 @@ def tiny_detector(checkpoint):
         return MMDET_MODELS.build(cfg.model)
 
 
-def test_pretraining_checkpoint_fills_backbone_and_pyramid(tmp_path, mm_log):
-    checkpoint = str(tmp_path / 'pretrain.pth')
-    pretrained = pretraining_checkpoint(checkpoint, fpn_dim=256)
+def test_pretraining_checkpoint_fills_backbone_and_pyramid(
+        pretraining_checkpoint, mm_log):
+    checkpoint, pretrained = pretraining_checkpoint(fpn_dim=256)
     detector = tiny_detector(checkpoint)
     detector.init_weights()
     log = mm_log.getvalue()
@@ -197,21 +173,8 @@ def test_pretraining_checkpoint_fills_backbone_and_pyramid(tmp_path, mm_log):
                 getattr(detector, part).state_dict()[name], value), name
 
 
-def test_checkpoint_of_another_architecture_names_the_tensors(tmp_path):
-    checkpoint = str(tmp_path / 'wide.pth')
-    pretraining_checkpoint(
-        checkpoint, fpn_dim=256, arch=dict(TINY, embed_dims=96))
-    with pytest.raises(
-            ValueError,
-            match=r'patch_embed.proj.weight: '
-            r'checkpoint \(24, 3, 4, 4\), model \(16, 3, 4, 4\)'):
-        tiny_detector(checkpoint).init_weights()
-
-
-def test_missing_checkpoint_is_named(tmp_path):
-    checkpoint = str(tmp_path / 'nowhere' / 'epoch_1600.pth')
-    with pytest.raises(FileNotFoundError, match='nowhere/epoch_1600.pth'):
-        tiny_detector(checkpoint).init_weights()
+def test_bad_checkpoints_are_named(check_checkpoint_errors):
+    check_checkpoint_errors(tiny_detector, fpn_dim=256)
 
 
 def test_padded_size_the_backbone_cannot_take_is_named(tmp_path):

@@ -15,7 +15,6 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
-from mmitpn.registry import MODELS
 from mmitpn.utils import adapt_cfg_to_device
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -39,28 +38,6 @@ def shapes_seg(tmp_path_factory):
                    check=True,
                    capture_output=True)
     return str(root)
-
-
-def pretraining_checkpoint(path, fpn_dim=32, arch=TINY):
-    with DefaultScope.overwrite_default_scope('mmitpn'):
-        model = MODELS.build(
-            dict(
-                type='iTPN',
-                backbone=dict(type='HiViT', arch=arch, img_size=64),
-                neck=dict(
-                    type='iTPNPyramid',
-                    embed_dims=arch['embed_dims'],
-                    fpn_dim=fpn_dim,
-                    fpn_depth=2),
-                head=dict(
-                    type='iTPNPixelHead',
-                    fpn_dim=fpn_dim,
-                    decoder_embed_dims=32,
-                    decoder_depth=1,
-                    decoder_num_heads=2,
-                    img_size=64)))
-    torch.save(dict(state_dict=model.state_dict()), path)
-    return model
 
 
 def shrink(cfg, tmp_path, data_root, checkpoint):
@@ -104,7 +81,8 @@ def shrink(cfg, tmp_path, data_root, checkpoint):
 @pytest.mark.parametrize(
     'config', CONFIGS, ids=[osp.basename(c)[:-3] for c in CONFIGS])
 def test_seg_config_builds_and_trains_one_iteration(config, tmp_path,
-                                                    shapes_seg):
+                                                    shapes_seg,
+                                                    pretraining_checkpoint):
     cfg = Config.fromfile(config)
     assert cfg.model.neck.concat_inputs
     from mmseg.registry import MODELS as MMSEG_MODELS
@@ -114,8 +92,7 @@ def test_seg_config_builds_and_trains_one_iteration(config, tmp_path,
     assert list(segmentor.neck.out_channels) == \
         list(cfg.model.decode_head.in_channels)
 
-    checkpoint = str(tmp_path / 'pretrain.pth')
-    pretraining_checkpoint(checkpoint)
+    checkpoint, _ = pretraining_checkpoint()
     cfg = adapt_cfg_to_device(shrink(cfg, tmp_path, shapes_seg, checkpoint))
     runner = Runner.from_cfg(cfg)
     runner.train()
@@ -159,9 +136,9 @@ def tiny_segmentor(checkpoint, **backbone):
         return MMSEG_MODELS.build(cfg.model)
 
 
-def test_pretraining_checkpoint_fills_backbone_and_pyramid(tmp_path, mm_log):
-    checkpoint = str(tmp_path / 'pretrain.pth')
-    pretrained = pretraining_checkpoint(checkpoint, fpn_dim=256)
+def test_pretraining_checkpoint_fills_backbone_and_pyramid(
+        pretraining_checkpoint, mm_log):
+    checkpoint, pretrained = pretraining_checkpoint(fpn_dim=256)
     segmentor = tiny_segmentor(checkpoint)
     segmentor.init_weights()
     log = mm_log.getvalue()
@@ -178,21 +155,8 @@ def test_pretraining_checkpoint_fills_backbone_and_pyramid(tmp_path, mm_log):
         assert torch.equal(segmentor.neck.state_dict()[name], value), name
 
 
-def test_checkpoint_of_another_architecture_names_the_tensors(tmp_path):
-    checkpoint = str(tmp_path / 'wide.pth')
-    pretraining_checkpoint(
-        checkpoint, fpn_dim=256, arch=dict(TINY, embed_dims=96))
-    with pytest.raises(
-            ValueError,
-            match=r'patch_embed.proj.weight: '
-            r'checkpoint \(24, 3, 4, 4\), model \(16, 3, 4, 4\)'):
-        tiny_segmentor(checkpoint).init_weights()
-
-
-def test_missing_checkpoint_is_named(tmp_path):
-    checkpoint = str(tmp_path / 'nowhere' / 'epoch_1600.pth')
-    with pytest.raises(FileNotFoundError, match='nowhere/epoch_1600.pth'):
-        tiny_segmentor(checkpoint).init_weights()
+def test_bad_checkpoints_are_named(check_checkpoint_errors):
+    check_checkpoint_errors(tiny_segmentor, fpn_dim=256)
 
 
 def test_crop_size_the_backbone_cannot_take_is_named(tmp_path):

@@ -8,46 +8,16 @@ import os.path as osp
 import pytest
 import torch
 import torch.nn.functional as F
-from mmengine.logging import HistoryBuffer
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 from mmpretrain.structures import DataSample
 
 from mmitpn.converters import convert_official
-from mmitpn.registry import MODELS
 
 TINY = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4)
 KEYS = osp.join(
     osp.dirname(osp.dirname(osp.abspath(__file__))), 'data', 'official_keys')
-
-
-def save_pretraining_checkpoint(path, arch=TINY):
-    """A Runner-style checkpoint: weights plus a message hub with objects
-    that a tensors-only load must not rebuild."""
-    with DefaultScope.overwrite_default_scope('mmitpn'):
-        model = MODELS.build(
-            dict(
-                type='iTPN',
-                backbone=dict(type='HiViT', arch=arch, img_size=64),
-                neck=dict(
-                    type='iTPNPyramid',
-                    embed_dims=arch['embed_dims'],
-                    fpn_dim=32),
-                head=dict(
-                    type='iTPNPixelHead',
-                    fpn_dim=32,
-                    decoder_embed_dims=32,
-                    decoder_depth=1,
-                    decoder_num_heads=2,
-                    img_size=64)))
-    torch.save(
-        dict(
-            meta=dict(epoch=1),
-            state_dict=model.state_dict(),
-            message_hub=dict(log_scalars=dict(
-                loss=HistoryBuffer([1.0], [1])))), path)
-    return model
 
 
 def classifier(checkpoint, **backbone):
@@ -68,9 +38,8 @@ def classifier(checkpoint, **backbone):
 
 
 def test_pretraining_checkpoint_loads_and_lists_fresh_parameters(
-        tmp_path, mm_log):
-    path = str(tmp_path / 'epoch_1.pth')
-    pretrained = save_pretraining_checkpoint(path)
+        pretraining_checkpoint, mm_log):
+    path, pretrained = pretraining_checkpoint('epoch_1.pth')
     model = classifier(path)
     model.init_weights()
     for name, value in pretrained.backbone.state_dict().items():
@@ -84,27 +53,13 @@ def test_pretraining_checkpoint_loads_and_lists_fresh_parameters(
     assert 'blocks.0.mlp.fc1.weight' not in missing
 
 
-def test_checkpoint_of_another_architecture_names_the_tensors(tmp_path):
-    path = str(tmp_path / 'wide.pth')
-    save_pretraining_checkpoint(
-        path, arch=dict(TINY, embed_dims=96, num_heads=4))
-    model = classifier(path)
-    with pytest.raises(
-            ValueError,
-            match=r'patch_embed.proj.weight: '
-            r'checkpoint \(24, 3, 4, 4\), model \(16, 3, 4, 4\)'):
-        model.init_weights()
+def test_bad_checkpoints_are_named(check_checkpoint_errors):
+    check_checkpoint_errors(classifier)
 
 
-def test_missing_checkpoint_is_named(tmp_path):
-    missing = str(tmp_path / 'nowhere' / 'epoch_1600.pth')
-    with pytest.raises(FileNotFoundError, match='nowhere/epoch_1600.pth'):
-        classifier(missing).init_weights()
-
-
-def test_linear_probe_keeps_backbone_and_pyramid_frozen(tmp_path):
-    path = str(tmp_path / 'epoch_1.pth')
-    save_pretraining_checkpoint(path)
+def test_linear_probe_keeps_backbone_and_pyramid_frozen(
+        pretraining_checkpoint):
+    path, _ = pretraining_checkpoint('epoch_1.pth')
     cfg = dict(
         type='ImageClassifier',
         backbone=dict(
