@@ -1,7 +1,10 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
+import ast
 import gzip
 import io
 import logging
+import os.path as osp
+from collections import OrderedDict
 
 import numpy as np
 import pytest
@@ -11,6 +14,8 @@ from mmengine.registry import DefaultScope
 
 from mmitpn.registry import MODELS
 
+KEY_LISTINGS = osp.join(
+    osp.dirname(osp.abspath(__file__)), 'data', 'official_keys')
 TINY_HIVIT = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4)
 
 
@@ -120,3 +125,35 @@ def check_checkpoint_errors(pretraining_checkpoint, tmp_path):
             build(missing).init_weights()
 
     return check
+
+
+@pytest.fixture
+def key_listing():
+    """``read(*names, prefixes=None, realistic=False)``: random tensors (seed
+    0) with the names and shapes of the official key listings in
+    ``tests/data/official_keys``, each listing's keys under its prefix.
+
+    ``realistic`` draws small weights with norms and layer scales near one,
+    so that deep forwards stay well conditioned.
+    """
+
+    def read(*names, prefixes=None, realistic=False):
+        generator = torch.Generator().manual_seed(0)
+        state_dict = OrderedDict()
+        for name, prefix in zip(names, prefixes or [''] * len(names)):
+            with open(osp.join(KEY_LISTINGS, name)) as f:
+                for line in f:
+                    if line.startswith('#') or not line.strip():
+                        continue
+                    key, shape = line.rstrip('\n').split('\t')
+                    value = torch.randn(
+                        ast.literal_eval(shape), generator=generator)
+                    if realistic:
+                        value *= 0.02
+                        if 'norm' in key and key.endswith('weight') \
+                                or 'gamma' in key:
+                            value += 1
+                    state_dict[prefix + key] = value
+        return state_dict
+
+    return read

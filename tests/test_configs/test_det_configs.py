@@ -187,19 +187,9 @@ def test_padded_size_the_backbone_cannot_take_is_named(tmp_path):
         detector(data['inputs'], mode='tensor')
 
 
-def test_official_detection_layout_loads_after_conversion():
-    import ast
-
+def test_official_detection_layout_loads_after_conversion(key_listing):
     from mmitpn.converters import convert_official
-    keys = osp.join(REPO, 'tests', 'data', 'official_keys',
-                    'keys_det_pixel_base.txt')
-    state_dict = {}
-    with open(keys) as f:
-        for line in f:
-            if not line.startswith('#'):
-                key, shape = line.rstrip('\n').split('\t')
-                state_dict['backbone.' + key] = torch.randn(
-                    ast.literal_eval(shape))
+    state_dict = key_listing('keys_det_pixel_base.txt', prefixes=['backbone.'])
     conversion = convert_official(state_dict)
     cfg = Config.fromfile(
         osp.join(REPO, 'configs', 'det',

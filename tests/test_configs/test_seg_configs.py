@@ -1,7 +1,6 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
 """Every segmentation config builds at full size and trains one iteration
 with tiny overrides; pretraining and official layouts load."""
-import ast
 import copy
 import glob
 import math
@@ -179,17 +178,9 @@ def test_crop_size_the_backbone_cannot_take_is_named(tmp_path):
         segmentor(data['inputs'], mode='tensor')
 
 
-def test_official_segmentation_layout_loads_after_conversion():
+def test_official_segmentation_layout_loads_after_conversion(key_listing):
     from mmitpn.converters import convert_official
-    keys = osp.join(REPO, 'tests', 'data', 'official_keys',
-                    'keys_seg_base.txt')
-    state_dict = {}
-    with open(keys) as f:
-        for line in f:
-            if not line.startswith('#'):
-                key, shape = line.rstrip('\n').split('\t')
-                state_dict['backbone.' + key] = torch.randn(
-                    ast.literal_eval(shape))
+    state_dict = key_listing('keys_seg_base.txt', prefixes=['backbone.'])
     conversion = convert_official(state_dict)
     assert conversion.backbone['img_size'] == 512
     cfg = Config.fromfile(PIXEL_CONFIG)

@@ -1,8 +1,5 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
 """Every official key listing converts and loads strictly into mmitpn."""
-import ast
-import os.path as osp
-from collections import OrderedDict
 
 import pytest
 import torch
@@ -14,9 +11,6 @@ from mmitpn.converters import convert_mmpretrain, convert_official
 from mmitpn.models import HiViT, iTPNPyramid
 from mmitpn.registry import MODELS
 
-KEYS_DIR = osp.join(
-    osp.dirname(osp.dirname(__file__)), 'data', 'official_keys')
-
 PIXEL_HEAD = {
     'mask_token', 'decoder_pos_embed', 'decoder_embed', 'decoder_blocks',
     'decoder_norm', 'decoder_pred'
@@ -25,22 +19,6 @@ CLIP_HEAD = {
     'decoder_embed', 'norm', 'lm_head', 'norm_cls', 'lm_cls_head',
     'cls_pt_layers'
 }
-
-
-def read_listing(*names, prefixes=None):
-    """Random tensors with the names and shapes of key listings."""
-    generator = torch.Generator().manual_seed(0)
-    state_dict = OrderedDict()
-    for i, name in enumerate(names):
-        prefix = prefixes[i] if prefixes else ''
-        with open(osp.join(KEYS_DIR, name)) as f:
-            for line in f:
-                if line.startswith('#') or not line.strip():
-                    continue
-                key, shape = line.rstrip('\n').split('\t')
-                state_dict[prefix + key] = torch.randn(
-                    ast.literal_eval(shape), generator=generator)
-    return state_dict
 
 
 def build_target(conversion):
@@ -131,8 +109,9 @@ def load_strictly(conversion):
          stem=(3, 3), depth=24, dims=512, fpn_depth=2, rel='bias_table',
          ls=0.)),
 ])
-def test_official_listing_loads_strictly(listing, head_modules, expected):
-    state_dict = read_listing(listing)
+def test_official_listing_loads_strictly(listing, head_modules, expected,
+                                         key_listing):
+    state_dict = key_listing(listing)
     conversion = convert_official(state_dict)
     arch = conversion.backbone['arch']
     assert arch['stem_mlp_blocks'] == expected['stem']
@@ -162,17 +141,17 @@ def test_official_listing_loads_strictly(listing, head_modules, expected):
                    '.mlp.fc2.weight'])
 
 
-def test_seg_layout_builds_for_its_512_grid():
-    conversion = convert_official(read_listing('keys_seg_base.txt'))
+def test_seg_layout_builds_for_its_512_grid(key_listing):
+    conversion = convert_official(key_listing('keys_seg_base.txt'))
     assert conversion.backbone['img_size'] == 512
     model = load_strictly(conversion)
     # The 14x14 pretraining position embedding is resized to 32x32.
     assert model.backbone.absolute_pos_embed.shape == (1, 1024, 512)
 
 
-def test_detector_checkpoint_moves_pyramid_to_neck_and_keeps_heads():
-    state_dict = read_listing(
-        'keys_det_pixel_base.txt', prefixes=['backbone.'])
+def test_detector_checkpoint_moves_pyramid_to_neck_and_keeps_heads(
+        key_listing):
+    state_dict = key_listing('keys_det_pixel_base.txt', prefixes=['backbone.'])
     state_dict['rpn_head.rpn_cls.weight'] = torch.zeros(3, 256, 1, 1)
     conversion = convert_official(state_dict)
     assert 'neck.fpn_modules.0.mlp.fc1.weight' in conversion.state_dict
@@ -180,8 +159,8 @@ def test_detector_checkpoint_moves_pyramid_to_neck_and_keeps_heads():
     assert 'rpn_head.rpn_cls.weight' in conversion.state_dict
 
 
-def test_unknown_key_is_named():
-    state_dict = read_listing('keys_pixel_ft_base.txt')
+def test_unknown_key_is_named(key_listing):
+    state_dict = key_listing('keys_pixel_ft_base.txt')
     state_dict['something_new.weight'] = torch.zeros(1)
     with pytest.raises(ValueError, match='something_new.weight'):
         convert_official(state_dict)
@@ -194,8 +173,9 @@ def test_unknown_key_is_named():
      ('backbone.', 'neck.'), 'iTPNCLIPHead'),
     (('keys_mmp_hivit_large.txt', ), ('', ), None),
 ])
-def test_mmpretrain_listing_loads_strictly(listings, prefixes, head_type):
-    state_dict = read_listing(*listings, prefixes=prefixes)
+def test_mmpretrain_listing_loads_strictly(listings, prefixes, head_type,
+                                           key_listing):
+    state_dict = key_listing(*listings, prefixes=prefixes)
     if head_type == 'iTPNCLIPHead':
         # mmpretrain's iTPNClipHead (not in the neck listing).
         state_dict['head.cls_head.weight'] = torch.randn(512, 512)

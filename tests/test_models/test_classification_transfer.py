@@ -1,9 +1,7 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
 """From a pretraining checkpoint (or an official fine-tuned one) to an
 mmpretrain classifier."""
-import ast
 import math
-import os.path as osp
 
 import pytest
 import torch
@@ -16,8 +14,6 @@ from mmpretrain.structures import DataSample
 from mmitpn.converters import convert_official
 
 TINY = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4)
-KEYS = osp.join(
-    osp.dirname(osp.dirname(osp.abspath(__file__))), 'data', 'official_keys')
 
 
 def classifier(checkpoint, **backbone):
@@ -115,22 +111,6 @@ def test_linear_probe_keeps_backbone_and_pyramid_frozen(
     assert not torch.equal(model.head.fc.weight, head_weight)
 
 
-def read_listing(name):
-    generator = torch.Generator().manual_seed(0)
-    state_dict = {}
-    with open(osp.join(KEYS, name)) as f:
-        for line in f:
-            if line.startswith('#'):
-                continue
-            key, shape = line.rstrip('\n').split('\t')
-            value = 0.02 * torch.randn(
-                ast.literal_eval(shape), generator=generator)
-            if ('norm' in key and key.endswith('weight')) or 'gamma' in key:
-                value += 1
-            state_dict[key] = value
-    return state_dict
-
-
 def official_forward(sd, images, eps=1e-6):
     """The official iTPN classifier, written out from the reference
     (independent of mmitpn's modules): 4x4 sub-tokens in 16x16 units, MLP
@@ -197,8 +177,9 @@ def official_forward(sd, images, eps=1e-6):
 
 @pytest.mark.parametrize('listing',
                          ['keys_pixel_ft_base.txt', 'keys_clip_ft_base.txt'])
-def test_converted_official_finetuned_checkpoint_reproduces_logits(listing):
-    state_dict = read_listing(listing)
+def test_converted_official_finetuned_checkpoint_reproduces_logits(
+        listing, key_listing):
+    state_dict = key_listing(listing, realistic=True)
     conversion = convert_official(state_dict)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         model = MMPRETRAIN_MODELS.build(
