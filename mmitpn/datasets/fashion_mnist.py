@@ -35,8 +35,11 @@ class FashionMNIST(BaseDataset):
 
     Reads the IDX files that Debian's ``dataset-fashion-mnist`` package
     installs (``apt-get install dataset-fashion-mnist``; gzipped or not);
-    nothing is downloaded. Samples are 28x28x3 uint8 images (the grey
-    channel repeated) for pipelines that resize them to a multiple of 16.
+    nothing is downloaded. mmpretrain's ``FashionMNIST`` needs the files
+    decompressed next to each other and downloads them when they are not
+    (its default), so it cannot read Debian's read-only ``.gz`` files.
+    Samples are 28x28x3 uint8 images (the grey channel repeated) for
+    pipelines that resize them to a multiple of 16.
 
     Args:
         data_root (str): Folder with ``train-images-idx3-ubyte[.gz]`` and
