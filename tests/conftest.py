@@ -3,6 +3,7 @@ import ast
 import gzip
 import io
 import logging
+import math
 import os.path as osp
 from collections import OrderedDict
 
@@ -11,8 +12,10 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer, MMLogger
 from mmengine.registry import DefaultScope
+from mmengine.runner import Runner
 
 from mmitpn.registry import MODELS
+from mmitpn.utils import adapt_cfg_to_device
 
 KEY_LISTINGS = osp.join(
     osp.dirname(osp.abspath(__file__)), 'data', 'official_keys')
@@ -157,3 +160,28 @@ def key_listing():
         return state_dict
 
     return read
+
+
+@pytest.fixture
+def train_one_iteration(tmp_path):
+    """``train(cfg)``: run a config already shrunk to one training iteration
+    (tiny model and data) without validation, testing, checkpoints or
+    drawing, check that it ran one iteration with a finite loss, and return
+    the runner."""
+
+    def train(cfg):
+        for stage in ('val', 'test'):
+            for key in ('dataloader', 'evaluator', 'cfg'):
+                cfg[f'{stage}_{key}'] = None
+        cfg.work_dir = str(tmp_path / 'work_dir')
+        cfg.default_hooks.checkpoint = None
+        cfg.default_hooks.pop('visualization', None)
+        cfg.default_hooks.logger.interval = 1
+        runner = Runner.from_cfg(adapt_cfg_to_device(cfg))
+        runner.train()
+        assert runner.iter == 1
+        loss = runner.message_hub.get_scalar('train/loss').data[0][-1]
+        assert math.isfinite(float(loss))
+        return runner
+
+    return train
