@@ -33,10 +33,16 @@ def parse_args():
         action='store_true',
         help='mixed precision: AmpOptimWrapper on a GPU, bf16 autocast on '
         'the CPU')
-    parser.add_argument(
+    scale = parser.add_mutually_exclusive_group()
+    scale.add_argument(
         '--auto-scale-lr',
         action='store_true',
-        help='scale the learning rate with the actual total batch size')
+        help='scale the learning rate with the actual total batch size '
+        '(shipped recipes do so already: auto_scale_lr.enable=True)')
+    scale.add_argument(
+        '--no-auto-scale-lr',
+        action='store_true',
+        help="train with the config's lr whatever the total batch size")
     parser.add_argument(
         '--no-validate',
         action='store_true',
@@ -87,8 +93,12 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     # A run's own checkpoints may be fully unpickled (message hub, random
     # states); weights from anywhere else load as tensors only.
     trust_checkpoint_path(cfg.work_dir)
-    if args.auto_scale_lr:
-        cfg.auto_scale_lr.enable = True
+    if args.auto_scale_lr or args.no_auto_scale_lr:
+        if cfg.get('auto_scale_lr') is None:
+            raise ValueError(f'{args.config} has no auto_scale_lr (the batch '
+                             'size its lr is meant for); add '
+                             'auto_scale_lr = dict(base_batch_size=N).')
+        cfg.auto_scale_lr.enable = bool(args.auto_scale_lr)
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):

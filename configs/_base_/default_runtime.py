@@ -28,4 +28,8 @@ randomness = dict(seed=None, deterministic=False)
 
 # Randomness is a function of (seed, rank, iteration): resumed runs continue
 # exactly as uninterrupted ones.
-custom_hooks = [dict(type='IterationSeedHook')]
+custom_hooks = [
+    dict(type='IterationSeedHook'),
+    dict(type='NonFiniteGuardHook'),
+    dict(type='TrainingScaleLoggerHook'),
+]

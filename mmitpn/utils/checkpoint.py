@@ -94,9 +94,25 @@ def load_checkpoint_file(path: str,
         FileNotFoundError: ``path`` does not exist.
         UnsafeCheckpointError: The file holds other objects and needs
             ``allow_pickle=True``.
+        ValueError: The file is not a readable checkpoint (truncated by an
+            interrupted copy or save, or not a torch file).
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'Checkpoint file not found: {path}')
+    try:
+        return _load(path, allow_pickle, map_location)
+    except (RuntimeError, OSError, EOFError, ValueError,
+            pickle.UnpicklingError) as error:
+        if isinstance(error, UnsafeCheckpointError):
+            raise
+        raise ValueError(
+            f'Cannot read checkpoint {path} ({osp.getsize(path)} bytes): '
+            f'{str(error).strip().splitlines()[0]}. The file is truncated '
+            '(an interrupted download, copy or save) or not a PyTorch '
+            'checkpoint; fetch or save it again.') from error
+
+
+def _load(path: str, allow_pickle: bool, map_location) -> dict:
     if allow_pickle:
         return torch.load(path, map_location=map_location, weights_only=False)
     try:
@@ -106,7 +122,10 @@ def load_checkpoint_file(path: str,
                 path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
         reason = str(error).strip().splitlines()
-        detail = next((line for line in reason if 'GLOBAL' in line), reason[0])
+        detail = next((line for line in reason if 'GLOBAL' in line), None)
+        if detail is None:  # not a pickle of allowed types: corrupt
+            raise ValueError(reason[-1] if len(reason) < 3 else next(
+                line for line in reason[1:] if line.strip())) from error
         raise UnsafeCheckpointError(
             f'{path} holds Python objects besides tensors, so a tensors-only '
             f'load refused it ({detail.strip()}). If you trust where the '

@@ -110,11 +110,15 @@ param_scheduler = [
 train_cfg = dict(by_epoch=True, max_epochs=100, val_interval=1)
 val_cfg = dict()
 test_cfg = dict()
-auto_scale_lr = dict(base_batch_size=1024)
+auto_scale_lr = dict(enable=True, base_batch_size=1024)
 
 default_hooks = dict(
     checkpoint=dict(
         type='CheckpointHook', interval=1, max_keep_ckpts=3,
         save_best='auto'))
-custom_hooks = [dict(type='mmitpn.IterationSeedHook')]
+custom_hooks = [
+    dict(type='mmitpn.IterationSeedHook'),
+    dict(type='mmitpn.NonFiniteGuardHook'),
+    dict(type='mmitpn.TrainingScaleLoggerHook'),
+]
 randomness = dict(seed=0, diff_rank_seed=True)

@@ -57,10 +57,14 @@ param_scheduler = [
 train_cfg = dict(by_epoch=True, max_epochs=90, val_interval=10)
 val_cfg = dict()
 test_cfg = dict()
-auto_scale_lr = dict(base_batch_size=16384)
+auto_scale_lr = dict(enable=True, base_batch_size=16384)
 
 default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3),
     logger=dict(type='LoggerHook', interval=10))
-custom_hooks = [dict(type='mmitpn.IterationSeedHook')]
+custom_hooks = [
+    dict(type='mmitpn.IterationSeedHook'),
+    dict(type='mmitpn.NonFiniteGuardHook'),
+    dict(type='mmitpn.TrainingScaleLoggerHook'),
+]
 randomness = dict(seed=0, diff_rank_seed=True)

@@ -55,5 +55,9 @@ default_hooks = dict(
     checkpoint=dict(
         type='CheckpointHook', interval=5, max_keep_ckpts=1,
         save_best='auto'))
-custom_hooks = [dict(type='mmitpn.IterationSeedHook')]
+custom_hooks = [
+    dict(type='mmitpn.IterationSeedHook'),
+    dict(type='mmitpn.NonFiniteGuardHook'),
+    dict(type='mmitpn.TrainingScaleLoggerHook'),
+]
 randomness = dict(seed=0)

@@ -16,8 +16,12 @@ model = dict(
 train_dataloader = dict(
     batch_size=2, dataset=dict(pipeline={{_base_.itpn_train_pipeline}}))
 optim_wrapper = {{_base_.itpn_optim_wrapper}}
-custom_hooks = [dict(type='mmitpn.IterationSeedHook')]
-auto_scale_lr = dict(enable=False, base_batch_size=64)
+custom_hooks = [
+    dict(type='mmitpn.IterationSeedHook'),
+    dict(type='mmitpn.NonFiniteGuardHook'),
+    dict(type='mmitpn.TrainingScaleLoggerHook'),
+]
+auto_scale_lr = dict(enable=True, base_batch_size=64)
 param_scheduler = [
     dict(
         type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,

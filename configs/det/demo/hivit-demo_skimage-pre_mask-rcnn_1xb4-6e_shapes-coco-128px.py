@@ -131,5 +131,9 @@ test_cfg = dict(type='TestLoop')
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20),
     checkpoint=dict(type='CheckpointHook', interval=6))
-custom_hooks = [dict(type='mmitpn.IterationSeedHook')]
+custom_hooks = [
+    dict(type='mmitpn.IterationSeedHook'),
+    dict(type='mmitpn.NonFiniteGuardHook'),
+    dict(type='mmitpn.TrainingScaleLoggerHook'),
+]
 randomness = dict(seed=0)

@@ -71,4 +71,10 @@ param_scheduler = [
         end=160000,
         by_epoch=False),
 ]
-custom_hooks = [dict(type='mmitpn.IterationSeedHook')]
+custom_hooks = [
+    dict(type='mmitpn.IterationSeedHook'),
+    dict(type='mmitpn.NonFiniteGuardHook'),
+    dict(type='mmitpn.TrainingScaleLoggerHook'),
+]
+# The lr above is for 8 GPUs x 2 images; other world sizes scale it linearly.
+auto_scale_lr = dict(enable=True, base_batch_size=16)

@@ -113,5 +113,9 @@ default_hooks = dict(
     checkpoint=dict(
         type='CheckpointHook', by_epoch=False, interval=500,
         max_keep_ckpts=1))
-custom_hooks = [dict(type='mmitpn.IterationSeedHook')]
+custom_hooks = [
+    dict(type='mmitpn.IterationSeedHook'),
+    dict(type='mmitpn.NonFiniteGuardHook'),
+    dict(type='mmitpn.TrainingScaleLoggerHook'),
+]
 randomness = dict(seed=0)

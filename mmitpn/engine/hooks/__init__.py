@@ -1,4 +1,9 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
 from .iteration_seed_hook import IterationSeedHook
+from .non_finite_guard_hook import DivergenceError, NonFiniteGuardHook
+from .training_scale_logger_hook import TrainingScaleLoggerHook
 
-__all__ = ['IterationSeedHook']
+__all__ = [
+    'DivergenceError', 'IterationSeedHook', 'NonFiniteGuardHook',
+    'TrainingScaleLoggerHook'
+]

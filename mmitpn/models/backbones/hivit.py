@@ -3,7 +3,6 @@
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 from torch import Tensor, nn
@@ -405,31 +404,13 @@ class HiViT(BaseModule):
         collected = []
         for index, block in enumerate(self.blocks[self.main_start:]):
             if self._windowed(index):
-                x = self._window_block(block, x, grid, window_rel_pos_index)
+                x = self._run(block, x, grid, window_rel_pos_index,
+                              self.window_size)
             else:
                 x = self._run(block, x, grid, rel_pos_index)
             if index in collect:
                 collected.append(x)
         return x, collected
-
-    def _window_block(self, block: nn.Module, x: Tensor, grid: Tuple[int, int],
-                      rel_pos_index: Optional[Tensor]) -> Tensor:
-        """Run an attention block inside zero-padded windows."""
-        size = self.window_size
-        batch, _, channels = x.shape
-        height, width = grid
-        x = x.view(batch, height, width, channels)
-        pad_h, pad_w = -height % size, -width % size
-        x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
-        rows, cols = (height + pad_h) // size, (width + pad_w) // size
-        windows = x.view(batch, rows, size, cols, size, channels)
-        windows = windows.permute(0, 1, 3, 2, 4,
-                                  5).reshape(-1, size * size, channels)
-        windows = self._run(block, windows, (size, size), rel_pos_index)
-        x = windows.view(batch, rows, cols, size, size, channels)
-        x = x.permute(0, 1, 3, 2, 4, 5).reshape(batch, rows * size,
-                                                cols * size, channels)
-        return x[:, :height, :width].reshape(batch, height * width, channels)
 
     def forward(self,
                 x: Tensor,

@@ -246,8 +246,23 @@ class AttentionBlock(nn.Module):
     def forward(self,
                 x: Tensor,
                 grid_size: Tuple[int, int],
-                rel_pos_index: Optional[Tensor] = None) -> Tensor:
-        y = self.attn(self.norm1(x), grid_size, rel_pos_index)
+                rel_pos_index: Optional[Tensor] = None,
+                window_size: Optional[int] = None) -> Tensor:
+        """Run the block on ``(B, N, C)`` tokens of a ``grid_size`` grid.
+
+        With ``window_size``, attention runs inside non-overlapping windows
+        as in ViTDet: the normalised tokens are zero-padded and partitioned
+        after ``norm1`` and put back before the residual, so the MLP and the
+        residual path see the real tokens only and drop path removes whole
+        images; ``rel_pos_index`` is then that of one window.
+        """
+        y = self.norm1(x)
+        if window_size:
+            y = window_partition(y, grid_size, window_size)
+            y = self.attn(y, (window_size, window_size), rel_pos_index)
+            y = window_unpartition(y, grid_size, window_size, x.shape[0])
+        else:
+            y = self.attn(y, grid_size, rel_pos_index)
         if self.gamma_1 is not None:
             y = self.gamma_1 * y
         x = x + self.drop_path(y)
@@ -255,6 +270,32 @@ class AttentionBlock(nn.Module):
         if self.gamma_2 is not None:
             y = self.gamma_2 * y
         return x + self.drop_path(y)
+
+
+def window_partition(x: Tensor, grid_size: Tuple[int, int],
+                     window_size: int) -> Tensor:
+    """``(B, H*W, C)`` tokens to zero-padded windows
+    ``(B * num_windows, window_size**2, C)``."""
+    batch, _, channels = x.shape
+    height, width = grid_size
+    x = x.view(batch, height, width, channels)
+    pad_h, pad_w = -height % window_size, -width % window_size
+    x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
+    rows, cols = (height + pad_h) // window_size, (width + pad_w) // window_size
+    x = x.view(batch, rows, window_size, cols, window_size, channels)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window_size**2, channels)
+
+
+def window_unpartition(windows: Tensor, grid_size: Tuple[int, int],
+                       window_size: int, batch: int) -> Tensor:
+    """Inverse of :func:`window_partition`, padding removed."""
+    height, width = grid_size
+    rows, cols = -(-height // window_size), -(-width // window_size)
+    channels = windows.shape[-1]
+    x = windows.view(batch, rows, cols, window_size, window_size, channels)
+    x = x.permute(0, 1, 3, 2, 4, 5).reshape(batch, rows * window_size,
+                                            cols * window_size, channels)
+    return x[:, :height, :width].reshape(batch, height * width, channels)
 
 
 def gather_rel_pos_index(grid_size: Tuple[int,

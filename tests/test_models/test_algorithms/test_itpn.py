@@ -59,6 +59,21 @@ def test_pixel_pretraining_learns():
     assert losses[-1] < 0.7 * losses[0]
 
 
+def test_mask_marks_exactly_the_dropped_units():
+    model = MODELS.build(pixel_cfg())
+    torch.manual_seed(3)
+    ids_keep, ids_restore, mask = model.random_masking(8, (4, 4), 'cpu')
+    assert ids_keep.shape == (8, 4)
+    for sample in range(8):
+        kept = set(ids_keep[sample].tolist())
+        dropped = {i for i in range(16) if mask[sample, i] == 1}
+        assert len(kept) == 4 and not kept & dropped
+        assert kept | dropped == set(range(16))
+        # ids_restore undoes the shuffle: visible units come first.
+        order = ids_restore[sample].argsort()
+        assert set(order[:4].tolist()) == kept
+
+
 def test_masked_units_only_count_in_the_pixel_loss():
     torch.manual_seed(0)
     model = MODELS.build(pixel_cfg()).eval()
@@ -68,16 +83,29 @@ def test_masked_units_only_count_in_the_pixel_loss():
     assert mask.sum(1).tolist() == [12., 12.]
     levels = model.neck(model.backbone(images, ids_keep))
     loss = model.head.loss(levels, images, mask, ids_restore)
-    # Changing the pixels of a visible unit changes only the target of that
-    # unit, which is not in the loss: the loss stays put.
+    pred = model.head(levels, ids_restore, (4, 4))
+    # The loss written out unit by unit: MSE to the unit's pixels (row-major
+    # 16x16, channels last) normalised by their own mean and unbiased
+    # variance, averaged over masked units only.
+    errors = []
+    for sample in range(2):
+        for unit in range(16):
+            if mask[sample, unit] == 0:
+                continue
+            row, col = divmod(unit, 4)
+            pixels = images[sample, :, row * 16:(row + 1) * 16,
+                            col * 16:(col + 1) * 16].permute(1, 2,
+                                                             0).flatten()
+            target = (pixels - pixels.mean()) / (pixels.var() + 1e-6)**.5
+            errors.append((pred[sample, unit] - target).square().mean())
+    assert torch.allclose(torch.stack(errors).mean(), loss, atol=1e-6)
+    # Changing a visible unit's pixels leaves the loss unchanged.
     visible = ids_keep[0, 0].item()
     row, col = divmod(visible, 4)
     changed = images.clone()
     changed[0, :, row * 16:(row + 1) * 16, col * 16:(col + 1) * 16] = 0
-    target = model.head.construct_target(changed)
-    pred = model.head(levels, ids_restore, (4, 4))
-    per_unit = (pred - target).square().mean(-1)
-    assert torch.allclose((per_unit * mask).sum() / mask.sum(), loss)
+    assert torch.allclose(
+        model.head.loss(levels, changed, mask, ids_restore), loss)
 
 
 def test_mfm_teacher_is_a_frozen_moving_average():

@@ -34,4 +34,4 @@ param_scheduler = [
         convert_to_iter_based=True),
 ]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=300)
-auto_scale_lr = dict(base_batch_size=2048)
+auto_scale_lr = dict(enable=True, base_batch_size=2048)

@@ -33,4 +33,4 @@ param_scheduler = [
         convert_to_iter_based=True),
 ]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=400)
-auto_scale_lr = dict(base_batch_size=4096)
+auto_scale_lr = dict(enable=True, base_batch_size=4096)
