@@ -44,6 +44,13 @@ def fashion_mnist_root(tmp_path):
     return write_fashion_mnist(tmp_path / 'fashion-mnist')
 
 
+@pytest.fixture
+def make_fashion_mnist(tmp_path):
+    """``make(count)``: synthetic Fashion-MNIST with ``count`` images per
+    split; returns its root."""
+    return lambda count: write_fashion_mnist(tmp_path / f'fm{count}', count)
+
+
 @pytest.fixture(autouse=True)
 def isolated_mmengine_globals():
     """Restore mmengine's default scope and current logger after each test.

@@ -7,6 +7,5 @@ pretrained = ('work_dirs/itpn-clip-b_itpn-base_64xb32-amp-coslr-800e_in1k/'
 model = dict(
     backbone=dict(
         layer_scale_init_value=0.1,
-        rel_pos_type='bias_table',
         init_cfg=dict(checkpoint=pretrained)),
     neck=dict(fpn_depth=1, init_cfg=dict(checkpoint=pretrained)))

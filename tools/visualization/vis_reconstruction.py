@@ -1,11 +1,24 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
-"""Show what an iTPN pixel model reconstructs: original | masked | output.
+"""Show what an iTPN pixel model reconstructs, and only that.
 
-For each image, a random 75 % (the model's mask ratio) of the 16x16 units is
-hidden, the model predicts them, and a PNG puts side by side the input, the
-input with the masked units greyed out, and the visible units completed with
-the prediction (per-unit normalised predictions are mapped back with the
-statistics of the true unit, as in MAE's visualisation).
+For each image, a random share (the model's mask ratio) of the 16x16 units
+is hidden and the model predicts them. The PNG has a labelled column each:
+
+- ``input``: the image;
+- ``masked``: what the model sees (hidden units grey);
+- ``prediction``: the visible units completed with the model's output.
+  A model trained on raw pixels (``norm_pix=False``) is shown as it is. A
+  model trained on per-unit normalised pixels predicts every unit's
+  *pattern* but not its brightness and contrast; these are taken from the
+  visible units of the same image (their mean and standard deviation per
+  channel), which the model sees, never from the hidden units;
+- ``pattern``: the normalised prediction of each hidden unit stretched to
+  its own range: the structure (edges, shapes) the model predicts, with no
+  outside information at all;
+- ``true unit stats`` (only with ``--true-unit-stats``): MAE's picture,
+  each normalised prediction mapped back with the mean and standard
+  deviation of the *hidden* unit itself, i.e. colour and contrast taken
+  from the ground truth; labelled as such on the picture.
 
 Example:
     python tools/visualization/vis_reconstruction.py CONFIG CHECKPOINT \
@@ -14,11 +27,12 @@ Example:
 import argparse
 import os
 import os.path as osp
+from typing import Tuple
 
 import numpy as np
 import torch
 from mmengine.config import Config
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from mmitpn.models.heads.itpn_pixel_head import patchify, unpatchify
 from mmitpn.registry import MODELS
@@ -33,6 +47,10 @@ def parse_args():
     parser.add_argument(
         '--out-dir', default='work_dirs/reconstructions', help='output dir')
     parser.add_argument('--seed', type=int, default=0, help='mask seed')
+    parser.add_argument(
+        '--true-unit-stats',
+        action='store_true',
+        help="add MAE's view (hidden units' own mean/std), labelled")
     return parser.parse_args()
 
 
@@ -70,31 +88,77 @@ def load_image(path: str, size) -> torch.Tensor:
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:
-    return image[0].permute(1, 2, 0).clamp(0, 255).byte().numpy()
+    return image[0].permute(1, 2, 0).clamp(0, 255).round().byte().numpy()
+
+
+def visible_statistics(target: torch.Tensor, mask: torch.Tensor,
+                       channels: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per-image, per-channel mean and std of the visible units' pixels,
+    shaped to broadcast over ``(B, N, 16*16*C)`` unit patches."""
+    pixels = target.view(*target.shape[:2], -1, channels)
+    visible = (1 - mask)[..., None, None]
+    count = visible.sum(dim=(1, 2)) * pixels.shape[2]
+    mean = (pixels * visible).sum(dim=(1, 2)) / count
+    var = ((pixels - mean[:, None, None])**2 * visible).sum(dim=(1, 2)) / count
+    shape = (target.shape[0], 1, 1, channels)
+    return mean.view(shape), var.sqrt().view(shape)
+
+
+def stretch(patches: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """Map each unit's values to [low, high] by its own min and max."""
+    minimum = patches.amin(dim=-1, keepdim=True)
+    maximum = patches.amax(dim=-1, keepdim=True)
+    return low + (patches - minimum) / (maximum - minimum).clamp_min(1e-6) * (
+        high - low)
+
+
+def label(panel: np.ndarray, text: str) -> np.ndarray:
+    """Put ``text`` in a white strip above ``panel``."""
+    strip = Image.new('RGB', (panel.shape[1], 14), (255, 255, 255))
+    ImageDraw.Draw(strip).text((2, 1), text, fill=(0, 0, 0))
+    return np.concatenate([np.asarray(strip), panel], axis=0)
 
 
 @torch.no_grad()
-def visualise(model, raw: torch.Tensor) -> np.ndarray:
+def visualise(model,
+              raw: torch.Tensor,
+              true_unit_stats: bool = False) -> np.ndarray:
     preprocessor = model.data_preprocessor
     normalised = (raw - preprocessor.mean) / preprocessor.std
     pred, mask = model.reconstruct(normalised)
+    pred = pred.float()
     grid = model.backbone.grid_of(*raw.shape[2:])
+    channels = raw.shape[1]
     target = patchify(normalised)
-    if model.head.norm_pix:
-        mean = target.mean(dim=-1, keepdim=True)
-        var = target.var(dim=-1, keepdim=True)
-        pred = pred * (var + 1e-6)**.5 + mean
-    unit_mask = mask[..., None].expand_as(target)
-    completed = unpatchify(torch.where(unit_mask.bool(), pred, target), grid)
-    completed = completed * preprocessor.std + preprocessor.mean
-    masked = unpatchify(target * (1 - unit_mask), grid)
-    masked = masked * preprocessor.std + preprocessor.mean
+    unit_mask = mask[..., None].expand_as(target).bool()
+
+    def to_image(patches: torch.Tensor) -> np.ndarray:
+        image = unpatchify(torch.where(unit_mask, patches, target), grid)
+        return to_uint8(image * preprocessor.std + preprocessor.mean)
+
+    masked = unpatchify(target, grid) * preprocessor.std + preprocessor.mean
     masked = torch.where(
-        unpatchify(unit_mask, grid).bool(), torch.full_like(masked, 127.),
-        masked)
-    return np.concatenate(
-        [to_uint8(raw), to_uint8(masked),
-         to_uint8(completed)], axis=1)
+        unpatchify(unit_mask.float(), grid).bool(),
+        torch.full_like(masked, 127.), masked)
+    columns = [('input', to_uint8(raw)), ('masked', to_uint8(masked))]
+    if model.head.norm_pix:
+        mean, std = visible_statistics(target, mask, channels)
+        shape = pred.shape
+        own = pred.view(*shape[:2], -1, channels) * std + mean
+        columns.append(('prediction', to_image(own.view(shape))))
+        low = float(target.min())
+        high = float(target.max())
+        columns.append(('pattern', to_image(stretch(pred, low, high))))
+        if true_unit_stats:
+            unit_mean = target.mean(dim=-1, keepdim=True)
+            unit_var = target.var(dim=-1, keepdim=True)
+            columns.append(
+                ('true unit stats',
+                 to_image(pred * (unit_var + 1e-6)**.5 + unit_mean)))
+    else:
+        columns.append(('prediction', to_image(pred)))
+    return np.concatenate([label(image, name) for name, image in columns],
+                          axis=1)
 
 
 def main():
@@ -103,11 +167,12 @@ def main():
     os.makedirs(args.out_dir, exist_ok=True)
     torch.manual_seed(args.seed)
     for path in args.images:
-        panel = visualise(model, load_image(path, model.backbone.img_size))
+        panel = visualise(model, load_image(path, model.backbone.img_size),
+                          args.true_unit_stats)
         out = osp.join(args.out_dir,
                        osp.splitext(osp.basename(path))[0] + '_recon.png')
         Image.fromarray(panel).save(out)
-        print(f'{path} -> {out} (original | masked | reconstruction)')
+        print(f'{path} -> {out}')
 
 
 if __name__ == '__main__':

@@ -17,7 +17,8 @@ class TrainingScaleLoggerHook(Hook):
     priority = 'LOWEST'
 
     def before_train(self, runner) -> None:
-        per_process = runner.train_dataloader.batch_size
+        loader = runner.train_dataloader
+        per_process = loader.batch_size or loader.batch_sampler.batch_size
         wrappers = runner.optim_wrapper
         wrappers = list(wrappers.values()) if isinstance(
             wrappers, OptimWrapperDict) else [wrappers]
@@ -31,8 +32,7 @@ class TrainingScaleLoggerHook(Hook):
         else:
             scaling = 'lr not scaled (auto_scale_lr disabled)'
         lrs = [
-            group['lr'] for w in wrappers
-            for group in w.optimizer.param_groups
+            group['lr'] for w in wrappers for group in w.optimizer.param_groups
         ]
         runner.logger.info(
             f'Training scale: {runner.world_size} process(es) x '

@@ -1,6 +1,8 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
 """Frozen CLIP image tower giving per-patch targets."""
-from typing import Optional, Sequence, Tuple
+import os.path as osp
+import zipfile
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +17,36 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
+def is_torchscript_archive(path: str) -> bool:
+    """Whether ``path`` is a TorchScript archive (OpenAI's released CLIP
+    ``ViT-B-16.pt`` / ``ViT-L-14.pt`` are)."""
+    if not osp.isfile(path) or not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(
+            name.split('/', 1)[-1].startswith('code/')
+            for name in archive.namelist())
+
+
+def torchscript_state_dict(path: str) -> Dict[str, Tensor]:
+    """The tensors of a TorchScript archive.
+
+    ``torch.jit.load`` rebuilds TorchScript modules, not arbitrary Python
+    objects (nothing in the archive is unpickled as Python classes and no
+    method of it is called here); only the state dict is kept.
+    """
+    try:
+        module = torch.jit.load(path, map_location='cpu')
+    except RuntimeError as error:
+        raise ValueError(f'Cannot read the TorchScript archive {path}: '
+                         f'{str(error).splitlines()[0]}') from error
+    return {
+        key: value.detach()
+        for key, value in module.state_dict().items()
+        if isinstance(value, Tensor)
+    }
+
+
 @MODELS.register_module()
 class CLIPTeacher(BaseModule):
     """An open_clip vision tower built offline and loaded from a local file.
@@ -27,7 +59,8 @@ class CLIPTeacher(BaseModule):
     196 px for ViT-L/14 with a 14x14 student grid).
 
     Args:
-        ckpt (str): Local checkpoint: an open_clip/OpenAI CLIP state dict
+        ckpt (str): Local checkpoint: an open_clip/OpenAI CLIP state dict,
+            or OpenAI's released TorchScript archive (``ViT-B-16.pt``)
             (``visual.*`` keys are used) or a vision-tower state dict.
             Nothing is ever downloaded.
         model_name (str): open_clip model config, e.g. ``'ViT-B-16'``
@@ -87,7 +120,10 @@ class CLIPTeacher(BaseModule):
         self.eval()
 
     def _load_weights(self, ckpt: str, model_name: str) -> None:
-        state_dict = extract_state_dict(load_checkpoint_file(ckpt))
+        if is_torchscript_archive(ckpt):
+            state_dict = torchscript_state_dict(ckpt)
+        else:
+            state_dict = extract_state_dict(load_checkpoint_file(ckpt))
         if any(key.startswith('visual.') for key in state_dict):
             state_dict = {
                 key[len('visual.'):]: value

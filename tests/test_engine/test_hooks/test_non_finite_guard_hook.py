@@ -63,14 +63,13 @@ def make_runner(tmp_path, schedule, max_consecutive=3, lr=0.1):
         custom_hooks=[
             dict(type=NonFiniteGuardHook, max_consecutive=max_consecutive)
         ],
-        default_hooks=dict(
-            checkpoint=dict(type='CheckpointHook', interval=1)),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1)),
         default_scope='mmitpn')
 
 
 def weights(runner):
-    return torch.cat([p.detach().flatten() for p in
-                      runner.model.parameters()]).clone()
+    return torch.cat([p.detach().flatten()
+                      for p in runner.model.parameters()]).clone()
 
 
 def test_bad_steps_are_skipped_and_logged(tmp_path, capsys):
@@ -106,7 +105,8 @@ def test_divergence_stops_the_run_without_a_checkpoint(tmp_path):
 def test_non_finite_weights_are_never_saved(tmp_path):
     runner = make_runner(tmp_path, [None, None])
     hook = NonFiniteGuardHook()
-    state = dict(state_dict={'linear.weight': torch.tensor([1., float('nan')])})
+    state = dict(
+        state_dict={'linear.weight': torch.tensor([1., float('nan')])})
     with pytest.raises(DivergenceError, match='linear.weight'):
         hook.before_save_checkpoint(runner, state)
     with pytest.raises(ValueError, match='max_consecutive'):

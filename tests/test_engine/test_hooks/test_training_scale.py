@@ -11,8 +11,8 @@ from mmengine.model import BaseModel
 from mmengine.runner import Runner
 from torch import nn
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(
-    __file__)))))
+REPO = osp.dirname(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 SHIPPED = sorted(
     path for task in ('pretrain', 'cls', 'det', 'seg')
     for path in glob.glob(osp.join(REPO, 'configs', task, '*.py')))
@@ -22,8 +22,9 @@ PIXEL = osp.join(REPO, 'configs', 'pretrain',
 
 @pytest.mark.parametrize('path', SHIPPED, ids=osp.basename)
 def test_shipped_configs_scale_lr_from_their_nominal_batch(path):
-    gpus, per_gpu = map(int,
-                        re.search(r'_(\d+)xb(\d+)', osp.basename(path)).groups())
+    gpus, per_gpu = map(
+        int,
+        re.search(r'_(\d+)xb(\d+)', osp.basename(path)).groups())
     cfg = Config.fromfile(path)
     assert cfg.auto_scale_lr.enable is True
     assert cfg.auto_scale_lr.base_batch_size == gpus * per_gpu

@@ -271,3 +271,30 @@ def test_mae_style_baseline_without_pyramid():
         MODELS.build(pixel_cfg(neck=None, mfm_head=MFM_HEAD))
     with pytest.raises(ValueError, match='levels'):
         MODELS.build(pixel_cfg(head=dict(PIXEL['head'], levels=(32, ))))
+
+
+def test_clip_teacher_reads_openai_torchscript_archives(tmp_path):
+    """OpenAI's ViT-B-16.pt / ViT-L-14.pt are TorchScript archives holding
+    the whole CLIP model (``visual.*`` and the text tower)."""
+    teacher, tower = tiny_clip(tmp_path)
+
+    class OpenAIStyleCLIP(torch.nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.visual = tower
+            self.token_embedding = torch.nn.Embedding(8, 4)
+
+        def forward(self, images):
+            return self.visual(images)
+
+    archive = tmp_path / 'ViT-tiny.pt'
+    torch.jit.trace(OpenAIStyleCLIP().eval(),
+                    torch.randn(1, 3, 64, 64)).save(str(archive))
+    model = MODELS.build(clip_cfg(dict(teacher, ckpt=str(archive))))
+    for name, value in tower.state_dict().items():
+        assert torch.equal(model.teacher.visual.state_dict()[name], value)
+    broken = tmp_path / 'broken.pt'
+    broken.write_bytes(archive.read_bytes()[:2000])
+    with pytest.raises(ValueError, match='broken.pt'):
+        MODELS.build(clip_cfg(dict(teacher, ckpt=str(broken))))

@@ -302,18 +302,19 @@ def _window_reference(block, x, grid, size):
     for r in range(rows):
         for c in range(cols):
             window = normed[:, r * size:(r + 1) * size,
-                            c * size:(c + 1) * size].reshape(batch, -1, channels)
+                            c * size:(c + 1) * size].reshape(
+                                batch, -1, channels)
             out = block.attn(window, (size, size), None)
             attended[:, r * size:(r + 1) * size,
-                     c * size:(c + 1) * size] = out.view(batch, size, size, -1)
+                     c * size:(c + 1) * size] = out.view(
+                         batch, size, size, -1)
     x = x + attended[:, :height, :width].reshape(batch, height * width, -1)
     return x + block.mlp(block.norm2(x))
 
 
 def test_window_attention_is_vitdet_partition_after_norm1():
     torch.manual_seed(0)
-    model = HiViT(
-        TINY, img_size=64, window_size=2, out_type='raw').eval()
+    model = HiViT(TINY, img_size=64, window_size=2, out_type='raw').eval()
     block = model.blocks[model.main_start]
     # Non-zero LayerNorm shifts: padding before norm1 would turn into
     # non-zero keys and change the real tokens.
@@ -322,15 +323,14 @@ def test_window_attention_is_vitdet_partition_after_norm1():
     x = torch.randn(2, 15, 64)
     with torch.no_grad():
         out = block(x, grid, None, 2)
-        assert torch.allclose(out, _window_reference(block, x, grid, 2),
-                              atol=1e-5)
+        assert torch.allclose(
+            out, _window_reference(block, x, grid, 2), atol=1e-5)
 
 
 def test_window_drop_path_drops_whole_images():
     torch.manual_seed(0)
     model = HiViT(
-        TINY, img_size=64, window_size=2, drop_path_rate=0.9,
-        out_type='raw')
+        TINY, img_size=64, window_size=2, drop_path_rate=0.9, out_type='raw')
     block = model.blocks[-1].train()
     torch.nn.init.zeros_(block.mlp.fc2.weight)
     torch.nn.init.zeros_(block.mlp.fc2.bias)  # only attention changes x

@@ -1,0 +1,160 @@
+# Copyright (c) mmitpn contributors. All rights reserved.
+"""The probe CLI, the study's smoke run and honest reconstruction pictures."""
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from PIL import Image
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOOLS = osp.join(REPO, 'tools')
+FASHION_MNIST = osp.join(REPO, 'configs', 'cls', 'demo', '_base_',
+                         'fashion-mnist_64px.py')
+DEBIAN_FASHION_MNIST = '/usr/share/datasets/fashion-mnist'
+TINY_HIVIT = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4)
+
+
+def run(*args, cwd=REPO):
+    result = subprocess.run([sys.executable, *args],
+                            capture_output=True,
+                            text=True,
+                            cwd=cwd)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    return output
+
+
+def tiny_pixel_config(tmp_path, fpn_dim=32):
+    cfg = Config(
+        dict(
+            model=dict(
+                type='iTPN',
+                backbone=dict(type='HiViT', arch=TINY_HIVIT, img_size=64),
+                neck=dict(
+                    type='iTPNPyramid',
+                    embed_dims=TINY_HIVIT['embed_dims'],
+                    fpn_dim=fpn_dim,
+                    fpn_depth=2),
+                head=dict(
+                    type='iTPNPixelHead',
+                    fpn_dim=fpn_dim,
+                    decoder_embed_dims=32,
+                    decoder_depth=1,
+                    decoder_num_heads=2,
+                    img_size=64))))
+    path = str(tmp_path / 'tiny_pixel.py')
+    cfg.dump(path)
+    return path
+
+
+def test_feature_probe_tool_reports_baselines(tmp_path, pretraining_checkpoint,
+                                              make_fashion_mnist):
+    checkpoint, _ = pretraining_checkpoint()
+    root = make_fashion_mnist(40)
+    data = Config.fromfile(FASHION_MNIST)
+    for loader in ('train_dataloader', 'test_dataloader'):
+        data[loader].dataset.data_root = root
+    data_path = str(tmp_path / 'data.py')
+    data.dump(data_path)
+    out = str(tmp_path / 'probe.json')
+    log = run(
+        osp.join(TOOLS, 'analysis_tools', 'feature_probe.py'),
+        tiny_pixel_config(tmp_path), checkpoint, '--data', data_path,
+        '--features', 'backbone', 'pyramid', '--pool', 'mean', 'grid', '--out',
+        out)
+    rows = json.load(open(out))
+    models = [(r['model'], r['features'], r['pool']) for r in rows]
+    assert models == [('pretrain.pth', 'backbone', 'mean'),
+                      ('pretrain.pth', 'backbone', 'grid'),
+                      ('pretrain.pth', 'pyramid', 'mean'),
+                      ('pretrain.pth', 'pyramid', 'grid'),
+                      ('random init', 'backbone', 'mean'),
+                      ('random init', 'backbone', 'grid'),
+                      ('random init', 'pyramid', 'mean'),
+                      ('random init', 'pyramid', 'grid'),
+                      ('raw pixels', 'pixels', '-')]
+    assert rows[-1]['dims'] == 3 * 64 * 64 and rows[0]['dims'] == 64
+    assert all(r['grad_norm'] < 1e-4 for r in rows)
+    assert '40 training and 40 test images' in log
+    assert 'missing keys []' in log and '| raw pixels | pixels |' in log
+
+
+@pytest.mark.skipif(
+    not osp.isdir(DEBIAN_FASHION_MNIST),
+    reason="needs Debian's dataset-fashion-mnist (make install)")
+def test_study_quick_run_writes_tables_figures_and_resumes(tmp_path):
+    args = [
+        osp.join(TOOLS, 'analysis_tools', 'itpn_study.py'), '--quick',
+        '--seeds', '0', '--objectives', 'none', 'itpn-pixel', '--work-dir',
+        str(tmp_path / 'study'), '--out',
+        str(tmp_path / 'study.md'), '--fig-dir',
+        str(tmp_path / 'figures')
+    ]
+    run(*args)
+    report = open(tmp_path / 'study.md').read()
+    for title in ('## Pretraining', '## Converged linear probes',
+                  '## Fine-tuning', '## Segmentation', '## Detection'):
+        assert title in report
+    assert '| a: iTPN backbone + pyramid | 1 |' in report
+    assert '| raw-pixels | 1 |' in report
+    for tag in ('loss_pixel', 'top1', 'mIoU', 'bbox_mAP'):
+        assert osp.isfile(tmp_path / 'figures' / f'itpn_study_{tag}.png')
+    seg = json.load(
+        open(tmp_path / 'study' / 'seg' / 'a' / 'seed0' / 'result.json'))
+    assert len(seg['curves']['mIoU']) == 6
+    # Every run has its result: a second call trains nothing.
+    log = run(*args)
+    assert 'trained' not in log and 'study finished' in log
+
+
+def test_reconstruction_never_uses_hidden_units(tmp_path,
+                                                pretraining_checkpoint):
+    sys.path.insert(0, osp.join(TOOLS, 'visualization'))
+    import vis_reconstruction
+    checkpoint, _ = pretraining_checkpoint()
+    model = vis_reconstruction.load_model(
+        tiny_pixel_config(tmp_path), checkpoint)
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, 64, 64) * 255
+    torch.manual_seed(1)
+    _, mask = model.reconstruct(torch.zeros(1, 3, 64, 64))
+    hidden = int(mask[0].nonzero()[0])
+    row, col = divmod(hidden, 4)
+    changed = image.clone()
+    box = (slice(None), slice(None), slice(row * 16, row * 16 + 16),
+           slice(col * 16, col * 16 + 16))
+    changed[box] = changed[box] * 0.2 + 100  # other contrast and brightness
+
+    def columns(img):
+        torch.manual_seed(1)  # the same mask
+        panel = vis_reconstruction.visualise(model, img, True)[14:]
+        return np.split(panel, 5, axis=1)
+
+    original, modified = columns(image), columns(changed)
+    unit = (slice(row * 16, row * 16 + 16), slice(col * 16, col * 16 + 16))
+    # input, masked, prediction, pattern, true unit stats
+    assert not np.array_equal(original[0][unit], modified[0][unit])
+    assert np.array_equal(original[1], modified[1])
+    assert np.array_equal(original[2][unit], modified[2][unit])
+    assert np.array_equal(original[3][unit], modified[3][unit])
+    assert not np.array_equal(original[4][unit], modified[4][unit])
+    out = run(
+        osp.join(TOOLS, 'visualization', 'vis_reconstruction.py'),
+        tiny_pixel_config(tmp_path), checkpoint,
+        *[str(p) for p in write_images(tmp_path)], '--out-dir',
+        str(tmp_path / 'vis'))
+    picture = Image.open(tmp_path / 'vis' / 'a_recon.png')
+    assert picture.size == (4 * 64, 14 + 64) and 'a_recon.png' in out
+
+
+def write_images(tmp_path):
+    path = tmp_path / 'a.png'
+    Image.fromarray(
+        np.random.default_rng(0).integers(0, 255, (80, 70, 3),
+                                          dtype=np.uint8)).save(path)
+    return [path]

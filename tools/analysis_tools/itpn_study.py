@@ -1,0 +1,818 @@
+# Copyright (c) mmitpn contributors. All rights reserved.
+"""iTPN's ablations at small scale on CPU, over several seeds.
+
+One small HiViT (128-d, 1 + 1 MLP blocks, 4 attention blocks, 64 px, 4x4
+units) is pretrained on Fashion-MNIST training images with each objective:
+
+- ``none``: no pretraining (random initialisation);
+- ``mae``: MAE-style masked image modelling on HiViT, the decoder fed by
+  the stride-16 tokens only (no pyramid);
+- ``itpn-pixel``: iTPN, pixel reconstruction through the pyramid;
+- ``itpn-pixel-mfm``: iTPN pixel + masked feature modelling against a
+  moving-averaged backbone (mmitpn's reading of the paper);
+- ``mfm-*`` (``--mfm-variants``): MFM settings the paper leaves open.
+
+and then, per seed:
+
+- ``probe``: converged linear probes (L-BFGS logistic regression,
+  ``mmitpn.evaluation``) on the frozen backbone tokens and pyramid levels,
+  mean-pooled and per unit, next to raw pixels;
+- ``finetune``: end-to-end fine-tuning on Fashion-MNIST (top-1 per epoch);
+- ``seg`` / ``det``: the integral-transfer ablation: UperNet and Mask R-CNN
+  on the generated shapes sets (``make_shapes_seg.py`` /
+  ``make_shapes_coco.py``) from (a) the iTPN checkpoint with its
+  pretrained pyramid, (b) the same backbone with a fresh pyramid, (c) the
+  MAE-style backbone with a fresh pyramid, (d) no pretraining; validation
+  mIoU / mAP at regular intervals.
+
+Every training run goes through ``tools/train.py`` with a generated config
+kept in its work directory. A run whose ``result.json`` exists is not
+repeated, so an interrupted study resumes where it stopped. The report
+(Markdown tables with mean +- std over seeds, matplotlib figures with one
+band per variant) is rewritten after every run.
+
+Examples:
+    python tools/analysis_tools/itpn_study.py --seeds 0 1 2
+    python tools/analysis_tools/itpn_study.py --quick     # a few minutes
+"""
+import argparse
+import copy
+import glob
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+from mmengine.config import Config
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CLS_DATA = osp.join(REPO, 'configs', 'cls', 'demo', '_base_',
+                    'fashion-mnist_64px.py')
+RUNTIME = osp.join(REPO, 'configs', '_base_', 'default_runtime.py')
+CLS_FINETUNE = osp.join(
+    REPO, 'configs', 'cls', 'demo',
+    'hivit-demo_skimage-pre_1xb64-coslr-6e_fashion-mnist-64px.py')
+SEG_DEMO = osp.join(
+    REPO, 'configs', 'seg', 'demo',
+    'hivit-demo_skimage-pre_upernet_1xb8-1k_shapes-seg-128px.py')
+DET_DEMO = osp.join(
+    REPO, 'configs', 'det', 'demo',
+    'hivit-demo_skimage-pre_mask-rcnn_1xb4-6e_shapes-coco-128px.py')
+
+DIMS = 128
+FPN_DIM = 64
+ARCH = dict(embed_dims=DIMS, stem_mlp_blocks=(1, 1), depth=4, num_heads=4)
+IMG = 64
+OBJECTIVES = ('none', 'mae', 'itpn-pixel', 'itpn-pixel-mfm')
+# MFM settings the paper leaves open (each against 'itpn-pixel-mfm':
+# teacher momentum 0.01 -> 0, all levels, weight 1, per-unit LayerNorm).
+MFM_VARIANTS = {
+    'mfm-slow-teacher': dict(ema=dict(momentum=0.001, end_momentum=0.)),
+    'mfm-p16-only': dict(level_weights=(0., 0., 1.)),
+    'mfm-weight-0.1': dict(level_weights=(.1, .1, .1)),
+}
+# Integral transfer: (checkpoint's objective, load its pyramid too).
+TRANSFER_INITS = {
+    'a: iTPN backbone + pyramid': ('itpn-pixel', True),
+    'b: iTPN backbone, fresh pyramid': ('itpn-pixel', False),
+    'c: MAE-style backbone, fresh pyramid': ('mae', False),
+    'd: no pretraining': ('none', False),
+}
+STAGES = ('pretrain', 'probe', 'finetune', 'seg', 'det')
+
+FULL = dict(
+    pretrain_images=30000,
+    pretrain_epochs=3,
+    probe_train_images=10000,
+    test_images=10000,
+    finetune_images=5000,
+    finetune_epochs=3,
+    seg_iters=240,
+    seg_points=6,
+    det_images=100,
+    det_epochs=6)
+QUICK = dict(
+    pretrain_images=256,
+    pretrain_epochs=1,
+    probe_train_images=256,
+    test_images=256,
+    finetune_images=256,
+    finetune_epochs=1,
+    seg_iters=12,
+    seg_points=6,
+    det_images=16,
+    det_epochs=1)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--work-dir', default='work_dirs/itpn_study')
+    parser.add_argument(
+        '--out', default='docs/itpn_study.md', help='Markdown report')
+    parser.add_argument(
+        '--fig-dir', default='docs/figures', help='where figures go')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument(
+        '--objectives', nargs='+', choices=OBJECTIVES, default=OBJECTIVES)
+    parser.add_argument(
+        '--mfm-variants',
+        nargs='*',
+        choices=tuple(MFM_VARIANTS),
+        default=[],
+        help='extra MFM settings to pretrain and probe')
+    parser.add_argument('--stages', nargs='+', choices=STAGES, default=STAGES)
+    parser.add_argument(
+        '--quick',
+        action='store_true',
+        help='tiny budgets (a few minutes; the smoke test)')
+    parser.add_argument('--mask-ratio', type=float, default=0.75)
+    for key, value in FULL.items():
+        parser.add_argument(f'--{key.replace("_", "-")}', type=int)
+    args = parser.parse_args()
+    budget = QUICK if args.quick else FULL
+    for key, value in budget.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
+
+
+# ----------------------------------------------------------------- configs
+
+
+def schedule(epochs: int, warmup: int, eta_min: float) -> list:
+    """Linear warm-up for ``warmup`` epochs, then cosine annealing."""
+    warmup = min(warmup, epochs - 1)
+    cosine = dict(
+        type='CosineAnnealingLR',
+        eta_min=eta_min,
+        by_epoch=True,
+        begin=warmup,
+        end=epochs,
+        convert_to_iter_based=True)
+    if warmup == 0:
+        return [cosine]
+    return [
+        dict(
+            type='LinearLR',
+            start_factor=1e-3,
+            by_epoch=True,
+            begin=0,
+            end=warmup,
+            convert_to_iter_based=True), cosine
+    ]
+
+
+def pretrain_model(objective: str, mask_ratio: float) -> dict:
+    model = dict(
+        type='mmitpn.iTPN',
+        data_preprocessor=dict(
+            type='mmpretrain.SelfSupDataPreprocessor',
+            mean=[123.675, 116.28, 103.53],
+            std=[58.395, 57.12, 57.375],
+            to_rgb=False),
+        backbone=dict(type='HiViT', arch=ARCH, img_size=IMG),
+        neck=dict(
+            type='iTPNPyramid', embed_dims=DIMS, fpn_dim=FPN_DIM, fpn_depth=1),
+        head=dict(
+            type='iTPNPixelHead',
+            fpn_dim=FPN_DIM,
+            decoder_embed_dims=128,
+            decoder_depth=2,
+            decoder_num_heads=4,
+            img_size=IMG),
+        mask_ratio=mask_ratio)
+    if objective == 'mae':
+        model['neck'] = None
+        model['head'].update(fpn_dim=DIMS, levels=(16, ))
+    elif objective == 'itpn-pixel-mfm' or objective in MFM_VARIANTS:
+        options = copy.deepcopy(MFM_VARIANTS.get(objective, {}))
+        model.update(
+            mfm_head=dict(
+                type='iTPNMFMHead',
+                fpn_dim=FPN_DIM,
+                teacher_dims=(DIMS // 4, DIMS // 2, DIMS),
+                embed_dims=64,
+                depth=1,
+                num_heads=2,
+                level_weights=options.pop('level_weights', (1., 1., 1.)),
+                img_size=IMG),
+            ema=options.pop('ema', dict(momentum=0.01, end_momentum=0.)))
+    return model
+
+
+def pretrain_config(objective: str, args, seed: int) -> Config:
+    data = Config.fromfile(CLS_DATA)
+    pipeline = [
+        dict(
+            type='mmpretrain.RandomResizedCrop',
+            scale=IMG,
+            crop_ratio_range=(0.5, 1.0),
+            backend='pillow',
+            interpolation='bicubic'),
+        dict(type='mmpretrain.RandomFlip', prob=0.5),
+        dict(type='mmpretrain.PackInputs'),
+    ]
+    batch = 128
+    cfg = Config.fromfile(RUNTIME)
+    cfg.merge_from_dict(
+        dict(
+            model=pretrain_model(objective, args.mask_ratio),
+            train_dataloader=dict(
+                batch_size=batch,
+                num_workers=0,
+                sampler=dict(type='DefaultSampler', shuffle=True),
+                collate_fn=dict(type='default_collate'),
+                dataset=dict(
+                    data.train_dataloader.dataset,
+                    indices=args.pretrain_images,
+                    pipeline=pipeline)),
+            optim_wrapper=dict(
+                optimizer=dict(
+                    type='AdamW',
+                    lr=1.5e-4 * batch / 256 * 8,
+                    betas=(0.9, 0.95),
+                    weight_decay=0.05,
+                    fused=True),
+                constructor='LayerDecayOptimWrapperConstructor',
+                paramwise_cfg=dict(
+                    layer_decay_rate=1.0,
+                    custom_keys={'mask_token': dict(decay_mult=0.)})),
+            param_scheduler=schedule(args.pretrain_epochs, 1, 1e-5),
+            train_cfg=dict(
+                type='EpochBasedTrainLoop', max_epochs=args.pretrain_epochs),
+            default_hooks=dict(
+                logger=dict(interval=20),
+                checkpoint=dict(
+                    interval=args.pretrain_epochs, max_keep_ckpts=1)),
+            randomness=dict(seed=seed)))
+    return cfg
+
+
+def finetune_config(checkpoint: Optional[str], args, seed: int) -> Config:
+    cfg = Config.fromfile(CLS_FINETUNE)
+    backbone = cfg.model.backbone
+    backbone.arch = ARCH
+    if checkpoint is None:
+        backbone.pop('init_cfg')
+    else:
+        backbone.init_cfg.checkpoint = checkpoint
+    cfg.model.head.in_channels = DIMS
+    cfg.train_dataloader.dataset.indices = args.finetune_images
+    cfg.val_dataloader.dataset.indices = args.test_images
+    cfg.test_dataloader = cfg.val_dataloader
+    epochs = args.finetune_epochs
+    cfg.train_cfg.update(max_epochs=epochs, val_interval=1)
+    cfg.default_hooks.checkpoint = dict(
+        type='CheckpointHook', interval=epochs, max_keep_ckpts=1)
+    cfg.param_scheduler = schedule(epochs, 1, 1e-5)
+    cfg.randomness = dict(seed=seed)
+    return cfg
+
+
+def _transfer_parts(cfg: Config, checkpoint: Optional[str],
+                    with_pyramid: bool) -> None:
+    backbone, neck = cfg.model.backbone, cfg.model.neck
+    backbone.update(arch=ARCH, img_size=IMG)
+    neck.update(embed_dims=DIMS, fpn_dim=FPN_DIM)
+    if checkpoint is None:
+        backbone.pop('init_cfg')
+    else:
+        backbone.init_cfg.checkpoint = checkpoint
+    if checkpoint is not None and with_pyramid:
+        neck.init_cfg.checkpoint = checkpoint
+    else:
+        neck.pop('init_cfg')
+
+
+def seg_config(checkpoint, with_pyramid, data_root, args, seed) -> Config:
+    cfg = Config.fromfile(SEG_DEMO)
+    _transfer_parts(cfg, checkpoint, with_pyramid)
+    levels = [FPN_DIM + DIMS // 4, FPN_DIM + DIMS // 2, FPN_DIM + DIMS]
+    cfg.model.decode_head.in_channels = levels + levels[-1:]
+    cfg.model.auxiliary_head.in_channels = levels[-1]
+    for loader in (cfg.train_dataloader, cfg.val_dataloader):
+        loader.dataset.data_root = data_root
+    cfg.test_dataloader = cfg.val_dataloader
+    iters = args.seg_iters
+    interval = max(1, iters // args.seg_points)
+    warmup = max(1, iters // 10)
+    cfg.param_scheduler = [
+        dict(
+            type='LinearLR',
+            start_factor=1e-3,
+            by_epoch=False,
+            begin=0,
+            end=warmup),
+        dict(
+            type='PolyLR',
+            eta_min=0.,
+            power=1.,
+            begin=warmup,
+            end=iters,
+            by_epoch=False),
+    ]
+    cfg.train_cfg = dict(
+        type='IterBasedTrainLoop', max_iters=iters, val_interval=interval)
+    cfg.default_hooks.checkpoint = dict(
+        type='CheckpointHook',
+        by_epoch=False,
+        interval=iters,
+        max_keep_ckpts=1)
+    cfg.default_hooks.logger.interval = max(1, interval // 2)
+    cfg.randomness = dict(seed=seed)
+    return cfg
+
+
+def det_config(checkpoint, with_pyramid, data_root, args, seed) -> Config:
+    cfg = Config.fromfile(DET_DEMO)
+    _transfer_parts(cfg, checkpoint, with_pyramid)
+    channels = FPN_DIM
+    roi = cfg.model.roi_head
+    cfg.model.rpn_head.update(in_channels=channels, feat_channels=channels)
+    roi.bbox_roi_extractor.out_channels = channels
+    roi.bbox_head.update(in_channels=channels, conv_out_channels=channels)
+    roi.mask_roi_extractor.out_channels = channels
+    roi.mask_head.update(in_channels=channels, conv_out_channels=channels)
+    cfg.train_dataloader.dataset.update(
+        data_root=data_root, indices=args.det_images)
+    cfg.val_dataloader.dataset.data_root = data_root
+    cfg.val_evaluator.ann_file = osp.join(data_root,
+                                          'annotations/instances_val.json')
+    cfg.test_dataloader, cfg.test_evaluator = (cfg.val_dataloader,
+                                               cfg.val_evaluator)
+    epochs = args.det_epochs
+    cfg.param_scheduler = [
+        dict(
+            type='LinearLR',
+            start_factor=1e-3,
+            by_epoch=False,
+            begin=0,
+            end=50),
+        dict(
+            type='MultiStepLR',
+            begin=0,
+            end=epochs,
+            by_epoch=True,
+            milestones=[max(1, epochs - 1)],
+            gamma=0.1),
+    ]
+    cfg.train_cfg = dict(
+        type='EpochBasedTrainLoop', max_epochs=epochs, val_interval=1)
+    cfg.default_hooks.checkpoint = dict(
+        type='CheckpointHook', interval=epochs, max_keep_ckpts=1)
+    cfg.default_hooks.logger.interval = 10
+    cfg.randomness = dict(seed=seed)
+    return cfg
+
+
+# ------------------------------------------------------------------- runs
+
+
+def read_scalars(work_dir: str) -> List[dict]:
+    """All records of the run's latest mmengine ``scalars.json``."""
+    paths = sorted(
+        glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    if not paths:
+        return []
+    with open(paths[-1]) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def curve(records: List[dict], key: str) -> List[list]:
+    return [[r['step'], r[key]] for r in records if key in r]
+
+
+def train_run(cfg: Config, work_dir: str, log) -> float:
+    """Train a generated config with tools/train.py; returns wall seconds."""
+    os.makedirs(work_dir, exist_ok=True)
+    config = osp.join(work_dir, 'config.py')
+    cfg.dump(config)
+    start = time.perf_counter()
+    with open(osp.join(work_dir, 'stdout.log'), 'w') as out:
+        result = subprocess.run([
+            sys.executable,
+            osp.join(REPO, 'tools', 'train.py'), config, '--work-dir', work_dir
+        ],
+                                stdout=out,
+                                stderr=subprocess.STDOUT)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        with open(osp.join(work_dir, 'stdout.log')) as f:
+            tail = f.read()[-3000:]
+        raise RuntimeError(f'{config} failed (rc {result.returncode}):\n'
+                           f'{tail}')
+    log(f'  trained {work_dir} in {seconds / 60:.1f} min')
+    return seconds
+
+
+class Study:
+    """Resumable runs: each writes ``result.json`` in its work dir."""
+
+    def __init__(self, args) -> None:
+        self.args = args
+        self.root = args.work_dir
+        os.makedirs(self.root, exist_ok=True)
+        self.log_file = open(osp.join(self.root, 'study.log'), 'a')
+
+    def log(self, message: str) -> None:
+        line = f'[{time.strftime("%H:%M:%S")}] {message}'
+        print(line, flush=True)
+        self.log_file.write(line + '\n')
+        self.log_file.flush()
+
+    def run(self, stage: str, name: str, seed: int, fn) -> dict:
+        work_dir = osp.join(self.root, stage, name, f'seed{seed}')
+        path = osp.join(work_dir, 'result.json')
+        if osp.isfile(path):
+            with open(path) as f:
+                return json.load(f)
+        self.log(f'{stage} {name} seed {seed}')
+        start = time.perf_counter()
+        result = fn(work_dir)
+        result.update(
+            stage=stage,
+            name=name,
+            seed=seed,
+            wall_s=time.perf_counter() - start)
+        os.makedirs(work_dir, exist_ok=True)
+        with open(path, 'w') as f:
+            json.dump(result, f, indent=1)
+        self.log(f'  done in {result["wall_s"] / 60:.1f} min')
+        return result
+
+    def results(self, stage: str) -> List[dict]:
+        paths = glob.glob(osp.join(self.root, stage, '*', '*', 'result.json'))
+        out = []
+        for path in sorted(paths):
+            with open(path) as f:
+                out.append(json.load(f))
+        return out
+
+    # ------------------------------------------------------------ stages
+
+    def checkpoint(self, objective: str, seed: int) -> Optional[str]:
+        if objective == 'none':
+            return None
+        path = osp.join(self.root, 'pretrain', objective, f'seed{seed}',
+                        f'epoch_{self.args.pretrain_epochs}.pth')
+        if not osp.isfile(path):
+            raise FileNotFoundError(
+                f'{path} is missing: run the pretrain stage for '
+                f'{objective!r} seed {seed} first.')
+        return path
+
+    def pretrain(self, objective: str, seed: int) -> dict:
+
+        def fn(work_dir):
+            seconds = train_run(
+                pretrain_config(objective, self.args, seed), work_dir,
+                self.log)
+            records = read_scalars(work_dir)
+            losses = {
+                key: curve(records, key)
+                for key in sorted(
+                    {k
+                     for r in records
+                     for k in r if k.startswith('loss')})
+            }
+            return dict(train_s=seconds, losses=losses)
+
+        return self.run('pretrain', objective, seed, fn)
+
+    def probe(self, objective: str, seed: int, data) -> dict:
+        from mmitpn.evaluation import (FrozenFeatureExtractor,
+                                       extract_features, fit_linear_probe)
+
+        def fn(work_dir):
+            torch.manual_seed(seed)
+            model_cfg = pretrain_model(
+                'itpn-pixel' if objective == 'none' else objective,
+                self.args.mask_ratio)
+            extractor = FrozenFeatureExtractor(
+                model_cfg, self.checkpoint(objective, seed))
+            kinds = ['backbone']
+            if model_cfg['neck'] is not None:
+                kinds.append('pyramid')
+            probes = {}
+            for kind in kinds:
+                for pool in ('mean', 'grid'):
+                    features = [
+                        extract_features(
+                            extractor, images, kind=kind, pool=pool)
+                        for images, _ in data
+                    ]
+                    result = fit_linear_probe(
+                        features[0],
+                        data[0][1],
+                        features[1],
+                        data[1][1],
+                        seed=seed)
+                    probes[f'{kind}/{pool}'] = result.as_dict()
+                    self.log(f'  {kind}/{pool}: top-1 {result.top1:.2f} '
+                             f'(|grad| {result.grad_norm:.1e})')
+            return dict(probes=probes)
+
+        return self.run('probe', objective, seed, fn)
+
+    def raw_pixel_probe(self, seed: int, data) -> dict:
+        from mmitpn.evaluation import extract_features, fit_linear_probe
+
+        def fn(work_dir):
+            features = [extract_features(None, images) for images, _ in data]
+            result = fit_linear_probe(
+                features[0], data[0][1], features[1], data[1][1], seed=seed)
+            self.log(f'  raw pixels: top-1 {result.top1:.2f}')
+            return dict(probes={'pixels/-': result.as_dict()})
+
+        return self.run('probe', 'raw-pixels', seed, fn)
+
+    def finetune(self, objective: str, seed: int) -> dict:
+
+        def fn(work_dir):
+            cfg = finetune_config(
+                self.checkpoint(objective, seed), self.args, seed)
+            seconds = train_run(cfg, work_dir, self.log)
+            return dict(
+                train_s=seconds,
+                top1=curve(read_scalars(work_dir), 'accuracy/top1'))
+
+        return self.run('finetune', objective, seed, fn)
+
+    def transfer(self, task: str, init: str, seed: int) -> dict:
+        objective, with_pyramid = TRANSFER_INITS[init]
+        data_root = osp.join(self.root, 'data', f'shapes_{task}')
+        self.make_shapes(task, data_root)
+        build = seg_config if task == 'seg' else det_config
+        keys = ('mIoU', ) if task == 'seg' else ('coco/bbox_mAP',
+                                                 'coco/segm_mAP')
+
+        def fn(work_dir):
+            cfg = build(
+                self.checkpoint(objective, seed), with_pyramid, data_root,
+                self.args, seed)
+            seconds = train_run(cfg, work_dir, self.log)
+            records = read_scalars(work_dir)
+            return dict(
+                train_s=seconds,
+                curves={key: curve(records, key)
+                        for key in keys})
+
+        return self.run(task, init.split(':')[0], seed, fn)
+
+    def make_shapes(self, task: str, data_root: str) -> None:
+        if osp.isdir(data_root):
+            return
+        script = 'make_shapes_seg.py' if task == 'seg' else \
+            'make_shapes_coco.py'
+        counts = ['--train', '32', '--val', '16'] if self.args.quick else []
+        subprocess.run(
+            [
+                sys.executable,
+                osp.join(REPO, 'tools', 'dataset_converters', script),
+                data_root
+            ] + counts,
+            check=True,
+            stdout=subprocess.DEVNULL)
+
+
+def load_probe_data(args):
+    from mmitpn.evaluation import load_labelled_images
+    data_cfg = Config.fromfile(CLS_DATA)
+    pipeline = data_cfg.test_dataloader.dataset.pipeline
+    return [
+        load_labelled_images(loader.dataset, pipeline,
+                             data_cfg.data_preprocessor, limit)
+        for loader, limit in ((data_cfg.train_dataloader,
+                               args.probe_train_images),
+                              (data_cfg.test_dataloader, args.test_images))
+    ]
+
+
+def main():
+    args = parse_args()
+    study = Study(args)
+    study.log(f'study: seeds {args.seeds}, stages {args.stages}, budgets '
+              f'{ {k: getattr(args, k) for k in FULL} }')
+    objectives = list(args.objectives)
+    pretrained = [o
+                  for o in objectives if o != 'none'] + list(args.mfm_variants)
+    report = Report(args, study)
+    if 'pretrain' in args.stages:
+        for seed in args.seeds:
+            for objective in pretrained:
+                study.pretrain(objective, seed)
+                report.write()
+    if 'probe' in args.stages:
+        data = load_probe_data(args)
+        for seed in args.seeds:
+            study.raw_pixel_probe(seed, data)
+            for objective in objectives + list(args.mfm_variants):
+                study.probe(objective, seed, data)
+                report.write()
+    if 'finetune' in args.stages:
+        for seed in args.seeds:
+            for objective in objectives:
+                study.finetune(objective, seed)
+                report.write()
+    for task in ('seg', 'det'):
+        if task not in args.stages:
+            continue
+        for seed in args.seeds:
+            for init, (objective, _) in TRANSFER_INITS.items():
+                if objective in objectives:
+                    study.transfer(task, init, seed)
+                    report.write()
+    report.write()
+    study.log('study finished')
+
+
+# ----------------------------------------------------------------- report
+
+
+def mean_std(values) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return '-'
+    if len(values) == 1:
+        return f'{values[0]:.2f} (1 seed)'
+    return f'{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}'
+
+
+class Report:
+    """Markdown tables (mean ± sample std over seeds) and figures."""
+
+    def __init__(self, args, study: Study) -> None:
+        self.args = args
+        self.study = study
+
+    @staticmethod
+    def group(results: List[dict]) -> Dict[str, List[dict]]:
+        grouped: Dict[str, List[dict]] = {}
+        for result in results:
+            grouped.setdefault(result['name'], []).append(result)
+        return grouped
+
+    def write(self) -> None:
+        lines = ['# iTPN ablations at small scale (CPU)', '']
+        lines += [
+            'Written by `python tools/analysis_tools/itpn_study.py` (this '
+            'file is regenerated; the write-up is '
+            '[itpn_study_writeup.md](itpn_study_writeup.md)). Budgets: ' +
+            ', '.join(f'{k}={getattr(self.args, k)}' for k in FULL) +
+            f', mask ratio {self.args.mask_ratio}. Mean ± sample standard '
+            'deviation over seeds; wall times on this machine.', ''
+        ]
+        lines += self.pretrain_table() + self.probe_table()
+        lines += self.finetune_table() + self.transfer_tables()
+        os.makedirs(osp.dirname(osp.abspath(self.args.out)), exist_ok=True)
+        with open(self.args.out, 'w') as f:
+            f.write('\n'.join(lines) + '\n')
+        self.figures()
+
+    def pretrain_table(self) -> List[str]:
+        grouped = self.group(self.study.results('pretrain'))
+        if not grouped:
+            return []
+        lines = [
+            '## Pretraining', '',
+            '| objective | seeds | final loss_pixel | final MFM losses | '
+            'wall time per run |', '|---|---|---|---|---|'
+        ]
+        for name, runs in grouped.items():
+            pixel = [r['losses']['loss_pixel'][-1][1] for r in runs]
+            mfm = sorted(k for k in runs[0]['losses'] if 'mfm' in k)
+            mfm_text = ', '.join(
+                f'{k} {mean_std([r["losses"][k][-1][1] for r in runs])}'
+                for k in mfm) or '-'
+            minutes = np.mean([r['wall_s'] for r in runs]) / 60
+            lines.append(f'| {name} | {len(runs)} | {mean_std(pixel)} | '
+                         f'{mfm_text} | {minutes:.1f} min |')
+        return lines + ['']
+
+    def probe_table(self) -> List[str]:
+        grouped = self.group(self.study.results('probe'))
+        if not grouped:
+            return []
+        columns = [
+            'backbone/mean', 'backbone/grid', 'pyramid/mean', 'pyramid/grid',
+            'pixels/-'
+        ]
+        lines = [
+            '## Converged linear probes (top-1 %, Fashion-MNIST test)', '',
+            'L-BFGS logistic regression on frozen features, L2 chosen on 20 %'
+            ' of the training features; `mean`: each map mean-pooled, '
+            '`grid`: each map averaged to the 4x4 unit grid and kept per '
+            'unit. `none` is the randomly initialised model of each seed.', '',
+            '| model | seeds | ' + ' | '.join(columns) + ' |',
+            '|---' * (len(columns) + 2) + '|'
+        ]
+        for name, runs in grouped.items():
+            cells = [
+                mean_std(
+                    [r['probes'][c]['top1'] for r in runs if c in r['probes']])
+                for c in columns
+            ]
+            lines.append(f'| {name} | {len(runs)} | ' + ' | '.join(cells) +
+                         ' |')
+        worst = max((p['grad_norm'] for r in self.study.results('probe')
+                     for p in r['probes'].values()),
+                    default=0.)
+        return lines + [
+            '', f'Largest final gradient norm of any probe: {worst:.1e}.', ''
+        ]
+
+    def finetune_table(self) -> List[str]:
+        grouped = self.group(self.study.results('finetune'))
+        if not grouped:
+            return []
+        lines = [
+            '## Fine-tuning (top-1 %, Fashion-MNIST test, per epoch)', '',
+            '| pretraining | seeds | top-1 per epoch | final top-1 | wall '
+            'time per run |', '|---|---|---|---|---|'
+        ]
+        for name, runs in grouped.items():
+            per_epoch = np.array([[p[1] for p in r['top1']] for r in runs])
+            epochs = ', '.join(f'{v:.2f}' for v in per_epoch.mean(0))
+            minutes = np.mean([r['wall_s'] for r in runs]) / 60
+            lines.append(f'| {name} | {len(runs)} | {epochs} | '
+                         f'{mean_std(per_epoch[:, -1])} | {minutes:.1f} min |')
+        return lines + ['']
+
+    def transfer_tables(self) -> List[str]:
+        lines = []
+        names = {k.split(':')[0]: k for k in TRANSFER_INITS}
+        for task, key, title in (('seg', 'mIoU', 'Segmentation (UperNet, '
+                                  'shapes, mIoU)'),
+                                 ('det', 'coco/bbox_mAP', 'Detection (Mask '
+                                  'R-CNN, shapes, bbox mAP)'),
+                                 ('det', 'coco/segm_mAP', 'Detection (Mask '
+                                  'R-CNN, shapes, mask mAP)')):
+            grouped = self.group(self.study.results(task))
+            if not grouped:
+                continue
+            lines += [
+                f'## {title}', '',
+                '| initialisation | seeds | value at each validation | '
+                'final | best | wall time per run |',
+                '|---|---|---|---|---|---|'
+            ]
+            for name in sorted(grouped):
+                runs = grouped[name]
+                values = np.array([[p[1] for p in r['curves'][key]]
+                                   for r in runs])
+                scale = 100. if task == 'det' else 1.
+                values = values * scale
+                points = ', '.join(f'{v:.1f}' for v in values.mean(0))
+                minutes = np.mean([r['wall_s'] for r in runs]) / 60
+                lines.append(
+                    f'| {names.get(name, name)} | {len(runs)} | {points} | '
+                    f'{mean_std(values[:, -1])} | '
+                    f'{mean_std(values.max(1))} | {minutes:.1f} min |')
+            lines.append('')
+        return lines
+
+    def figures(self) -> None:
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+        os.makedirs(self.args.fig_dir, exist_ok=True)
+        panels = [('pretrain', 'loss_pixel', 'pretraining loss_pixel',
+                   lambda r: r['losses'].get('loss_pixel', [])),
+                  ('finetune', 'top1', 'fine-tuning top-1 (%)',
+                   lambda r: r['top1']),
+                  ('seg', 'mIoU', 'segmentation mIoU',
+                   lambda r: r['curves']['mIoU']),
+                  ('det', 'bbox_mAP', 'detection bbox mAP',
+                   lambda r: r['curves']['coco/bbox_mAP'])]
+        for stage, tag, title, get in panels:
+            grouped = self.group(self.study.results(stage))
+            if not grouped:
+                continue
+            fig, ax = plt.subplots(figsize=(5, 3.4), dpi=100)
+            for name in sorted(grouped):
+                runs = [np.array(get(r), dtype=float) for r in grouped[name]]
+                length = min(len(r) for r in runs)
+                if length == 0:
+                    continue
+                steps = runs[0][:length, 0]
+                values = np.stack([r[:length, 1] for r in runs])
+                mean, std = values.mean(0), values.std(0)
+                ax.plot(steps, mean, label=f'{name} (n={len(runs)})')
+                ax.fill_between(steps, mean - std, mean + std, alpha=0.25)
+            ax.set_title(title)
+            ax.set_xlabel('iteration' if stage in ('pretrain',
+                                                   'seg') else 'epoch')
+            ax.legend(fontsize=7)
+            ax.grid(alpha=0.3)
+            fig.tight_layout()
+            fig.savefig(osp.join(self.args.fig_dir, f'itpn_study_{tag}.png'))
+            plt.close(fig)
+
+
+if __name__ == '__main__':
+    main()
