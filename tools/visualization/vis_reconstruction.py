@@ -12,9 +12,11 @@ is hidden and the model predicts them. The PNG has a labelled column each:
   *pattern* but not its brightness and contrast; these are taken from the
   visible units of the same image (their mean and standard deviation per
   channel), which the model sees, never from the hidden units;
-- ``pattern``: the normalised prediction of each hidden unit stretched to
-  its own range: the structure (edges, shapes) the model predicts, with no
-  outside information at all;
+- ``pattern``: the normalised prediction of each hidden unit averaged over
+  the colour channels, drawn as ``128 + 64 * value`` grey levels (a true
+  unit's normalised pixels have standard deviation 1): the spatial
+  structure (edges, shapes) the model predicts and how strongly, with no
+  outside information at all (flat mid-grey: no structure predicted);
 - ``true unit stats`` (only with ``--true-unit-stats``): MAE's picture,
   each normalised prediction mapped back with the mean and standard
   deviation of the *hidden* unit itself, i.e. colour and contrast taken
@@ -104,12 +106,12 @@ def visible_statistics(target: torch.Tensor, mask: torch.Tensor,
     return mean.view(shape), var.sqrt().view(shape)
 
 
-def stretch(patches: torch.Tensor, low: float, high: float) -> torch.Tensor:
-    """Map each unit's values to [low, high] by its own min and max."""
-    minimum = patches.amin(dim=-1, keepdim=True)
-    maximum = patches.amax(dim=-1, keepdim=True)
-    return low + (patches - minimum) / (maximum - minimum).clamp_min(1e-6) * (
-        high - low)
+def pattern(patches: torch.Tensor, channels: int) -> torch.Tensor:
+    """Channel mean of per-unit normalised values as grey levels
+    ``128 + 64 * value``, repeated over ``channels``."""
+    grey = patches.view(*patches.shape[:2], -1, channels).mean(dim=-1)
+    grey = (128. + 64. * grey).clamp(0, 255)
+    return grey[..., None].expand(-1, -1, -1, channels).reshape(patches.shape)
 
 
 def label(panel: np.ndarray, text: str) -> np.ndarray:
@@ -133,6 +135,8 @@ def visualise(model,
     unit_mask = mask[..., None].expand_as(target).bool()
 
     def to_image(patches: torch.Tensor) -> np.ndarray:
+        """Visible units from the input, hidden ones from ``patches``
+        (normalised like the input)."""
         image = unpatchify(torch.where(unit_mask, patches, target), grid)
         return to_uint8(image * preprocessor.std + preprocessor.mean)
 
@@ -146,9 +150,8 @@ def visualise(model,
         shape = pred.shape
         own = pred.view(*shape[:2], -1, channels) * std + mean
         columns.append(('prediction', to_image(own.view(shape))))
-        low = float(target.min())
-        high = float(target.max())
-        columns.append(('pattern', to_image(stretch(pred, low, high))))
+        grey = torch.where(unit_mask, pattern(pred, channels), patchify(raw))
+        columns.append(('pattern', to_uint8(unpatchify(grey, grid))))
         if true_unit_stats:
             unit_mean = target.mean(dim=-1, keepdim=True)
             unit_var = target.var(dim=-1, keepdim=True)
