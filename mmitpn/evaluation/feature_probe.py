@@ -3,10 +3,16 @@
 
 A linear probe trained by SGD for a fixed budget measures how far its head
 got as much as the features (MAE's LARS recipe needs batch 16,384 and 90
-epochs). Here features are extracted once and a multinomial logistic
-regression with an L2 penalty, a strictly convex problem, is solved to a
-small gradient norm by L-BFGS; the penalty is chosen on a held-out part of
-the training features, then the probe is refitted on all of them.
+epochs). Here features are extracted once and a linear classifier is
+solved exactly, with its L2 penalty chosen on a held-out part of the
+training features before it is refitted on all of them:
+
+- ``'ridge'`` (default): least squares on one-hot targets in closed form,
+  every penalty from one eigendecomposition (of the Gram matrix of the
+  features, or of the samples when there are more features than samples);
+- ``'logistic'``: multinomial logistic regression, a strictly convex
+  problem, solved by L-BFGS to a small gradient norm (slower: hundreds of
+  iterations on weakly regularised problems).
 """
 import copy
 from dataclasses import asdict, dataclass
@@ -23,6 +29,8 @@ from mmitpn.utils import extract_state_dict, load_checkpoint_file
 FEATURE_KINDS = ('backbone', 'pyramid', 'both')
 POOLINGS = ('mean', 'grid')
 DEFAULT_WEIGHT_DECAYS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+RIDGE_PENALTIES = (1e-3, 1e-2, 1e-1, 1., 10., 100.)
+PROBE_METHODS = ('ridge', 'logistic')
 
 
 @dataclass
@@ -33,12 +41,15 @@ class ProbeResult:
         top1 (float): Test top-1 accuracy in percent.
         top5 (float): Test top-5 accuracy in percent.
         train_top1 (float): Accuracy on the training features.
-        weight_decay (float): The L2 penalty chosen on the held-out split.
+        weight_decay (float): The L2 penalty chosen on the held-out split
+            (ridge: per training sample, i.e. ``lambda / N``).
         val_top1 (dict): Held-out top-1 of every penalty tried.
-        iterations (int): L-BFGS iterations of the final fit.
-        grad_norm (float): Gradient norm of the objective at the solution
-            (the convergence certificate; the problem is strictly convex).
+        iterations (int): L-BFGS iterations of the final fit (0 for ridge).
+        grad_norm (float): Convergence certificate of the final fit: the
+            gradient norm of the logistic objective, or the relative
+            residual of ridge's normal equations.
         dims (int): Feature dimension.
+        method (str): ``'ridge'`` or ``'logistic'``.
     """
     top1: float
     top5: float
@@ -48,6 +59,7 @@ class ProbeResult:
     iterations: int
     grad_norm: float
     dims: int
+    method: str = 'logistic'
 
     def as_dict(self) -> dict:
         result = asdict(self)
@@ -99,31 +111,105 @@ def _solve(features: Tensor,
     return weight.detach(), bias.detach(), iterations, grad_norm
 
 
+class _RidgePath:
+    """Ridge solutions for many penalties from one eigendecomposition.
+
+    Minimises ``|X W - Y|^2 / N + alpha |W|^2`` for centred features ``X``
+    and centred one-hot targets ``Y`` (the bias is the target mean).
+    """
+
+    def __init__(self, features: Tensor, targets: Tensor) -> None:
+        self.num = features.shape[0]
+        self.dual = features.shape[1] > features.shape[0]
+        self.features = features
+        gram = features @ features.T if self.dual else features.T @ features
+        self.eigvals, self.eigvecs = torch.linalg.eigh(gram)
+        self.eigvals = self.eigvals.clamp_min(0)
+        rhs = targets if self.dual else features.T @ targets
+        self.projected = self.eigvecs.T @ rhs
+
+    def weight(self, alpha: float) -> Tensor:
+        scaled = self.projected / (self.eigvals + alpha * self.num)[:, None]
+        coefs = self.eigvecs @ scaled
+        return self.features.T @ coefs if self.dual else coefs
+
+
+def _ridge_residual(features: Tensor, targets: Tensor, weight: Tensor,
+                    alpha: float) -> float:
+    rhs = features.T @ targets
+    lhs = features.T @ (features @ weight) + alpha * features.shape[0] * weight
+    return ((lhs - rhs).norm() / rhs.norm().clamp_min(1e-12)).item()
+
+
+def _fit_ridge(train, labels, num_classes, penalties, fit_ids, val_ids):
+    onehot = F.one_hot(labels, num_classes).to(train.dtype)
+
+    def centred(ids):
+        x, y = train[ids], onehot[ids]
+        return x, x.mean(0), y, y.mean(0)
+
+    x, x_mean, y, y_mean = centred(fit_ids)
+    path = _RidgePath(x - x_mean, y - y_mean)
+    val_top1 = {}
+    for alpha in penalties:
+        weight = path.weight(alpha)
+        bias = y_mean - x_mean @ weight
+        val_top1[alpha] = _topk(train[val_ids] @ weight + bias,
+                                labels[val_ids], 1)
+    best = max(val_top1, key=lambda a: (val_top1[a], a))
+    all_ids = torch.arange(train.shape[0])
+    x, x_mean, y, y_mean = centred(all_ids)
+    path = _RidgePath(x - x_mean, y - y_mean)
+    weight = path.weight(best)
+    residual = _ridge_residual(x - x_mean, y - y_mean, weight, best)
+    return weight, y_mean - x_mean @ weight, best, val_top1, 0, residual
+
+
+def _fit_logistic(train, labels, num_classes, penalties, fit_ids, val_ids,
+                  max_iter):
+    val_top1 = {}
+    init = None
+    for weight_decay in sorted(penalties, reverse=True):
+        weight, bias, _, _ = _solve(train[fit_ids], labels[fit_ids],
+                                    num_classes, weight_decay, max_iter, init)
+        init = (weight, bias)
+        logits = train[val_ids] @ weight + bias
+        val_top1[weight_decay] = _topk(logits, labels[val_ids], 1)
+    best = max(val_top1, key=lambda wd: (val_top1[wd], wd))
+    weight, bias, iterations, grad_norm = _solve(train, labels, num_classes,
+                                                 best, max_iter)
+    return weight, bias, best, val_top1, iterations, grad_norm
+
+
 def fit_linear_probe(train_features: Tensor,
                      train_labels: Tensor,
                      test_features: Tensor,
                      test_labels: Tensor,
-                     weight_decays: Sequence[float] = DEFAULT_WEIGHT_DECAYS,
+                     weight_decays: Optional[Sequence[float]] = None,
                      val_fraction: float = 0.2,
                      max_iter: int = 1000,
-                     seed: int = 0) -> ProbeResult:
-    """Fit a converged multinomial logistic regression and test it.
+                     seed: int = 0,
+                     method: str = 'ridge') -> ProbeResult:
+    """Fit a converged linear classifier and test it.
 
     Features are standardised with the training statistics. Each penalty of
-    ``weight_decays`` (largest first, each fit warm-started from the
-    previous one) is fitted on ``1 - val_fraction`` of the training
-    features and scored on the rest; the best is refitted on all training
-    features.
+    ``weight_decays`` is fitted on ``1 - val_fraction`` of the training
+    features and scored on the rest (logistic: largest first, each fit
+    warm-started from the previous one); the best is refitted on all
+    training features.
 
     Args:
         train_features (Tensor): ``(N, D)`` training features.
         train_labels (Tensor): ``(N, )`` integer labels.
         test_features (Tensor): ``(M, D)`` test features.
         test_labels (Tensor): ``(M, )`` integer labels.
-        weight_decays (Sequence[float]): L2 penalties to choose from.
+        weight_decays (Sequence[float], optional): L2 penalties to choose
+            from; defaults to :data:`RIDGE_PENALTIES` (ridge, per sample) or
+            :data:`DEFAULT_WEIGHT_DECAYS` (logistic).
         val_fraction (float): Held-out part of the training features.
         max_iter (int): L-BFGS iteration limit of one fit.
         seed (int): Seed of the held-out split.
+        method (str): ``'ridge'`` or ``'logistic'``.
 
     Returns:
         ProbeResult: Accuracies, the chosen penalty and the convergence
@@ -151,18 +237,18 @@ def fit_linear_probe(train_features: Tensor,
     order = torch.randperm(train_features.shape[0], generator=generator)
     num_val = max(1, int(round(val_fraction * len(order))))
     val_ids, fit_ids = order[:num_val], order[num_val:]
-    val_top1 = {}
-    init = None
-    for weight_decay in sorted(weight_decays, reverse=True):
-        weight, bias, _, _ = _solve(train_features[fit_ids],
-                                    train_labels[fit_ids], num_classes,
-                                    weight_decay, max_iter, init)
-        init = (weight, bias)
-        logits = train_features[val_ids] @ weight + bias
-        val_top1[weight_decay] = _topk(logits, train_labels[val_ids], 1)
-    best = max(val_top1, key=lambda wd: (val_top1[wd], wd))
-    weight, bias, iterations, grad_norm = _solve(train_features, train_labels,
-                                                 num_classes, best, max_iter)
+    if method == 'ridge':
+        weight, bias, best, val_top1, iterations, certificate = _fit_ridge(
+            train_features, train_labels, num_classes, weight_decays
+            or RIDGE_PENALTIES, fit_ids, val_ids)
+    elif method == 'logistic':
+        weight, bias, best, val_top1, iterations, certificate = \
+            _fit_logistic(train_features, train_labels, num_classes,
+                          weight_decays or DEFAULT_WEIGHT_DECAYS, fit_ids,
+                          val_ids, max_iter)
+    else:
+        raise ValueError(f'method must be one of {PROBE_METHODS}, got '
+                         f'{method!r}.')
     test_logits = test_features @ weight + bias
     train_logits = train_features @ weight + bias
     return ProbeResult(
@@ -172,8 +258,9 @@ def fit_linear_probe(train_features: Tensor,
         weight_decay=best,
         val_top1=val_top1,
         iterations=iterations,
-        grad_norm=grad_norm,
-        dims=train_features.shape[1])
+        grad_norm=certificate,
+        dims=train_features.shape[1],
+        method=method)
 
 
 def _pyramid_cfg(neck: Optional[dict]) -> Optional[dict]:
@@ -353,7 +440,8 @@ def log_probe(name: str, result: ProbeResult, logger: str = 'current'):
     """One log line per probe: accuracy and the convergence certificate."""
     print_log(
         f'{name}: top-1 {result.top1:.2f}, top-5 {result.top5:.2f} '
-        f'(train {result.train_top1:.2f}; L2 {result.weight_decay:g}; '
-        f'{result.dims} dims; {result.iterations} L-BFGS iterations, '
-        f'|grad| {result.grad_norm:.1e})',
+        f'({result.method}; train {result.train_top1:.2f}; L2 '
+        f'{result.weight_decay:g}; {result.dims} dims; '
+        f'{result.iterations} iterations, certificate '
+        f'{result.grad_norm:.1e})',
         logger=logger)

@@ -24,8 +24,14 @@ def test_probe_reaches_the_optimum_of_its_objective():
     train, train_labels = clusters(90, dims=2)
     test, test_labels = clusters(60, dims=2, seed=1)
     result = fit_linear_probe(
-        train, train_labels, test, test_labels, weight_decays=[1e-2])
+        train,
+        train_labels,
+        test,
+        test_labels,
+        weight_decays=[1e-2],
+        method='logistic')
     assert result.weight_decay == 1e-2 and result.grad_norm < 1e-5
+    assert result.method == 'logistic' and result.iterations > 0
     assert result.dims == 2 and result.top5 == 100.
     # The same objective minimised by plain gradient descent for long
     # enough gives the same test predictions.
@@ -44,16 +50,32 @@ def test_probe_reaches_the_optimum_of_its_objective():
     assert result.top1 == pytest.approx(100. * top1.item())
 
 
-def test_probe_chooses_the_penalty_on_held_out_features():
-    train, train_labels = clusters(300, dims=40, spread=4.)
-    test, test_labels = clusters(300, dims=40, seed=1, spread=4.)
+@pytest.mark.parametrize('dims', [40, 500])  # primal and dual ridge
+def test_ridge_probe_is_the_closed_form_solution(dims):
+    train, train_labels = clusters(300, dims=dims, spread=4.)
+    test, test_labels = clusters(300, dims=dims, seed=1, spread=4.)
     result = fit_linear_probe(train, train_labels, test, test_labels)
-    assert set(result.val_top1) == {1e-5, 1e-4, 1e-3, 1e-2, 1e-1}
+    assert result.method == 'ridge' and result.grad_norm < 1e-8
+    assert set(result.val_top1) == {1e-3, 1e-2, 1e-1, 1., 10., 100.}
     assert result.val_top1[result.weight_decay] == max(
         result.val_top1.values())
-    assert result.top1 > 80 and result.grad_norm < 1e-4
+    # The normal equations solved directly give the same test top-1.
+    x = train.double()
+    mean, std = x.mean(0), x.std(0)
+    x = (x - mean) / std
+    onehot = F.one_hot(train_labels, 3).double()
+    xc, yc = x - x.mean(0), onehot - onehot.mean(0)
+    alpha = result.weight_decay * len(x)
+    weight = torch.linalg.solve(xc.T @ xc + alpha * torch.eye(dims), xc.T @ yc)
+    bias = onehot.mean(0) - x.mean(0) @ weight
+    logits = ((test.double() - mean) / std) @ weight + bias
+    top1 = (logits.argmax(1) == test_labels).double().mean().item()
+    assert result.top1 == pytest.approx(100. * top1)
+    assert result.top1 > 70
     with pytest.raises(ValueError, match='differ in length'):
         fit_linear_probe(train, train_labels[:-1], test, test_labels)
+    with pytest.raises(ValueError, match='method must be one of'):
+        fit_linear_probe(train, train_labels, test, test_labels, method='svm')
 
 
 def pixel_model_cfg(fpn_dim=32):
