@@ -260,14 +260,9 @@ class HiViT(BaseModule):
         return sum(self.stem_mlp_blocks) + self.depth
 
     def _init_weights(self, pos_embed_init: str) -> None:
+        # Relative position tables stay zero, as in the official code (and
+        # ViTDet's default for decomposed positions).
         init_linear_layers(self)
-        for block in self.blocks[self.main_start:]:
-            attn = block.attn
-            if attn.rel_pos_type == 'bias_table':
-                trunc_normal_(attn.relative_position_bias_table, std=.02)
-            elif attn.rel_pos_type == 'decomposed':
-                trunc_normal_(attn.rel_pos_h, std=.02)
-                trunc_normal_(attn.rel_pos_w, std=.02)
         with torch.no_grad():
             if pos_embed_init == 'sincos':
                 self.absolute_pos_embed.copy_(

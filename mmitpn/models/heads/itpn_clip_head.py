@@ -4,7 +4,6 @@ from typing import Optional, Sequence, Tuple
 
 import torch.nn.functional as F
 from mmengine.model import BaseModule
-from mmengine.model.weight_init import trunc_normal_
 from torch import Tensor, nn
 
 from mmitpn.registry import MODELS
@@ -73,9 +72,8 @@ class iTPNCLIPHead(BaseModule):
             ])
             self.norm_cls = nn.LayerNorm(embed_dims, eps=norm_eps)
             self.lm_cls_head = nn.Linear(embed_dims, teacher_dims)
+        # The auxiliary relative position tables stay zero (official).
         init_linear_layers(self)
-        for block in getattr(self, 'cls_pt_layers', []):
-            trunc_normal_(block.attn.relative_position_bias_table, std=.02)
 
     def forward(self, levels: Sequence[Tensor], aux_tokens: Optional[Tensor],
                 grid_size: Tuple[int, int]) -> Tuple[Tensor, Optional[Tensor]]:
