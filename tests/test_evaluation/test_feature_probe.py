@@ -55,7 +55,7 @@ def test_ridge_probe_is_the_closed_form_solution(dims):
     train, train_labels = clusters(300, dims=dims, spread=4.)
     test, test_labels = clusters(300, dims=dims, seed=1, spread=4.)
     result = fit_linear_probe(train, train_labels, test, test_labels)
-    assert result.method == 'ridge' and result.grad_norm < 1e-8
+    assert result.method == 'ridge' and result.grad_norm < 1e-5
     assert set(result.val_top1) == {1e-3, 1e-2, 1e-1, 1., 10., 100.}
     assert result.val_top1[result.weight_decay] == max(
         result.val_top1.values())
