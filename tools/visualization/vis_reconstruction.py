@@ -10,8 +10,8 @@ is hidden and the model predicts them. The PNG has a labelled column each:
   A model trained on raw pixels (``norm_pix=False``) is shown as it is. A
   model trained on per-unit normalised pixels predicts every unit's
   *pattern* but not its brightness and contrast; these are taken from the
-  visible units of the same image (their mean and standard deviation per
-  channel), which the model sees, never from the hidden units;
+  visible units of the same image (the average of their unit means and
+  standard deviations), which the model sees, never from the hidden units;
 - ``pattern``: the normalised prediction of each hidden unit averaged over
   the colour channels, drawn as ``128 + 64 * value`` grey levels (a true
   unit's normalised pixels have standard deviation 1): the spatial
@@ -93,17 +93,20 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
     return image[0].permute(1, 2, 0).clamp(0, 255).round().byte().numpy()
 
 
-def visible_statistics(target: torch.Tensor, mask: torch.Tensor,
-                       channels: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Per-image, per-channel mean and std of the visible units' pixels,
-    shaped to broadcast over ``(B, N, 16*16*C)`` unit patches."""
-    pixels = target.view(*target.shape[:2], -1, channels)
-    visible = (1 - mask)[..., None, None]
-    count = visible.sum(dim=(1, 2)) * pixels.shape[2]
-    mean = (pixels * visible).sum(dim=(1, 2)) / count
-    var = ((pixels - mean[:, None, None])**2 * visible).sum(dim=(1, 2)) / count
-    shape = (target.shape[0], 1, 1, channels)
-    return mean.view(shape), var.sqrt().view(shape)
+def visible_statistics(
+        target: torch.Tensor,
+        mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Average over the visible units of each image of the unit mean and
+    standard deviation, computed as the per-unit normalisation of the
+    target does (over all pixels and channels of the unit); ``(B, 1, 1)``
+    each, to map normalised predictions back to pixels."""
+    visible = 1 - mask
+    count = visible.sum(dim=1).clamp_min(1)
+    means = target.mean(dim=-1)
+    stds = (target.var(dim=-1) + 1e-6).sqrt()
+    mean = (means * visible).sum(dim=1) / count
+    std = (stds * visible).sum(dim=1) / count
+    return mean.view(-1, 1, 1), std.view(-1, 1, 1)
 
 
 def pattern(patches: torch.Tensor, channels: int) -> torch.Tensor:
@@ -146,10 +149,8 @@ def visualise(model,
         torch.full_like(masked, 127.), masked)
     columns = [('input', to_uint8(raw)), ('masked', to_uint8(masked))]
     if model.head.norm_pix:
-        mean, std = visible_statistics(target, mask, channels)
-        shape = pred.shape
-        own = pred.view(*shape[:2], -1, channels) * std + mean
-        columns.append(('prediction', to_image(own.view(shape))))
+        mean, std = visible_statistics(target, mask)
+        columns.append(('prediction', to_image(pred * std + mean)))
         grey = torch.where(unit_mask, pattern(pred, channels), patchify(raw))
         columns.append(('pattern', to_uint8(unpatchify(grey, grid))))
         if true_unit_stats:
