@@ -290,8 +290,7 @@ def test_clip_teacher_reads_openai_torchscript_archives(tmp_path):
 
     archive = tmp_path / 'ViT-tiny.pt'
     torch.jit.trace(
-        OpenAIStyleCLIP().eval(),
-        torch.randn(1, 3, 64, 64),
+        OpenAIStyleCLIP().eval(), torch.randn(1, 3, 64, 64),
         check_trace=False).save(str(archive))
     model = MODELS.build(clip_cfg(dict(teacher, ckpt=str(archive))))
     for name, value in tower.state_dict().items():
