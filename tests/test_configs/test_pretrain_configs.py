@@ -85,6 +85,10 @@ def shrink(cfg, tmp_path):
     for step in loader.dataset.pipeline:
         if step.type == 'mmpretrain.RandomResizedCrop':
             step.scale = 64
+        if step.type == ('mmpretrain.'
+                         'RandomResizedCropAndInterpolationWithTwoPic'):
+            patch = model.teacher.vision_cfg['patch_size']
+            step.update(size=64, second_size=4 * patch)
         if step.type == 'mmpretrain.BEiTMaskGenerator':
             step.update(
                 input_size=(4, 4),

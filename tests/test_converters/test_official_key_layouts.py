@@ -134,6 +134,10 @@ def test_official_listing_loads_strictly(listing, head_modules, expected,
         conversion.state_dict)
     assert {key.split('.')[0]
             for key in conversion.part('head')} - {'fc'} == head_modules
+    if 'cls_pt_layers' in head_modules:
+        # The official auxiliary blocks use PyTorch's LayerNorm eps.
+        for block in model.head.cls_pt_layers:
+            assert block.norm1.eps == block.norm2.eps == 1e-5
     # Values arrive unchanged (same grid) under their new names.
     assert torch.equal(
         model.backbone.blocks[-1].mlp.fc2.weight,

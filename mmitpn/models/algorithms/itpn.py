@@ -1,6 +1,6 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
 """iTPN pretraining: HiViT and its feature pyramid trained together."""
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.model import BaseModel
@@ -265,6 +265,10 @@ class iTPNCLIP(iTPNBase):
         self.mask_token = nn.Parameter(
             torch.zeros(1, 1, self.backbone.embed_dims))
         trunc_normal_(self.mask_token, std=.02)
+        head = dict(head)
+        if head.get('aux_drop_path_rates') is None:
+            head['aux_drop_path_rates'] = self.continued_drop_path(
+                head.get('aux_depth', 2))
         self.head = build_part(head)
         teacher = dict(teacher)
         teacher.setdefault('grid_size', self.grid_size)
@@ -275,10 +279,34 @@ class iTPNCLIP(iTPNBase):
                 f'{self.teacher.embed_dim}-dim features but '
                 f'head.teacher_dims={self.head.teacher_dims}.')
 
-    def teacher_inputs(self, inputs: Tensor) -> Tensor:
-        """Undo the student normalisation: images in [0, 1]."""
-        preprocessor = self.data_preprocessor
-        return (inputs * preprocessor.std + preprocessor.mean) / 255.
+    def continued_drop_path(self, num_blocks: int) -> List[float]:
+        """Stochastic depth of auxiliary blocks that branch off after main
+        block ``aux_block``: the backbone's linear ramp continued, i.e. the
+        rates of the main blocks they stand beside (official)."""
+        rates = self.backbone.drop_path_rates
+        branch = len(rates) - self.backbone.depth + self.aux_block
+        step = rates[1] - rates[0] if len(rates) > 1 else 0.
+        return [rates[branch] + step * (i + 1) for i in range(num_blocks)]
+
+    def split_views(
+            self, inputs: Union[Tensor,
+                                Sequence[Tensor]]) -> Tuple[Tensor, Tensor]:
+        """The student input and the teacher's images in [0, 1].
+
+        With ``mmpretrain.TwoNormDataPreprocessor`` (``second_mean`` 0,
+        ``second_std`` 255) the second view is the teacher's own crop (the
+        same box, resized with lanczos to its size, as the official code
+        does); with a single view the student normalisation is undone and
+        the teacher resizes it.
+        """
+        if isinstance(inputs, Tensor):
+            preprocessor = self.data_preprocessor
+            return inputs, (inputs * preprocessor.std +
+                            preprocessor.mean) / 255.
+        if len(inputs) != 2:
+            raise ValueError('iTPNCLIP takes one view or two (student, '
+                             f'teacher), got {len(inputs)}.')
+        return inputs[0], inputs[1]
 
     @staticmethod
     def _masks(data_samples: Sequence, num_units: int) -> Tensor:
@@ -294,9 +322,18 @@ class iTPNCLIP(iTPNBase):
                              'input_size to the unit grid.')
         return mask
 
+    def extract_feat(
+            self, inputs: Union[Tensor,
+                                Sequence[Tensor]]) -> Tuple[Tensor, ...]:
+        """Pyramid P4, P8, P16 of the student view (unit layout)."""
+        if not isinstance(inputs, Tensor):
+            inputs = inputs[0]
+        return super().extract_feat(inputs)
+
     def loss(self,
-             inputs: Tensor,
+             inputs: Union[Tensor, Sequence[Tensor]],
              data_samples: Optional[List] = None) -> Dict[str, Tensor]:
+        inputs, teacher_images = self.split_views(inputs)
         grid = self.backbone.grid_of(inputs.shape[2], inputs.shape[3])
         if grid != self.teacher.grid_size:
             raise ValueError(f'Input grid {grid} differs from the teacher '
@@ -309,5 +346,5 @@ class iTPNCLIP(iTPNBase):
         x, collected = self.backbone.forward_main(x, grid, collect=collect)
         aux_tokens = collected[0] if collected else None
         levels = self.levels((*stem_outs, x))
-        target = self.teacher(self.teacher_inputs(inputs))
+        target = self.teacher(teacher_images)
         return self.head.loss(levels, aux_tokens, target, grid)

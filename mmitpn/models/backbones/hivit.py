@@ -10,7 +10,7 @@ from torch.utils.checkpoint import checkpoint
 
 from mmitpn.registry import MODELS
 from ..utils.position_encoding import (build_2d_sincos_pos_embed,
-                                       resize_pos_embed)
+                                       resample_with_offset, resize_pos_embed)
 from ..utils.transformer_blocks import (AttentionBlock, MlpBlock, dropout,
                                         gather_rel_pos_index)
 from ..utils.unit_ops import (UNIT_SIZE, PatchEmbed, PatchMerge, gather_units,
@@ -96,6 +96,13 @@ class HiViT(BaseModule):
             stay in eval mode. Defaults to -1.
         with_cp (bool): Gradient checkpointing of every block. Defaults to
             False.
+        ape_resample_offset (float): When units are dropped (masked
+            pretraining), resample the absolute position embedding
+            bicubically with scale factor ``(g + offset) / g`` per side, as
+            the official pixel code does through DINO's interpolation with
+            its ``+0.1``: the grid keeps its size but the embedding moves by
+            about 1 %. 0 (the default) uses the embedding as it is; 0.1
+            reproduces the official pretraining exactly.
         init_cfg (dict, optional): mmengine initialisation config, e.g.
             ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``.
     """
@@ -138,8 +145,13 @@ class HiViT(BaseModule):
                  final_norm: bool = True,
                  frozen_stages: int = -1,
                  with_cp: bool = False,
+                 ape_resample_offset: float = 0.,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        if not 0 <= ape_resample_offset < 1:
+            raise ValueError('ape_resample_offset must be in [0, 1), got '
+                             f'{ape_resample_offset}.')
+        self.ape_resample_offset = ape_resample_offset
         self.arch_settings = self._parse_arch(arch)
         self.embed_dims = self.arch_settings['embed_dims']
         self.stem_mlp_blocks = tuple(self.arch_settings['stem_mlp_blocks'])
@@ -179,6 +191,9 @@ class HiViT(BaseModule):
             drop_path_rate * i / max(num_drop_path - 1, 1)
             for i in range(num_drop_path)
         ]
+        # Per block (stem MLP blocks, then attention blocks), for heads that
+        # continue the ramp (the CLIP auxiliary branch).
+        self.drop_path_rates = tuple(drop_path_rates)
         self.blocks = nn.ModuleList()
         # Start and end (the PatchMerge index) of each stem stage in blocks.
         self.stem_ranges: List[Tuple[int, int]] = []
@@ -383,6 +398,9 @@ class HiViT(BaseModule):
         """
         pos_embed = resize_pos_embed(self.absolute_pos_embed, self.grid_size,
                                      grid)
+        if ids_keep is not None and self.ape_resample_offset:
+            pos_embed = resample_with_offset(pos_embed, grid,
+                                             self.ape_resample_offset)
         if ids_keep is not None:
             pos_embed = gather_units(
                 pos_embed.expand(x.shape[0], -1, -1), ids_keep)

@@ -39,7 +39,14 @@ class iTPNCLIPHead(BaseModule):
             position tables are made for. Defaults to (14, 14).
         layer_scale_init_value (float): Layer scale of the auxiliary blocks.
             Defaults to 0.1.
-        norm_eps (float): LayerNorm epsilon. Defaults to 1e-6.
+        norm_eps (float): LayerNorm epsilon of ``decoder_embed``, ``norm``
+            and ``norm_cls``. Defaults to 1e-6.
+        aux_norm_eps (float): LayerNorm epsilon inside the auxiliary blocks
+            (the official code builds them with PyTorch's default, 1e-5).
+            Defaults to 1e-5.
+        aux_drop_path_rates (Sequence[float], optional): Stochastic depth of
+            each auxiliary block. :class:`iTPNCLIP` continues the backbone's
+            ramp from the branching block (official); None means 0.
         init_cfg (dict, optional): mmengine initialisation config.
     """
 
@@ -52,8 +59,16 @@ class iTPNCLIPHead(BaseModule):
                  grid_size: Sequence[int] = (14, 14),
                  layer_scale_init_value: float = 0.1,
                  norm_eps: float = 1e-6,
+                 aux_norm_eps: float = 1e-5,
+                 aux_drop_path_rates: Optional[Sequence[float]] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        if aux_drop_path_rates is None:
+            aux_drop_path_rates = (0., ) * aux_depth
+        if len(aux_drop_path_rates) != aux_depth:
+            raise ValueError(f'aux_drop_path_rates {aux_drop_path_rates} '
+                             f'needs one rate per auxiliary block '
+                             f'({aux_depth}).')
         self.teacher_dims = teacher_dims
         self.decoder_embed = level_embeddings(fpn_dim, embed_dims, (1, 4, 16),
                                               norm_eps)
@@ -65,10 +80,11 @@ class iTPNCLIPHead(BaseModule):
                 AttentionBlock(
                     embed_dims,
                     num_heads,
+                    drop_path=rate,
                     layer_scale_init_value=layer_scale_init_value,
                     rel_pos_type='bias_table',
                     grid_size=tuple(grid_size),
-                    norm_eps=norm_eps) for _ in range(aux_depth)
+                    norm_eps=aux_norm_eps) for rate in aux_drop_path_rates
             ])
             self.norm_cls = nn.LayerNorm(embed_dims, eps=norm_eps)
             self.lm_cls_head = nn.Linear(embed_dims, teacher_dims)

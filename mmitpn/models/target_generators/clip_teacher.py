@@ -170,7 +170,11 @@ class CLIPTeacher(BaseModule):
                                  self.grid_size[1] * self.patch_size)
         if tuple(images.shape[-2:]) != size:
             images = F.interpolate(
-                images, size=size, mode='bicubic', align_corners=False)
+                images,
+                size=size,
+                mode='bicubic',
+                align_corners=False,
+                antialias=True)
         images = (images - self.mean) / self.std
         _, tokens = self.visual(images)
         return tokens @ self.visual.proj

@@ -47,6 +47,29 @@ def resize_pos_embed(pos_embed: Tensor, src_grid: Tuple[int, int],
                                             1).reshape(1, -1, channels)
 
 
+def resample_with_offset(pos_embed: Tensor, grid: Tuple[int, int],
+                         offset: float) -> Tensor:
+    """DINO's interpolation of a ``(1, H*W, C)`` embedding onto its own grid.
+
+    ``F.interpolate`` with scale factor ``(g + offset) / g`` per side keeps
+    the size (``floor(g + offset) = g``) but samples at
+    ``(i + 0.5) * g / (g + offset) - 0.5``, so the embedding shifts slightly
+    (the official masked forward does this with ``offset=0.1``).
+    """
+    channels = pos_embed.shape[-1]
+    maps = pos_embed.reshape(1, *grid, channels).permute(0, 3, 1, 2)
+    maps = F.interpolate(
+        maps.float(),
+        scale_factor=tuple((g + offset) / g for g in grid),
+        mode='bicubic',
+        align_corners=False)
+    if tuple(maps.shape[-2:]) != tuple(grid):
+        raise ValueError(f'Resampling a {grid} grid with offset {offset} '
+                         f'gave {tuple(maps.shape[-2:])}.')
+    return maps.to(pos_embed.dtype).permute(0, 2, 3,
+                                            1).reshape(1, -1, channels)
+
+
 def relative_position_index(grid_size: Tuple[int, int]) -> Tensor:
     """Index of every (query, key) pair into a ``(2H-1)*(2W-1)`` bias table.
 

@@ -299,3 +299,105 @@ def test_clip_teacher_reads_openai_torchscript_archives(tmp_path):
     broken.write_bytes(archive.read_bytes()[:2000])
     with pytest.raises(ValueError, match='broken.pt'):
         MODELS.build(clip_cfg(dict(teacher, ckpt=str(broken))))
+
+
+def test_clip_target_is_the_projected_patch_tokens_of_the_student_crop(
+        tmp_path, monkeypatch):
+    """Hand computation of the target: the student's input un-normalised to
+    [0, 1], CLIP-normalised, patch tokens (class token dropped) after
+    ``ln_post`` and ``proj``; the head compares against their parameter-free
+    LayerNorm."""
+    from mmitpn.models.target_generators.clip_teacher import (CLIP_MEAN,
+                                                              CLIP_STD)
+    torch.manual_seed(0)
+    teacher, tower = tiny_clip(tmp_path)
+    model = MODELS.build(clip_cfg(teacher)).eval()
+    images = torch.randn(2, 3, 64, 64)
+
+    imagenet_mean = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
+    imagenet_std = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
+    pixels = (images * imagenet_std + imagenet_mean) / 255.
+    clip_input = (pixels - torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)) / \
+        torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+    x = tower.conv1(clip_input).flatten(2).transpose(1, 2)
+    cls = tower.class_embedding.expand(2, 1, -1)
+    x = torch.cat([cls, x], dim=1) + tower.positional_embedding
+    x = tower.transformer(tower.ln_pre(x))
+    expected = tower.ln_post(x[:, 1:]) @ tower.proj
+
+    captured = {}
+    original = model.head.loss
+
+    def spy(levels, aux_tokens, target, grid_size):
+        captured['target'] = target
+        return original(levels, aux_tokens, target, grid_size)
+
+    monkeypatch.setattr(model.head, 'loss', spy)
+    with torch.no_grad():
+        losses = model.loss(images, samples_with_masks(2))
+        torch.testing.assert_close(captured['target'], expected)
+        levels = model.extract_feat(images)
+        _, collected = model.backbone.forward_main(
+            model.backbone.forward_stem(images)[1], (4, 4), collect=(3, ))
+    assert losses['loss_clip'] > 0
+    # The head compares against the parameter-free LayerNorm of the target.
+    with torch.no_grad():
+        main, aux = model.head(levels, collected[0], (4, 4))
+        head_losses = original(levels, collected[0], expected, (4, 4))
+    normalised = torch.nn.functional.layer_norm(expected, (32, ))
+    torch.testing.assert_close(
+        head_losses['loss_clip'],
+        torch.nn.functional.smooth_l1_loss(main, normalised))
+    torch.testing.assert_close(
+        head_losses['loss_clip_aux'],
+        torch.nn.functional.smooth_l1_loss(aux, normalised))
+
+
+def test_clip_teacher_takes_its_own_view(tmp_path, monkeypatch):
+    """With two views (student, teacher in [0, 1]) the teacher sees the
+    second one as it is; the student sees only the first."""
+    torch.manual_seed(0)
+    teacher, _ = tiny_clip(tmp_path)
+    model = MODELS.build(clip_cfg(teacher)).eval()
+    student = torch.randn(2, 3, 64, 64)
+    teacher_view = torch.rand(2, 3, 64, 64)
+    seen = []
+    forward = model.teacher.forward
+    monkeypatch.setattr(model.teacher, 'forward',
+                        lambda images: seen.append(images) or forward(images))
+    with torch.no_grad():
+        two = model.loss([student, teacher_view], samples_with_masks(2))
+        assert seen[-1] is teacher_view
+        one = model.loss(student, samples_with_masks(2))
+        assert not torch.equal(seen[-1], teacher_view)
+    assert set(two) == set(one) == {'loss_clip', 'loss_clip_aux'}
+    for a, b in zip(
+            model.extract_feat([student, teacher_view]),
+            model.extract_feat(student)):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match='one view or two'):
+        model.loss([student] * 3, samples_with_masks(2))
+
+
+def test_clip_auxiliary_blocks_follow_the_official_code(tmp_path):
+    """Auxiliary blocks continue the backbone's stochastic-depth ramp from
+    the branching block and use LayerNorm eps 1e-5."""
+    teacher, _ = tiny_clip(tmp_path)
+    cfg = clip_cfg(teacher)
+    cfg['backbone'].update(arch=dict(TINY, depth=8), drop_path_rate=0.1)
+    model = MODELS.build(cfg)
+    rates = model.backbone.drop_path_rates  # 2 stem blocks, 8 main blocks
+    assert len(rates) == 10 and model.aux_block == 6
+    step = rates[1] - rates[0]
+    aux = [block.drop_path.drop_prob for block in model.head.cls_pt_layers]
+    assert aux == pytest.approx([rates[2 + 7], rates[2 + 7] + step])
+    assert aux[0] == pytest.approx(
+        model.backbone.blocks[-1].drop_path.drop_prob)
+    for block in model.head.cls_pt_layers:
+        assert block.norm1.eps == block.norm2.eps == 1e-5
+    assert model.head.norm_cls.eps == 1e-6
+    fixed = MODELS.build(
+        dict(cfg, head=dict(cfg['head'], aux_drop_path_rates=(0., 0.))))
+    assert all(
+        isinstance(b.drop_path, torch.nn.Identity)
+        for b in fixed.head.cls_pt_layers)

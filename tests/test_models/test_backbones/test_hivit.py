@@ -340,3 +340,31 @@ def test_window_drop_path_drops_whole_images():
     per_image = changed.all(dim=1) | (~changed).all(dim=1)
     assert per_image.all(), 'drop path must keep or drop whole images'
     assert changed.any() and not changed.all()
+
+
+def test_ape_resample_offset_reproduces_the_official_masked_forward():
+    """``ape_resample_offset=0.1``: with units dropped, the position
+    embedding is DINO's bicubic interpolation with scale (g + 0.1) / g onto
+    the same grid; full-grid forwards are unchanged."""
+    torch.manual_seed(0)
+    shifted = HiViT(
+        TINY, img_size=64, out_type='raw', ape_resample_offset=0.1).eval()
+    plain = HiViT(TINY, img_size=64, out_type='raw').eval()
+    plain.load_state_dict(shifted.state_dict())
+    images = torch.randn(2, 3, 64, 64)
+    ids_keep = torch.stack([torch.randperm(16)[:5] for _ in range(2)])
+    with torch.no_grad():
+        for a, b in zip(shifted(images), plain(images)):
+            assert torch.equal(a, b)
+        pos = plain.absolute_pos_embed.data
+        maps = pos.reshape(1, 4, 4, 64).permute(0, 3, 1, 2)
+        by_hand = torch.nn.functional.interpolate(
+            maps, scale_factor=(4.1 / 4, 4.1 / 4), mode='bicubic')
+        by_hand = by_hand.permute(0, 2, 3, 1).reshape(1, 16, 64)
+        change = (by_hand - pos).norm() / pos.norm()
+        assert 0.005 < change < 0.05
+        plain.absolute_pos_embed.copy_(by_hand)
+        for a, b in zip(shifted(images, ids_keep), plain(images, ids_keep)):
+            torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match='ape_resample_offset'):
+        HiViT(TINY, ape_resample_offset=1.0)
