@@ -10,7 +10,15 @@ FLOPs per image of a training step on random images, for:
   cost a pretraining without MAE-style dropping would pay;
 - ``mmpretrain``: mmpretrain 1.2.0's iTPN with the same architecture, when
   mmpretrain can express it (even stem depths), with the optimizer settings
-  of mmpretrain's iTPN configs, in fp32 and with ``--amp``.
+  of mmpretrain's iTPN configs, in fp32 and with ``--amp``;
+- ``mmitpn-mmpretrain-optim``: mmitpn's network with mmpretrain's optimizer
+  settings, so that ``mmitpn-mmpretrain-optim / mmpretrain`` is the model
+  alone and ``mmitpn / mmitpn-mmpretrain-optim`` what the shipped optimizer
+  settings (fused AdamW, two parameter groups) add.
+
+``--amp`` on a CPU without native bf16 (AVX512-BF16 or AMX) is skipped with
+a message: PyTorch's fallback GEMM makes bf16 steps far slower than fp32
+there, which would measure the fallback, not the model.
 
 Every measurement runs in its own process (clean peak memory and thread
 pools); ratios are against mmpretrain in the same invocation, and the
@@ -38,9 +46,9 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 
 from mmitpn.registry import MODELS
-from mmitpn.utils import adapt_cfg_to_device
+from mmitpn.utils import adapt_cfg_to_device, cpu_has_native_bf16, describe_cpu
 
-RUNS = ('mmitpn', 'mmitpn-full', 'mmpretrain')
+RUNS = ('mmitpn', 'mmitpn-mmpretrain-optim', 'mmitpn-full', 'mmpretrain')
 
 
 def parse_args():
@@ -163,7 +171,7 @@ def build(cfg: Config, which: str):
         return model, lambda images: model.loss(images, None)
     with DefaultScope.overwrite_default_scope('mmitpn'):
         model = MODELS.build(cfg.model)
-    if which == 'mmitpn':
+    if which in ('mmitpn', 'mmitpn-mmpretrain-optim'):
         return model, model.loss
     return model, lambda images: full_encoding_loss(model, images)
 
@@ -189,7 +197,8 @@ def measure(args) -> dict:
     model.to(device()).train()
     MessageHub.get_current_instance().update_info('max_iters', 1000)
     wrapper_cfg = mmpretrain_optim_wrapper(cfg) \
-        if args.worker == 'mmpretrain' else cfg.optim_wrapper
+        if args.worker in ('mmpretrain', 'mmitpn-mmpretrain-optim') \
+        else cfg.optim_wrapper
     with DefaultScope.overwrite_default_scope('mmitpn'):
         optim_wrapper = build_optim_wrapper(model, wrapper_cfg)
     size = cfg.model.backbone.get('img_size', 224)
@@ -247,19 +256,25 @@ def main():
         print(json.dumps(measure(args)))
         return
     torch.manual_seed(0)
+    if args.amp and not torch.cuda.is_available() and \
+            not cpu_has_native_bf16():
+        print(f'--amp skipped: this CPU ({describe_cpu()}) has no native '
+              'bf16; bf16 autocast would time PyTorch\'s fallback GEMM (a '
+              'step over 100x slower than fp32), not the model.')
+        args.amp = False
     peaks = {'fp32': matmul_peak(torch.float32)}
     if args.amp:
         low = torch.bfloat16
         peaks['amp'] = matmul_peak(low)
     name = torch.cuda.get_device_name() if torch.cuda.is_available() \
-        else f'{platform.processor() or platform.machine()} CPU, ' \
-        f'{torch.get_num_threads()} threads'
+        else f'{platform.processor() or platform.machine()} CPU ' \
+        f'({describe_cpu()}), {torch.get_num_threads()} threads'
     print(f'machine: {name}; matmul peak fp32 {peaks["fp32"]:.0f} GFLOP/s' +
           (f', bf16 {peaks["amp"]:.0f} GFLOP/s' if args.amp else ''))
     print(f'config: {args.config}; batch {args.batch_size}; median of '
           f'{args.iters} timed steps (after {args.warmup}) x {args.repeat} '
           'runs')
-    print(f'{"run":24s} {"img/s":>8s} {"step ms":>9s} {"GFLOP/img":>10s} '
+    print(f'{"run":30s} {"img/s":>8s} {"step ms":>9s} {"GFLOP/img":>10s} '
           f'{"% peak":>7s} {"peak MB":>9s}')
     results = {}
     for precision in (['fp32', 'amp'] if args.amp else ['fp32']):
@@ -279,12 +294,23 @@ def main():
             results[(which, precision)] = result
             achieved = result['gflop_per_img'] * result['img_per_s']
             print(
-                f'{which + " " + precision:24s} '
+                f'{which + " " + precision:30s} '
                 f'{result["img_per_s"]:8.2f} {result["step_ms"]:9.0f} '
                 f'{result["gflop_per_img"]:10.1f} '
                 f'{100 * achieved / peaks[precision]:6.1f}% '
                 f'{result["peak_mb"]:9.0f}',
                 flush=True)
+    for precision in ('fp32', 'amp'):
+        same = results.get(('mmitpn-mmpretrain-optim', precision))
+        peer = results.get(('mmpretrain', precision))
+        shipped = results.get(('mmitpn', precision))
+        if same and peer:
+            print(f'model only ({precision}, both with mmpretrain\'s '
+                  'optimizer settings): mmitpn / mmpretrain '
+                  f'{same["img_per_s"] / peer["img_per_s"]:.2f}x')
+        if same and shipped:
+            print(f'optimizer settings ({precision}): shipped / mmpretrain\'s '
+                  f'on mmitpn {shipped["img_per_s"] / same["img_per_s"]:.2f}x')
     reference = results.get(('mmpretrain', 'fp32'))
     for (which, precision), result in results.items():
         if reference is not None and which == 'mmitpn':

@@ -73,8 +73,14 @@ def test_autocast_really_computes_in_bf16():
     assert levels[0].dtype == torch.bfloat16
 
 
+def force_native_bf16(monkeypatch, native: bool) -> None:
+    for name in ('_is_avx512_bf16_supported', '_is_amx_tile_supported'):
+        monkeypatch.setattr(torch.cpu, name, lambda: native)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason='CPU behaviour')
-def test_device_adaptation_on_cpu():
+def test_device_adaptation_on_cpu(monkeypatch):
+    force_native_bf16(monkeypatch, True)
     cfg = Config(
         dict(
             optim_wrapper=dict(
@@ -91,3 +97,19 @@ def test_device_adaptation_on_cpu():
     amp = adapt_cfg_to_device(cfg.copy(), amp=True)
     assert amp.optim_wrapper.type == 'mmitpn.AutocastOptimWrapper'
     assert amp.optim_wrapper.dtype == 'bfloat16'
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='CPU behaviour')
+def test_amp_without_native_bf16_runs_fp32_and_says_why(monkeypatch, mm_log):
+    force_native_bf16(monkeypatch, False)
+    cfg = Config(
+        dict(
+            optim_wrapper=dict(
+                type='AmpOptimWrapper',
+                loss_scale='dynamic',
+                optimizer=dict(type='AdamW'))))
+    amp = adapt_cfg_to_device(cfg, amp=True)
+    assert amp.optim_wrapper.type == 'OptimWrapper'
+    assert 'loss_scale' not in amp.optim_wrapper
+    log = mm_log.getvalue()
+    assert 'fp32: --amp ignored' in log and 'no native bf16' in log

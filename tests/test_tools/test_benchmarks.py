@@ -1,0 +1,68 @@
+# Copyright (c) mmitpn contributors. All rights reserved.
+"""The benchmark scripts and the one-shot GPU check run end to end (tiny
+settings or a dry run on the CPU)."""
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import torch
+
+from mmitpn.utils import cpu_has_native_bf16
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOOLS = osp.join(REPO, 'tools', 'analysis_tools')
+DEMO = osp.join(REPO, 'configs', 'pretrain', 'demo',
+                'itpn-pixel_hivit-demo_1xb32-coslr-40e_skimage-96px.py')
+
+
+def run(*args):
+    result = subprocess.run([sys.executable, *args],
+                            capture_output=True,
+                            text=True,
+                            cwd=REPO)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    return result.stdout
+
+
+def test_gpu_check_dry_run_builds_and_steps_every_path():
+    out = run(osp.join(TOOLS, 'gpu_check.py'), '--dry-run')
+    rows = [line for line in out.splitlines() if line.startswith('| ')][1:]
+    names = [row.split(' | ')[0][2:] for row in rows]
+    assert names == [
+        'pretrain pixel itpn-base', 'pretrain pixel+mfm itpn-base',
+        'pretrain clip-b itpn-base',
+        'pretrain benchmark mmitpn (mmpretrain-base)',
+        'pretrain benchmark mmpretrain (mmpretrain-base)',
+        'mask-rcnn itpn-base (1344x800)', 'upernet itpn-base (512)'
+    ]
+    assert all('one step in' in row for row in rows), out
+
+
+def test_downstream_benchmark_tiny(tmp_path):
+    out = run(
+        osp.join(TOOLS, 'benchmark_downstream.py'), '--tiny', '--cases',
+        'mask-rcnn itpn-base clip',
+        'mask-rcnn itpn-base clip, global rel-pos bias', 'upernet itpn-base',
+        'finetune vit-b (mmpretrain)', '--iters', '1', '--warmup', '0',
+        '--json', str(tmp_path / 'results.json'))
+    results = json.load(open(tmp_path / 'results.json'))['results']
+    assert [r['batch_size'] for r in results] == [1, 1, 2, 8]
+    for result in results:
+        assert result['train_s'] > 0 and result['train_peak_mb'] > 0
+    assert 'mask-rcnn itpn-base clip / mask-rcnn itpn-base clip, global ' \
+        'rel-pos bias: train step' in out
+    assert '| upernet itpn-base | 64x64 | 2 |' in out
+
+
+def test_pretraining_benchmark_separates_model_and_optimizer():
+    out = run(
+        osp.join(TOOLS, 'benchmark_pretrain.py'), DEMO, '--amp', '--runs',
+        'mmitpn', 'mmitpn-mmpretrain-optim', '--batch-size', '2', '--iters',
+        '1', '--warmup', '0')
+    assert 'mmitpn-mmpretrain-optim fp32' in out
+    assert "optimizer settings (fp32): shipped / mmpretrain's on mmitpn" in out
+    if torch.cuda.is_available() or cpu_has_native_bf16():
+        assert 'mmitpn amp' in out
+    else:
+        assert '--amp skipped' in out and 'mmitpn amp' not in out
