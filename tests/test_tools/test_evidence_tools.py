@@ -2,6 +2,7 @@
 """The probe CLI, the study's smoke run and honest reconstruction pictures."""
 import json
 import os.path as osp
+import shutil
 import subprocess
 import sys
 
@@ -110,6 +111,14 @@ def test_study_quick_run_writes_tables_figures_and_resumes(tmp_path):
     # Every run has its result: a second call trains nothing.
     log = run(*args)
     assert 'trained' not in log and 'study finished' in log
+    # The record keeps the results when the work dirs are gone.
+    record = json.load(open(tmp_path / 'study' / 'itpn_study_results.json'))
+    assert record['seg/a/0']['curves'] == seg['curves']
+    shutil.rmtree(tmp_path / 'study' / 'seg')
+    log = run(*args, '--stages', 'seg')
+    assert 'trained' not in log
+    assert '| a: iTPN backbone + pyramid | 1 |' in open(tmp_path /
+                                                        'study.md').read()
 
 
 def test_reconstruction_never_uses_hidden_units(tmp_path,

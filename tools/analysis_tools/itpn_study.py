@@ -116,6 +116,12 @@ def parse_args():
         '--out', default='docs/itpn_study.md', help='Markdown report')
     parser.add_argument(
         '--fig-dir', default='docs/figures', help='where figures go')
+    parser.add_argument(
+        '--record',
+        help='JSON file collecting every run\'s result (kept in the '
+        'repository, so the report survives a lost work dir; default: '
+        'itpn_study_results.json next to --out, or in the work dir with '
+        '--quick)')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument(
         '--objectives', nargs='+', choices=OBJECTIVES, default=OBJECTIVES)
@@ -138,6 +144,9 @@ def parse_args():
     for key, value in budget.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    if args.record is None:
+        folder = args.work_dir if args.quick else osp.dirname(args.out)
+        args.record = osp.join(folder, 'itpn_study_results.json')
     return args
 
 
@@ -411,13 +420,39 @@ def train_run(cfg: Config, work_dir: str, log) -> float:
 
 
 class Study:
-    """Resumable runs: each writes ``result.json`` in its work dir."""
+    """Resumable runs.
+
+    Each run writes ``result.json`` in its work dir and into the record
+    (``--record``), one JSON file keyed ``stage/name/seed``. A run found in
+    either is not repeated, except pretraining when its checkpoint is gone
+    (later stages need it); the report is built from the record.
+    """
 
     def __init__(self, args) -> None:
         self.args = args
         self.root = args.work_dir
         os.makedirs(self.root, exist_ok=True)
         self.log_file = open(osp.join(self.root, 'study.log'), 'a')
+        self.record: Dict[str, dict] = {}
+        if osp.isfile(args.record):
+            with open(args.record) as f:
+                self.record = json.load(f)
+        for path in glob.glob(
+                osp.join(self.root, '*', '*', '*', 'result.json')):
+            with open(path) as f:
+                result = json.load(f)
+            self.record.setdefault(self.key(result), result)
+
+    @staticmethod
+    def key(result: dict) -> str:
+        return f'{result["stage"]}/{result["name"]}/{result["seed"]}'
+
+    def save_record(self) -> None:
+        os.makedirs(osp.dirname(osp.abspath(self.args.record)), exist_ok=True)
+        with open(self.args.record, 'w') as f:
+            json.dump(
+                dict(sorted(self.record.items())), f, indent=0, sort_keys=True)
+            f.write('\n')
 
     def log(self, message: str) -> None:
         line = f'[{time.strftime("%H:%M:%S")}] {message}'
@@ -428,9 +463,9 @@ class Study:
     def run(self, stage: str, name: str, seed: int, fn) -> dict:
         work_dir = osp.join(self.root, stage, name, f'seed{seed}')
         path = osp.join(work_dir, 'result.json')
-        if osp.isfile(path):
-            with open(path) as f:
-                return json.load(f)
+        key = f'{stage}/{name}/{seed}'
+        if osp.isfile(path) or (key in self.record and stage != 'pretrain'):
+            return self.record[key]
         self.log(f'{stage} {name} seed {seed}')
         start = time.perf_counter()
         result = fn(work_dir)
@@ -442,16 +477,22 @@ class Study:
         os.makedirs(work_dir, exist_ok=True)
         with open(path, 'w') as f:
             json.dump(result, f, indent=1)
+        previous = self.record.get(key)
+        if previous is not None and 'losses' in previous:
+            before = previous['losses']['loss_pixel'][-1][1]
+            after = result['losses']['loss_pixel'][-1][1]
+            self.log(f'  re-run of a recorded run: final loss_pixel '
+                     f'{after:.4f}, recorded {before:.4f}')
+        self.record[key] = result
+        self.save_record()
         self.log(f'  done in {result["wall_s"] / 60:.1f} min')
         return result
 
     def results(self, stage: str) -> List[dict]:
-        paths = glob.glob(osp.join(self.root, stage, '*', '*', 'result.json'))
-        out = []
-        for path in sorted(paths):
-            with open(path) as f:
-                out.append(json.load(f))
-        return out
+        return [
+            result for key, result in sorted(self.record.items())
+            if result['stage'] == stage
+        ]
 
     # ------------------------------------------------------------ stages
 
