@@ -8,7 +8,7 @@ from typing import Callable, Mapping
 import torch
 from torch import Tensor
 
-from mmitpn.models import HiViT, iTPNPyramid
+from mmitpn.models import iTPNPyramid
 from mmitpn.registry import MODELS
 from mmitpn.utils import extract_state_dict, load_checkpoint_file
 from .itpn_official import Conversion
@@ -31,7 +31,11 @@ def build_parser(description: str) -> argparse.ArgumentParser:
 def check_loading(conversion: Conversion) -> None:
     """Load the converted weights into the inferred mmitpn modules and print
     missing and unexpected keys, part by part."""
-    parts = {'backbone': HiViT(**conversion.backbone)}
+    parts = {
+        'backbone':
+        MODELS.build(
+            dict(type=conversion.backbone_type, **conversion.backbone))
+    }
     if conversion.neck is not None:
         parts['neck'] = iTPNPyramid(**conversion.neck)
     if conversion.head is not None:
@@ -47,7 +51,7 @@ def check_loading(conversion: Conversion) -> None:
 def run(converter: Converter, args: argparse.Namespace) -> Conversion:
     checkpoint = load_checkpoint_file(args.src, allow_pickle=args.unsafe_load)
     conversion = converter(extract_state_dict(checkpoint))
-    print(f'backbone: mmitpn.HiViT {conversion.backbone}')
+    print(f'backbone: {conversion.backbone_type} {conversion.backbone}')
     print(f'neck: mmitpn.iTPNPyramid {conversion.neck}')
     if conversion.head is not None:
         print(f'pretraining head: {conversion.head}')
@@ -68,7 +72,8 @@ def run(converter: Converter, args: argparse.Namespace) -> Conversion:
             state_dict=conversion.state_dict,
             meta=dict(
                 converted_from=osp.basename(args.src),
-                backbone=conversion.backbone,
+                backbone=dict(
+                    type=conversion.backbone_type, **conversion.backbone),
                 neck=conversion.neck)), args.dst)
     print(f'saved {len(conversion.state_dict)} tensors to {args.dst}')
     return conversion

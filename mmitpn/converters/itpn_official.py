@@ -32,12 +32,14 @@ class Conversion:
         head: Pretraining head type and arguments (``iTPNPixelHead`` or
             ``iTPNCLIPHead``), or None.
         dropped: Keys left out, each with the reason.
+        backbone_type: The registered backbone class ``backbone`` is for.
     """
     state_dict: Dict[str, Tensor]
     backbone: dict
     neck: Optional[dict] = None
     head: Optional[dict] = None
     dropped: Dict[str, str] = field(default_factory=dict)
+    backbone_type: str = 'mmitpn.HiViT'
 
     def part(self, name: str) -> Dict[str, Tensor]:
         """The tensors under ``name.`` with that prefix removed."""

@@ -235,12 +235,15 @@ class HiViT(BaseModule):
     def _parse_arch(cls, arch: Union[str, ArchSettings]) -> ArchSettings:
         if isinstance(arch, str):
             if arch not in cls.arch_zoo:
-                raise ValueError(f'Unknown HiViT arch {arch!r}; choose one of '
-                                 f'{sorted(cls.arch_zoo)} or pass a dict.')
+                raise ValueError(
+                    f'Unknown {cls.__name__} arch {arch!r}; choose '
+                    f'one of {sorted(cls.arch_zoo)} or pass a '
+                    'dict.')
             return dict(cls.arch_zoo[arch])
         required = {'embed_dims', 'stem_mlp_blocks', 'depth', 'num_heads'}
         if not isinstance(arch, dict) or set(arch) != required:
-            raise ValueError(f'A custom HiViT arch must be a dict with keys '
+            raise ValueError(f'A custom {cls.__name__} arch must be a dict '
+                             'with keys '
                              f'{sorted(required)}, got {arch!r}.')
         if len(arch['stem_mlp_blocks']) != 2:
             raise ValueError('stem_mlp_blocks gives the MLP blocks at stride '
