@@ -2,6 +2,7 @@
 """Every classification config builds at full size and trains one iteration
 with tiny overrides, its backbone (and pyramid) loaded from a pretraining
 checkpoint written by the iTPN algorithm."""
+import argparse
 import glob
 import os.path as osp
 
@@ -37,6 +38,19 @@ def resize_pipeline(pipeline):
             step.scale = 73
         elif step.type == 'Resize':
             step.scale = (64, 64)
+
+
+def fast_itpn_checkpoint(tmp_path):
+    """A tiny Fast-iTPN as the converter writes official weights."""
+    from mmitpn.models import FastiTPN
+    backbone = FastiTPN(TINY, img_size=64, out_type='avg_featmap')
+    path = str(tmp_path / 'fast_itpn.pth')
+    torch.save(
+        dict(state_dict={
+            f'backbone.{k}': v
+            for k, v in backbone.state_dict().items()
+        }), path)
+    return path, argparse.Namespace(backbone=backbone)
 
 
 def shrink(cfg, tmp_path, checkpoint, fashion_mnist_root):
@@ -81,7 +95,10 @@ def test_cls_config_builds_and_trains_one_iteration(config, tmp_path,
             torch.device('meta'):
         MMPRETRAIN_MODELS.build(cfg.model)
 
-    checkpoint, pretrained = pretraining_checkpoint()
+    if cfg.model.backbone.type == 'mmitpn.FastiTPN':
+        checkpoint, pretrained = fast_itpn_checkpoint(tmp_path)
+    else:
+        checkpoint, pretrained = pretraining_checkpoint()
     runner = train_one_iteration(
         shrink(cfg, tmp_path, checkpoint, fashion_mnist_root))
     backbone = runner.model.backbone
@@ -89,3 +106,37 @@ def test_cls_config_builds_and_trains_one_iteration(config, tmp_path,
         # Linear probing: the backbone still holds the pretrained weights.
         assert torch.equal(backbone.blocks[0].mlp.fc1.weight,
                            pretrained.backbone.blocks[0].mlp.fc1.weight)
+
+
+@pytest.mark.parametrize(
+    'name,lr,layer_decay,drop_path,epochs,warmup,per_gpu,total', [
+        ('fast-itpn-tiny_clip-l-1600e-pre_16xb64-amp-coslr-100e_in1k', 1e-4,
+         0.80, 0.1, 100, 5, 64, 16 * 64),
+        ('fast-itpn-small_clip-l-1600e-pre_16xb64-amp-coslr-100e_in1k', 1e-4,
+         0.90, 0.1, 100, 5, 64, 16 * 64),
+        ('fast-itpn-base_clip-l-1600e-pre_32xb32-amp-coslr-20e_in1k', 1e-4,
+         0.90, 0.1, 20, 3, 32, 32 * 32),
+        ('fast-itpn-large_clip-l-1600e-pre_32xb4-accum4-amp-coslr-20e_'
+         'in1k-640px', 5e-5, 0.95, 0.2, 20, 3, 4, 32 * 4 * 4),
+    ])
+def test_fast_itpn_recipes_are_the_official_ones(name, lr, layer_decay,
+                                                 drop_path, epochs, warmup,
+                                                 per_gpu, total):
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'cls', name + '.py'))
+    wrapper = cfg.optim_wrapper
+    accumulation = wrapper.get('accumulative_counts', 1)
+    assert cfg.train_dataloader.batch_size == per_gpu
+    # The recipe lr at the recipe's total batch (mmengine counts the batch
+    # without the accumulation).
+    assert cfg.auto_scale_lr.base_batch_size * accumulation == total
+    assert wrapper.optimizer.lr == lr and wrapper.optimizer.weight_decay == \
+        0.05
+    assert wrapper.paramwise_cfg == dict(layer_decay_rate=layer_decay)
+    assert cfg.model.backbone.drop_path_rate == drop_path
+    assert cfg.train_cfg.max_epochs == epochs
+    assert cfg.param_scheduler[0].end == warmup
+    assert cfg.param_scheduler[1].eta_min == 1e-6
+    assert [a.type
+            for a in cfg.model.train_cfg.augments] == ['Mixup', 'CutMix']
+    assert cfg.model.head.loss.label_smooth_val == 0.1
+    assert any(h.type == 'EMAHook' for h in cfg.custom_hooks)
