@@ -117,6 +117,25 @@ def pretraining_checkpoint(tmp_path):
 
 
 @pytest.fixture
+def fast_itpn_checkpoint(tmp_path):
+    """A tiny Fast-iTPN saved as the converter writes official weights
+    (``backbone.*``, no pyramid); returns the path and the backbone."""
+    from mmitpn.models import FastiTPN
+
+    def save(name='fast_itpn.pth'):
+        backbone = FastiTPN(TINY_HIVIT, img_size=64, out_type='avg_featmap')
+        path = str(tmp_path / name)
+        torch.save(
+            dict(state_dict={
+                f'backbone.{k}': v
+                for k, v in backbone.state_dict().items()
+            }), path)
+        return path, backbone
+
+    return save
+
+
+@pytest.fixture
 def check_checkpoint_errors(pretraining_checkpoint, tmp_path):
     """``check(build, fpn_dim)`` asserts that ``build(checkpoint)``'s
     ``init_weights`` names the mismatching tensors of a checkpoint of a wider

@@ -40,19 +40,6 @@ def resize_pipeline(pipeline):
             step.scale = (64, 64)
 
 
-def fast_itpn_checkpoint(tmp_path):
-    """A tiny Fast-iTPN as the converter writes official weights."""
-    from mmitpn.models import FastiTPN
-    backbone = FastiTPN(TINY, img_size=64, out_type='avg_featmap')
-    path = str(tmp_path / 'fast_itpn.pth')
-    torch.save(
-        dict(state_dict={
-            f'backbone.{k}': v
-            for k, v in backbone.state_dict().items()
-        }), path)
-    return path, argparse.Namespace(backbone=backbone)
-
-
 def shrink(cfg, tmp_path, checkpoint, fashion_mnist_root):
     backbone = cfg.model.backbone
     backbone.update(arch=TINY, img_size=64)
@@ -88,6 +75,7 @@ def shrink(cfg, tmp_path, checkpoint, fashion_mnist_root):
 def test_cls_config_builds_and_trains_one_iteration(config, tmp_path,
                                                     fashion_mnist_root,
                                                     pretraining_checkpoint,
+                                                    fast_itpn_checkpoint,
                                                     train_one_iteration):
     cfg = Config.fromfile(config)
     assert cfg.model.backbone.init_cfg.prefix == 'backbone.'
@@ -96,7 +84,8 @@ def test_cls_config_builds_and_trains_one_iteration(config, tmp_path,
         MMPRETRAIN_MODELS.build(cfg.model)
 
     if cfg.model.backbone.type == 'mmitpn.FastiTPN':
-        checkpoint, pretrained = fast_itpn_checkpoint(tmp_path)
+        path, backbone = fast_itpn_checkpoint()
+        checkpoint, pretrained = path, argparse.Namespace(backbone=backbone)
     else:
         checkpoint, pretrained = pretraining_checkpoint()
     runner = train_one_iteration(

@@ -44,7 +44,8 @@ def shrink(cfg, tmp_path, data_root, checkpoint):
     model.backbone.update(arch=TINY, img_size=64)
     model.backbone.init_cfg.checkpoint = checkpoint
     model.neck.update(embed_dims=64, fpn_dim=32)
-    model.neck.init_cfg.checkpoint = checkpoint
+    if model.neck.init_cfg is not None:
+        model.neck.init_cfg.checkpoint = checkpoint
     model.decode_head.update(
         in_channels=[48, 64, 96, 96], channels=32, num_classes=4)
     model.auxiliary_head.update(in_channels=96, channels=16, num_classes=4)
@@ -75,6 +76,7 @@ def shrink(cfg, tmp_path, data_root, checkpoint):
 def test_seg_config_builds_and_trains_one_iteration(config, tmp_path,
                                                     shapes_seg,
                                                     pretraining_checkpoint,
+                                                    fast_itpn_checkpoint,
                                                     train_one_iteration):
     cfg = Config.fromfile(config)
     assert cfg.model.neck.concat_inputs
@@ -85,7 +87,10 @@ def test_seg_config_builds_and_trains_one_iteration(config, tmp_path,
     assert list(segmentor.neck.out_channels) == \
         list(cfg.model.decode_head.in_channels)
 
-    checkpoint, _ = pretraining_checkpoint()
+    if cfg.model.backbone.type == 'mmitpn.FastiTPN':
+        checkpoint, _ = fast_itpn_checkpoint()
+    else:
+        checkpoint, _ = pretraining_checkpoint()
     train_one_iteration(shrink(cfg, tmp_path, shapes_seg, checkpoint))
 
 

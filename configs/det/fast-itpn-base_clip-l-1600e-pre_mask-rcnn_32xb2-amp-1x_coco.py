@@ -1,0 +1,22 @@
+# Fast-iTPN-B from the official CLIP-L distilled pretraining weights
+# (converted with tools/model_converters/fast_itpn_to_mmitpn.py), the iTPN-B
+# recipe (12 epochs with steps at 9 and 11, AdamW lr 2e-4, layer decay 0.90,
+# drop path 0.05).
+# The iTPN pyramid is the neck: its laterals are the convolutional stem's
+# stride-4/8 maps; the released checkpoints have no pyramid, so it starts
+# fresh (fpn_depth 1, as the official iTPN detectors).
+_base_ = ['./itpn-base_pixel-1600e-pre_mask-rcnn_32xb2-amp-1x_coco.py']
+
+pretrained = 'checkpoints/fast-itpn-base_clip-l-1600e-pre.pth'
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='mmitpn.FastiTPN',
+        arch='fast-itpn-base',
+        img_size=224,
+        drop_path_rate=0.05,
+        out_indices=(0, 1, 2),
+        with_cp=True,
+        init_cfg=dict(
+            type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
+    neck=dict(fpn_depth=1, init_cfg=None))
