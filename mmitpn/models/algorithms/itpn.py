@@ -236,9 +236,15 @@ class iTPNCLIP(iTPNBase):
     in the official code. The frozen CLIP ``teacher`` sees the same crop
     with CLIP normalisation.
 
+    With a :class:`FastiTPN` backbone (Fast-iTPN pretraining, mmitpn's
+    reading of the paper, whose code is not released) the ``D/4``-wide mask
+    token fills all 16 sub-tokens of each masked unit right after the patch
+    embedding, so nothing of a masked unit reaches any stage; the rest of
+    the objective is the same.
+
     Args:
         backbone (dict): HiViT config (the official recipe uses relative
-            position bias and layer scale 0.1).
+            position bias and layer scale 0.1) or FastiTPN config.
         neck (dict): iTPNPyramid config (``fpn_depth=1`` officially).
         head (dict): iTPNCLIPHead config.
         teacher (dict): CLIPTeacher config with a local ``ckpt``.
@@ -263,7 +269,7 @@ class iTPNCLIP(iTPNBase):
             raise ValueError(f'aux_block {self.aux_block} is not a block of '
                              f'the {self.backbone.depth}-block main stage.')
         self.mask_token = nn.Parameter(
-            torch.zeros(1, 1, self.backbone.embed_dims))
+            torch.zeros(1, 1, self.backbone.mask_token_dims))
         trunc_normal_(self.mask_token, std=.02)
         head = dict(head)
         if head.get('aux_drop_path_rates') is None:
@@ -339,9 +345,8 @@ class iTPNCLIP(iTPNBase):
             raise ValueError(f'Input grid {grid} differs from the teacher '
                              f'grid {self.teacher.grid_size}.')
         mask = self._masks(data_samples, grid[0] * grid[1]).to(inputs.device)
-        stem_outs, x = self.backbone.forward_stem(inputs)
-        weight = mask.unsqueeze(-1).to(x.dtype)
-        x = x * (1 - weight) + self.mask_token.to(x.dtype) * weight
+        stem_outs, x = self.backbone.forward_stem_masked(
+            inputs, mask, self.mask_token)
         collect = (self.aux_block, ) if self.head.aux_depth else ()
         x, collected = self.backbone.forward_main(x, grid, collect=collect)
         aux_tokens = collected[0] if collected else None

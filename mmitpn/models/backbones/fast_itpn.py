@@ -1,6 +1,6 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
 """Fast-iTPN: convolutional stem and a SwiGLU attention stage."""
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.model import BaseModule
@@ -13,7 +13,7 @@ from ..utils.fast_itpn_blocks import (ConvMlpBlock, ConvPatchMerge,
                                       SwiGLUAttentionBlock)
 from ..utils.position_encoding import resize_pos_embed
 from ..utils.transformer_blocks import dropout
-from ..utils.unit_ops import UNIT_SIZE, map_to_units
+from ..utils.unit_ops import UNIT_SIZE, map_to_units, units_to_map
 from ..utils.weight_init import check_checkpoint_shapes, init_linear_layers
 from .hivit import HiViT, _to_2tuple
 
@@ -221,39 +221,78 @@ class FastiTPN(BaseModule):
             return checkpoint(block, x, use_reentrant=False)
         return block(x)
 
-    def forward_stem(self, x: Tensor) -> Tuple[List[Tensor], Tensor]:
+    @property
+    def mask_token_dims(self) -> int:
+        """Width of the mask token pretraining puts in masked units: the
+        patch embedding's ``D/4`` (masking happens right after it)."""
+        return self.embed_dims // 4
+
+    def forward_stem(
+            self,
+            x: Tensor,
+            mask: Optional[Tensor] = None,
+            mask_token: Optional[Tensor] = None
+    ) -> Tuple[List[Tensor], Tensor]:
         """Patch embedding and the two convolutional stages.
 
+        Args:
+            x (Tensor): Images ``(B, C, H, W)``.
+            mask (Tensor, optional): ``(B, N)`` masked units (row-major);
+                all 16 sub-tokens of a masked unit are replaced by
+                ``mask_token`` right after the patch embedding (Fast-iTPN
+                pretraining). Units are never dropped: the convolutions mix
+                neighbouring units.
+            mask_token (Tensor, optional): ``D/4`` learned values.
+
         Returns:
-            tuple: The NCHW maps at stride 4 and 8 (before each merge) and
-            the stride-16 map.
+            tuple: The stride-4 and stride-8 maps (before each merge) in
+            unit layout ``(B, N, 4, 4, D/4)``, ``(B, N, 2, 2, D/2)``, and the
+            stride-16 tokens ``(B, N, D)``.
         """
         x = self.patch_embed.proj(x)
+        if mask is not None:
+            grid = (x.shape[2] // 4, x.shape[3] // 4)
+            weight = mask.reshape(-1, 1, *grid).to(x.dtype)
+            weight = weight.repeat_interleave(4, 2).repeat_interleave(4, 3)
+            token = mask_token.reshape(1, -1, 1, 1).to(x.dtype)
+            x = x * (1 - weight) + token * weight
         stem_outs = []
-        for start, end in self.stem_ranges:
+        for index, (start, end) in enumerate(self.stem_ranges):
             for block in self.blocks[start:end]:
                 x = self._run(block, x)
-            stem_outs.append(x)
+            stem_outs.append(map_to_units(x, UNIT_SIZE // 4 // 2**index))
             x = self.blocks[end](x)
-        return stem_outs, x
+        return stem_outs, x.flatten(2).transpose(1, 2)
 
-    def forward_main(self, x: Tensor, grid: Tuple[int, int]) -> Tensor:
-        """Position embedding and the attention stage on ``(B, N, D)``."""
+    def forward_stem_masked(self, x: Tensor, mask: Tensor,
+                            mask_token: Tensor) -> Tuple[List[Tensor], Tensor]:
+        """:meth:`forward_stem` with ``mask`` applied after the patch
+        embedding (the interface :class:`iTPNCLIP` uses for any backbone)."""
+        return self.forward_stem(x, mask, mask_token)
+
+    def forward_main(
+        self, x: Tensor, grid: Tuple[int, int], collect: Sequence[int] = ()
+    ) -> Tuple[Tensor, List[Tensor]]:
+        """Position embedding and the attention stage on ``(B, N, D)``.
+
+        Returns:
+            tuple: The final tokens and the outputs of the attention blocks
+            (0-based) in ``collect``.
+        """
         x = self.pos_drop(
             x + resize_pos_embed(self.pos_embed, self.grid_size, grid))
-        for block in self.blocks[self.main_start:]:
+        collected = []
+        for index, block in enumerate(self.blocks[self.main_start:]):
             x = self._run(block, x)
-        return x
+            if index in collect:
+                collected.append(x)
+        return x, collected
 
-    def _format(self, x: Tensor, index: int, grid: Tuple[int, int]) -> Tensor:
-        if index < 2:
-            if self.out_type == 'raw':
-                return map_to_units(x, UNIT_SIZE // 4 // 2**index)
-            return x
+    def _format(self, x: Tensor, grid: Tuple[int, int]) -> Tensor:
+        if self.out_type == 'featmap':
+            return units_to_map(x, grid)
         if self.out_type == 'avg_featmap':
             return self.fc_norm(x.mean(dim=1))
-        if self.out_type == 'featmap':
-            return x.transpose(1, 2).reshape(x.shape[0], -1, *grid)
         return x
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
@@ -264,10 +303,10 @@ class FastiTPN(BaseModule):
         """
         grid = self.grid_of(x.shape[2], x.shape[3])
         stem_outs, x = self.forward_stem(x)
-        tokens = self.forward_main(x.flatten(2).transpose(1, 2), grid)
-        stage_outs = stem_outs + [tokens]
+        x, _ = self.forward_main(x, grid)
+        stage_outs = stem_outs + [x]
         return tuple(
-            self._format(stage_outs[i], i, grid) for i in self.out_indices)
+            self._format(stage_outs[i], grid) for i in self.out_indices)
 
     def get_layer_depth(self,
                         param_name: str,

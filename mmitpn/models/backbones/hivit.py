@@ -380,6 +380,21 @@ class HiViT(BaseModule):
             x = self.blocks[end](x)
         return stem_outs, x[:, :, 0, 0, :]
 
+    @property
+    def mask_token_dims(self) -> int:
+        """Width of the mask token of CLIP pretraining: masked units get it
+        at the stride-16 stage, after the (unit-local) stem."""
+        return self.embed_dims
+
+    def forward_stem_masked(self, x: Tensor, mask: Tensor,
+                            mask_token: Tensor) -> Tuple[List[Tensor], Tensor]:
+        """The stem on all units, then masked stride-16 tokens replaced by
+        ``mask_token`` (the stride-4/8 laterals keep the masked units'
+        features, as in the official CLIP pretraining)."""
+        stem_outs, x = self.forward_stem(x)
+        weight = mask.unsqueeze(-1).to(x.dtype)
+        return stem_outs, x * (1 - weight) + mask_token.to(x.dtype) * weight
+
     def forward_main(
         self,
         x: Tensor,

@@ -148,3 +148,31 @@ def test_drop_path_frozen_stages_and_checkpointing(fixture):
     images = torch.randn(2, 3, 64, 64)
     for a, b in zip(plain(images), checkpointed(images)):
         torch.testing.assert_close(a, b)
+
+
+def test_pretraining_mask_token_fills_masked_units_after_patch_embed(fixture):
+    """A masked unit's 16 sub-tokens become the D/4 mask token right after
+    the patch embedding: its pixels reach no stage and no output."""
+    model = tiny_from_fixture(fixture)
+    assert model.mask_token_dims == 32
+    mask = torch.zeros(2, 16, dtype=torch.bool)
+    mask[:, [0, 5, 10]] = True
+    token = torch.randn(32)
+    images = torch.randn(2, 3, 64, 64)
+    changed = images.clone()
+    changed[:, :, 16:32, 16:32] += 5  # unit 5 (row 1, column 1)
+    with torch.no_grad():
+        first = model.forward_stem_masked(images, mask, token)
+        second = model.forward_stem_masked(changed, mask, token)
+        for a, b in zip(first[0] + [first[1]], second[0] + [second[1]]):
+            assert torch.equal(a, b)
+        unmasked = model.forward_stem(changed)
+        assert not torch.equal(unmasked[1], second[1])
+        embedded = model.patch_embed.proj(images)
+    # What the first stem block sees at a masked unit is the token.
+    stride4 = first[0][0]  # (B, N, 4, 4, C) after the stride-4 blocks
+    block = model.blocks[0]
+    expected = block(token.reshape(1, 32, 1, 1).expand(1, 32, 4, 4))
+    torch.testing.assert_close(stride4[0, 5], expected[0].permute(1, 2, 0))
+    assert not torch.equal(stride4[0, 6].flatten(), expected.flatten())
+    assert embedded.shape == (2, 32, 16, 16)
