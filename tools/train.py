@@ -44,6 +44,11 @@ def parse_args():
         action='store_true',
         help="train with the config's lr whatever the total batch size")
     parser.add_argument(
+        '--tensorboard',
+        action='store_true',
+        help='also write TensorBoard event files (scalars, images) next to '
+        'the JSON logs, <work_dir>/<timestamp>/vis_data/')
+    parser.add_argument(
         '--no-validate',
         action='store_true',
         help='skip validation during training')
@@ -73,6 +78,17 @@ def parse_args():
     return args
 
 
+def add_tensorboard(cfg: Config) -> None:
+    """Add mmengine's TensorBoard backend to the config's visualizer."""
+    visualizer = cfg.get('visualizer') or dict(type='Visualizer')
+    backends = list(
+        visualizer.get('vis_backends') or [dict(type='LocalVisBackend')])
+    if not any(b['type'].endswith('TensorboardVisBackend') for b in backends):
+        backends.append(dict(type='TensorboardVisBackend'))
+    visualizer['vis_backends'] = backends
+    cfg.visualizer = visualizer
+
+
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     """Fold the command line into the config."""
     if args.cfg_options is not None:
@@ -99,6 +115,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
                              'size its lr is meant for); add '
                              'auto_scale_lr = dict(base_batch_size=N).')
         cfg.auto_scale_lr.enable = bool(args.auto_scale_lr)
+    if args.tensorboard:
+        add_tensorboard(cfg)
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):

@@ -140,3 +140,15 @@ def test_dist_train_sh_runs_two_processes_on_cpu(tmp_path):
     # 16 images on 2 ranks with batch 4: 2 iterations per epoch.
     assert sorted(logged_losses(work_dir)) == [1, 2, 3, 4]
     assert osp.exists(osp.join(work_dir, 'epoch_2.pth'))
+
+
+def test_tensorboard_switch_writes_event_files(tmp_path):
+    base, _ = write_configs(tmp_path, kill_at=0)
+    work_dir = str(tmp_path / 'tb')
+    run = train(base, work_dir, '--tensorboard', '--cfg-options',
+                'train_cfg.max_epochs=2')
+    assert run.returncode == 0, run.stderr[-3000:]
+    events = glob.glob(
+        osp.join(work_dir, '*', 'vis_data', '**', 'events.out.tfevents.*'),
+        recursive=True)
+    assert events and os.path.getsize(events[0]) > 0
