@@ -77,9 +77,13 @@ def shrink(cfg, tmp_path):
             img_size=64)
     loader = cfg.train_dataloader
     loader.update(batch_size=2, num_workers=0, persistent_workers=False)
+    images = write_images(tmp_path / 'images')
+    for hook in cfg.get('custom_hooks', []):
+        if hook.type == 'ReconstructionHook':
+            hook.images = [osp.join(images, '0.png')]
     loader.dataset = dict(
         type='mmpretrain.CustomDataset',
-        data_root=write_images(tmp_path / 'images'),
+        data_root=images,
         with_label=False,
         pipeline=loader.dataset.pipeline)
     for step in loader.dataset.pipeline:

@@ -12,6 +12,8 @@ import torch
 from mmengine.config import Config
 from PIL import Image
 
+from mmitpn.visualization import draw_reconstruction
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOLS = osp.join(REPO, 'tools')
 FASHION_MNIST = osp.join(REPO, 'configs', 'cls', 'demo', '_base_',
@@ -141,7 +143,7 @@ def test_reconstruction_never_uses_hidden_units(tmp_path,
 
     def columns(img):
         torch.manual_seed(1)  # the same mask
-        panel = vis_reconstruction.visualise(model, img, True)[14:]
+        panel = draw_reconstruction(model, img, True)[14:]
         return np.split(panel, 5, axis=1)
 
     original, modified = columns(image), columns(changed)

@@ -1,9 +1,10 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
 from .iteration_seed_hook import IterationSeedHook
 from .non_finite_guard_hook import DivergenceError, NonFiniteGuardHook
+from .reconstruction_hook import ReconstructionHook
 from .training_scale_logger_hook import TrainingScaleLoggerHook
 
 __all__ = [
     'DivergenceError', 'IterationSeedHook', 'NonFiniteGuardHook',
-    'TrainingScaleLoggerHook'
+    'ReconstructionHook', 'TrainingScaleLoggerHook'
 ]

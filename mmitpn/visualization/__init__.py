@@ -1,0 +1,4 @@
+# Copyright (c) mmitpn contributors. All rights reserved.
+from .reconstruction import draw_reconstruction, load_image
+
+__all__ = ['draw_reconstruction', 'load_image']

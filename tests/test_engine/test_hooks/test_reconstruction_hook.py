@@ -1,0 +1,93 @@
+# Copyright (c) mmitpn contributors. All rights reserved.
+import types
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mmitpn.engine.hooks import ReconstructionHook
+from mmitpn.registry import MODELS
+
+TINY = dict(
+    type='iTPN',
+    backbone=dict(
+        type='HiViT',
+        arch=dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4),
+        img_size=64),
+    neck=dict(type='iTPNPyramid', embed_dims=64, fpn_dim=32),
+    head=dict(
+        type='iTPNPixelHead',
+        fpn_dim=32,
+        decoder_embed_dims=32,
+        decoder_depth=1,
+        decoder_num_heads=2,
+        img_size=64))
+
+
+class Recorder:
+
+    def __init__(self):
+        self.images = []
+
+    def add_image(self, name, image, step):
+        self.images.append((name, image, step))
+
+
+def fake_runner(model, work_dir, epoch, max_epochs=4):
+    return types.SimpleNamespace(
+        model=model,
+        work_dir=str(work_dir),
+        epoch=epoch,
+        iter=epoch * 10,
+        max_epochs=max_epochs,
+        visualizer=Recorder(),
+        train_loop=types.SimpleNamespace(max_epochs=max_epochs))
+
+
+def test_pictures_at_interval_fixed_masks_and_untouched_rng(tmp_path):
+    paths = []
+    for i in range(2):
+        path = tmp_path / f'{i}.png'
+        Image.fromarray(
+            np.random.default_rng(i).integers(
+                0, 255, (80, 70, 3), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    model = MODELS.build(TINY).train()
+    hook = ReconstructionHook(paths, interval=2)
+    runner = fake_runner(model, tmp_path, epoch=0)
+    hook.after_train_epoch(runner)  # epoch 1: not a multiple of 2
+    assert not (tmp_path / 'reconstructions').exists()
+
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    runner = fake_runner(model, tmp_path, epoch=1)
+    hook.after_train_epoch(runner)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert model.training
+    picture = np.asarray(
+        Image.open(tmp_path / 'reconstructions' / 'epoch_2.png'))
+    # Two rows of input | masked | prediction | pattern, labelled.
+    assert picture.shape == (2 * (64 + 14), 4 * 64, 3)
+    name, logged, step = runner.visualizer.images[0]
+    assert name == 'reconstruction' and step == 2
+    assert np.array_equal(logged, picture)
+    # The last epoch is always drawn, with the same masks.
+    runner = fake_runner(model, tmp_path, epoch=2, max_epochs=3)
+    hook.after_train_epoch(runner)
+    again = np.asarray(
+        Image.open(tmp_path / 'reconstructions' / 'epoch_3.png'))
+    assert np.array_equal(again[:, 64:128], picture[:, 64:128])
+
+
+def test_bad_images_and_models_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match='nowhere.png'):
+        ReconstructionHook([str(tmp_path / 'nowhere.png')])
+    with pytest.raises(ValueError, match='at least one image'):
+        ReconstructionHook([])
+    image = tmp_path / 'a.png'
+    Image.new('RGB', (64, 64)).save(image)
+    hook = ReconstructionHook([str(image)])
+    with pytest.raises(TypeError, match='reconstruct'):
+        hook.after_train_epoch(
+            fake_runner(torch.nn.Linear(1, 1), tmp_path, epoch=0))
