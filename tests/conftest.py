@@ -122,8 +122,8 @@ def fast_itpn_checkpoint(tmp_path):
     (``backbone.*``, no pyramid); returns the path and the backbone."""
     from mmitpn.models import FastiTPN
 
-    def save(name='fast_itpn.pth'):
-        backbone = FastiTPN(TINY_HIVIT, img_size=64, out_type='avg_featmap')
+    def save(name='fast_itpn.pth', arch=TINY_HIVIT, img_size=64):
+        backbone = FastiTPN(arch, img_size=img_size, out_type='avg_featmap')
         path = str(tmp_path / name)
         torch.save(
             dict(state_dict={

@@ -94,11 +94,23 @@ def test_seg_config_builds_and_trains_one_iteration(config, tmp_path,
     train_one_iteration(shrink(cfg, tmp_path, shapes_seg, checkpoint))
 
 
-def test_demo_config_trains_and_evaluates(tmp_path, shapes_seg):
-    cfg = Config.fromfile(
-        osp.join(REPO, 'configs', 'seg', 'demo',
-                 'hivit-demo_skimage-pre_upernet_1xb8-1k_shapes-seg-128px.py'))
-    cfg.model.backbone.init_cfg = cfg.model.neck.init_cfg = None
+@pytest.mark.parametrize(
+    'demo',
+    [
+        'hivit-demo_skimage-pre_upernet_1xb8-1k_shapes-seg-128px.py',
+        # Fast-iTPN-T at its full size, its backbone from a converted
+        # checkpoint, a fresh pyramid.
+        'fast-itpn-tiny_clip-l-1600e-pre_upernet_1xb8-1k_shapes-seg-128px.py'
+    ])
+def test_demo_config_trains_and_evaluates(demo, tmp_path, shapes_seg,
+                                          fast_itpn_checkpoint):
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'seg', 'demo', demo))
+    if cfg.model.backbone.type == 'mmitpn.FastiTPN':
+        checkpoint, _ = fast_itpn_checkpoint(
+            arch='fast-itpn-tiny', img_size=224)
+        cfg.model.backbone.init_cfg.checkpoint = checkpoint
+    else:
+        cfg.model.backbone.init_cfg = cfg.model.neck.init_cfg = None
     cfg.model.data_preprocessor.size = (64, 64)
     for loader in (cfg.train_dataloader, cfg.val_dataloader):
         loader.batch_size = 2

@@ -1,0 +1,21 @@
+# CPU demo with Fast-iTPN-T: the HiViT demo's Mask R-CNN on the shapes set,
+# the backbone from the official Fast-iTPN-T weights converted with
+# tools/model_converters/fast_itpn_to_mmitpn.py (224 px position embedding
+# resized to the 128 px input), a fresh iTPN pyramid (96 channels) on the
+# conv stem's stride-4/8 maps, layer decay 0.80 (the size's fine-tuning).
+_base_ = ['./hivit-demo_skimage-pre_mask-rcnn_1xb4-6e_shapes-coco-128px.py']
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='mmitpn.FastiTPN',
+        arch='fast-itpn-tiny',
+        img_size=224,
+        drop_path_rate=0.05,
+        out_indices=(0, 1, 2),
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='checkpoints/fast-itpn-tiny_clip-l-1600e-pre.pth',
+            prefix='backbone.')),
+    neck=dict(embed_dims=384, init_cfg=None))
+optim_wrapper = dict(paramwise_cfg=dict(layer_decay_rate=0.80))
