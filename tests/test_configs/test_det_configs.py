@@ -128,7 +128,8 @@ def test_det_config_builds_and_trains_one_iteration(config, tmp_path,
         'hivit-demo_skimage-pre_mask-rcnn_1xb4-6e_shapes-coco-128px.py',
         # Fast-iTPN-T at its full size, its backbone from a converted
         # checkpoint, a fresh pyramid.
-        'fast-itpn-tiny_clip-l-1600e-pre_mask-rcnn_1xb4-6e_shapes-coco-128px.py'
+        'fast-itpn-tiny_clip-l-1600e-pre_mask-rcnn_1xb4-6e_shapes-coco-'
+        '128px.py'
     ])
 def test_demo_config_trains_and_evaluates(demo, tmp_path, shapes_coco,
                                           fast_itpn_checkpoint):
