@@ -1,0 +1,66 @@
+# Copyright (c) mmitpn contributors. All rights reserved.
+"""The model-zoo metadata: every shipped config has an entry whose
+parameters and FLOPs match what the model computes, published results
+carry their source, and mmpretrain resolves the names."""
+import os.path as osp
+import sys
+
+import pytest
+import yaml
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.join(REPO, 'tools', 'misc'))
+import model_index  # noqa: E402
+
+
+def entries():
+    with open(osp.join(REPO, 'model-index.yml')) as f:
+        imports = yaml.safe_load(f)['Import']
+    models = []
+    for path in imports:
+        with open(osp.join(REPO, path)) as f:
+            models += yaml.safe_load(f)['Models']
+    return models
+
+
+MODELS = entries()
+
+
+def test_every_config_has_one_entry():
+    names = [m['Name'] for m in MODELS]
+    assert len(names) == len(set(names))
+    shipped = [
+        config for task in model_index.TASKS
+        for config in model_index.configs(task)
+    ]
+    assert sorted(m['Config'] for m in MODELS) == sorted(shipped)
+    for model in MODELS:
+        assert osp.basename(model['Config'])[:-3] == model['Name']
+        for result in model['Results'] or []:
+            assert 'not reproduced by mmitpn' in result['Source']
+            assert result['Task'] and result['Dataset'] and result['Metrics']
+
+
+@pytest.mark.parametrize('model', MODELS, ids=[m['Name'] for m in MODELS])
+def test_parameters_and_flops_match_the_model(model):
+    params, flops = model_index.model_stats(model['Config'])
+    metadata = model['Metadata']
+    assert abs(metadata['Parameters'] - params) <= 0.01 * params
+    assert abs(metadata['FLOPs'] - flops) <= 0.01 * flops
+    assert metadata.get('Epochs') or metadata.get('Iterations')
+
+
+def test_mmpretrain_resolves_the_names():
+    import mmpretrain
+
+    from mmitpn.apis import register_model_index
+    register_model_index()
+    register_model_index()  # idempotent
+    names = mmpretrain.list_models('fast-itpn*in1k')
+    assert 'fast-itpn-base_clip-l-1600e-pre_32xb32-amp-coslr-20e_in1k' in \
+        names
+    model = mmpretrain.get_model(
+        'fast-itpn-tiny_clip-l-1600e-pre_16xb64-amp-coslr-100e_in1k')
+    assert type(model.backbone).__name__ == 'FastiTPN'
+    assert sum(p.numel() for p in model.parameters()) == pytest.approx(
+        24.22e6, rel=1e-3)

@@ -1,0 +1,292 @@
+# Copyright (c) mmitpn contributors. All rights reserved.
+"""Write the model-zoo metadata: ``configs/<task>/metafile.yml`` for every
+shipped config and ``model-index.yml`` importing them (OpenMMLab format,
+read by ``mim search``, ``mmpretrain.get_model`` and the inferencers).
+
+Parameters and FLOPs (multiply-accumulates, OpenMMLab's convention) are
+computed from the configs at full size on the meta device:
+
+- classification: the whole classifier at the input size;
+- pretraining: the trained parts (backbone, pyramid, heads; frozen teachers
+  excluded), FLOPs of the backbone on the full image;
+- detection and segmentation: the whole detector / segmentor, FLOPs of the
+  backbone and pyramid at the training size (1344x800, 512x512).
+
+Results are the published ones (the iTPN paper's tables, the Fast-iTPN
+repository's), marked ``Source`` in each entry: mmitpn has not reproduced
+them (no ImageNet, COCO or ADE20K training was run here). The test suite
+recomputes every number and fails on a difference above 1 %.
+
+Example:
+    python tools/misc/model_index.py           # rewrite the metafiles
+"""
+import argparse
+import glob
+import os.path as osp
+from typing import Dict, List, Tuple
+
+import torch
+import yaml
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TASKS = ('pretrain', 'cls', 'det', 'seg')
+PAPER = 'https://arxiv.org/abs/2211.12735'
+CODE = 'https://github.com/sunsmarterjie/iTPN'
+OFFICIAL_WEIGHTS = 'https://github.com/sunsmarterjie/iTPN#main-results'
+FAST_WEIGHTS = 'https://github.com/sunsmarterjie/iTPN/tree/main/fast_itpn'
+DET_SIZE = (800, 1344)
+SEG_SIZE = (512, 512)
+
+PAPER_TABLE_1 = 'iTPN paper (CVPR 2023), Table 1; not reproduced by mmitpn'
+PAPER_TABLE_2 = 'iTPN paper (CVPR 2023), Table 2; not reproduced by mmitpn'
+FAST_README = ('official Fast-iTPN repository README; not reproduced by '
+               'mmitpn')
+
+
+def _cls(top1: float, source: str) -> List[dict]:
+    return [
+        dict(
+            Task='Image Classification',
+            Dataset='ImageNet-1k',
+            Metrics={'Top 1 Accuracy': top1},
+            Source=source)
+    ]
+
+
+def _det(box: float, mask: float) -> List[dict]:
+    return [
+        dict(
+            Task='Object Detection',
+            Dataset='COCO',
+            Metrics={'box AP': box},
+            Source=PAPER_TABLE_2),
+        dict(
+            Task='Instance Segmentation',
+            Dataset='COCO',
+            Metrics={'mask AP': mask},
+            Source=PAPER_TABLE_2)
+    ]
+
+
+def _seg(miou: float) -> List[dict]:
+    return [
+        dict(
+            Task='Semantic Segmentation',
+            Dataset='ADE20K',
+            Metrics={'mIoU': miou},
+            Source=PAPER_TABLE_2)
+    ]
+
+
+# Published results of the setting each config reproduces.
+RESULTS: Dict[str, List[dict]] = {
+    'itpn-base_pixel-1600e-pre_32xb32-amp-coslr-100e_in1k':
+    _cls(85.5, PAPER_TABLE_1),
+    'itpn-base_clip-b-800e-pre_32xb32-amp-coslr-100e_in1k':
+    _cls(86.2, PAPER_TABLE_1),
+    'itpn-large_pixel-1600e-pre_32xb32-amp-coslr-50e_in1k':
+    _cls(86.7, PAPER_TABLE_1),
+    'itpn-large_clip-l-300e-pre_64xb16-amp-coslr-50e_in1k':
+    _cls(87.8, PAPER_TABLE_1),
+    'fast-itpn-tiny_clip-l-1600e-pre_16xb64-amp-coslr-100e_in1k':
+    _cls(85.1, FAST_README),
+    'fast-itpn-small_clip-l-1600e-pre_16xb64-amp-coslr-100e_in1k':
+    _cls(86.4, FAST_README),
+    'fast-itpn-base_clip-l-1600e-pre_32xb32-amp-coslr-20e_in1k':
+    _cls(87.4, FAST_README),
+    'fast-itpn-large_clip-l-1600e-pre_32xb4-accum4-amp-coslr-20e_in1k-640px':
+    _cls(89.5, FAST_README),
+    'itpn-base_pixel-1600e-pre_mask-rcnn_32xb2-amp-1x_coco':
+    _det(53.0, 46.5),
+    'itpn-base_pixel-1600e-pre_mask-rcnn_32xb2-amp-3x_coco':
+    _det(54.0, 47.4),
+    'itpn-base_pixel-1600e-pre_cascade-mask-rcnn_32xb2-amp-3x_coco':
+    _det(56.0, 48.5),
+    'itpn-base_clip-b-800e-pre_mask-rcnn_32xb2-amp-1x_coco':
+    _det(53.2, 46.6),
+    'itpn-base_clip-b-800e-pre_mask-rcnn_32xb2-amp-3x_coco':
+    _det(54.1, 47.5),
+    'itpn-base_clip-b-800e-pre_cascade-mask-rcnn_32xb2-amp-3x_coco':
+    _det(56.1, 48.6),
+    'itpn-large_pixel-1600e-pre_mask-rcnn_32xb2-amp-1x_coco':
+    _det(55.6, 48.6),
+    'itpn-large_clip-l-300e-pre_mask-rcnn_32xb2-amp-1x_coco':
+    _det(55.2, 48.2),
+    # The official segmentation recipe (lr 3e-5) is the one with an
+    # ImageNet-fine-tuned backbone.
+    'itpn-base_pixel-1600e-in1k-ft-pre_upernet_8xb2-amp-160k_ade20k-512x512':
+    _seg(53.5),
+    'itpn-base_clip-b-800e-in1k-ft-pre_upernet_8xb2-amp-160k_ade20k-512x512':
+    _seg(54.7),
+    'itpn-large_pixel-1600e-in1k-ft-pre_upernet_8xb2-amp-160k_ade20k-512x512':
+    _seg(56.1),
+}
+
+
+def configs(task: str) -> List[str]:
+    """The task's configs (demos included), relative to the repository."""
+    paths = sorted(
+        glob.glob(osp.join(REPO, 'configs', task, '*.py')) +
+        glob.glob(osp.join(REPO, 'configs', task, 'demo', '*.py')))
+    return [osp.relpath(p, REPO) for p in paths]
+
+
+def _count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def model_stats(config: str) -> Tuple[int, int]:
+    """(parameters, FLOPs) of a config at full size, computed on meta."""
+    import mmitpn  # noqa: F401
+    from mmitpn.utils import count_macs
+    cfg = Config.fromfile(osp.join(REPO, config))
+    task = config.split('/')[1]
+    model_cfg = cfg.model
+    with torch.device('meta'):
+        if task == 'pretrain':
+            from mmitpn.registry import MODELS
+            with DefaultScope.overwrite_default_scope('mmitpn'):
+                parts = [
+                    MODELS.build(model_cfg[key])
+                    for key in ('backbone', 'neck', 'head', 'mfm_head')
+                    if model_cfg.get(key)
+                ]
+            backbone = parts[0]
+            size = backbone.img_size
+            images = torch.randn(1, 3, *size)
+            return sum(_count(p)
+                       for p in parts), count_macs(lambda: backbone(images))
+        scope = dict(cls='mmpretrain', det='mmdet', seg='mmseg')[task]
+        registry = {
+            'mmpretrain': 'mmpretrain.registry',
+            'mmdet': 'mmdet.registry',
+            'mmseg': 'mmseg.registry'
+        }[scope]
+        models = __import__(registry, fromlist=['MODELS']).MODELS
+        with DefaultScope.overwrite_default_scope(scope):
+            model = models.build(model_cfg).eval()
+        if task == 'cls':
+            size = model.backbone.img_size
+            images = torch.randn(1, 3, *size)
+            return _count(model), count_macs(
+                lambda: model(images, mode='tensor'))
+        size = DET_SIZE if task == 'det' else SEG_SIZE
+        images = torch.randn(1, 3, *size)
+        return _count(model), count_macs(
+            lambda: model.neck(model.backbone(images)))
+
+
+def training_metadata(config: str) -> dict:
+    cfg = Config.fromfile(osp.join(REPO, config))
+    metadata = {}
+    train_cfg = cfg.get('train_cfg') or {}
+    if train_cfg.get('max_epochs'):
+        metadata['Epochs'] = train_cfg['max_epochs']
+    elif train_cfg.get('max_iters'):
+        metadata['Iterations'] = train_cfg['max_iters']
+    scale = cfg.get('auto_scale_lr') or {}
+    accumulation = (cfg.get('optim_wrapper')
+                    or {}).get('accumulative_counts', 1)
+    if scale.get('base_batch_size'):
+        metadata['Batch Size'] = scale['base_batch_size'] * accumulation
+    return metadata
+
+
+def collection_of(config: str) -> str:
+    name = osp.basename(config)
+    if name.startswith('fast-itpn'):
+        return 'Fast-iTPN'
+    if name.startswith('hivit-demo'):
+        return 'iTPN CPU demos'
+    return 'iTPN'
+
+
+def training_data(task: str, config: str) -> List[str]:
+    if '/demo/' in config:
+        return ['generated demo data']
+    return {
+        'pretrain': ['ImageNet-1k'],
+        'cls': ['ImageNet-1k'],
+        'det': ['COCO'],
+        'seg': ['ADE20K']
+    }[task]
+
+
+def model_entry(task: str, config: str) -> dict:
+    name = osp.splitext(osp.basename(config))[0]
+    params, flops = model_stats(config)
+    metadata = dict(Parameters=params, FLOPs=flops)
+    metadata.update(training_metadata(config))
+    metadata['Training Data'] = training_data(task, config)
+    entry = {
+        'Name': name,
+        'In Collection': collection_of(config),
+        'Config': config,
+        'Metadata': metadata,
+        'Results': RESULTS.get(name),
+        'Weights': None,
+    }
+    if collection_of(config) == 'Fast-iTPN' and task != 'pretrain':
+        entry['Converted From'] = dict(Weights=FAST_WEIGHTS, Code=CODE)
+    elif collection_of(config) == 'iTPN' and task != 'pretrain':
+        entry['Converted From'] = dict(Weights=OFFICIAL_WEIGHTS, Code=CODE)
+    return entry
+
+
+COLLECTIONS = [
+    dict(
+        Name='iTPN',
+        Metadata=dict(Architecture=['HiViT', 'iTPN pyramid']),
+        Paper=dict(
+            Title='Integrally Pre-Trained Transformer Pyramid Networks',
+            URL=PAPER),
+        README='README.md',
+        Code=dict(URL=CODE)),
+    dict(
+        Name='Fast-iTPN',
+        Metadata=dict(Architecture=['Fast-iTPN', 'iTPN pyramid']),
+        Paper=dict(
+            Title='Fast-iTPN: Integrally Pre-Trained Transformer Pyramid '
+            'Network with Token Migration',
+            URL=PAPER),
+        README='README.md',
+        Code=dict(URL=FAST_WEIGHTS)),
+    dict(
+        Name='iTPN CPU demos',
+        Metadata=dict(Architecture=['HiViT', 'iTPN pyramid']),
+        Paper=dict(
+            Title='Integrally Pre-Trained Transformer Pyramid Networks',
+            URL=PAPER),
+        README='README.md'),
+]
+
+
+def write() -> None:
+    for task in TASKS:
+        entries = [model_entry(task, config) for config in configs(task)]
+        path = osp.join(REPO, 'configs', task, 'metafile.yml')
+        with open(path, 'w') as f:
+            f.write('# Written by tools/misc/model_index.py; Results are '
+                    'published numbers (see Source).\n')
+            # Collections are defined once, in the first metafile.
+            content = dict(Models=entries)
+            if task == TASKS[0]:
+                content = dict(Collections=COLLECTIONS, Models=entries)
+            yaml.safe_dump(content, f, sort_keys=False, width=100)
+        print(f'{path}: {len(entries)} models')
+    with open(osp.join(REPO, 'model-index.yml'), 'w') as f:
+        yaml.safe_dump(
+            dict(Import=[f'configs/{task}/metafile.yml' for task in TASKS]),
+            f,
+            sort_keys=False)
+
+
+def main():
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
+    write()
+
+
+if __name__ == '__main__':
+    main()
