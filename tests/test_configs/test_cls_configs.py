@@ -5,6 +5,7 @@ checkpoint written by the iTPN algorithm."""
 import argparse
 import glob
 import os.path as osp
+import sys
 
 import numpy as np
 import pytest
@@ -129,3 +130,36 @@ def test_fast_itpn_recipes_are_the_official_ones(name, lr, layer_decay,
             for a in cfg.model.train_cfg.augments] == ['Mixup', 'CutMix']
     assert cfg.model.head.loss.label_smooth_val == 0.1
     assert any(h.type == 'EMAHook' for h in cfg.custom_hooks)
+
+
+def test_classification_inferencer_on_a_written_checkpoint(
+        tmp_path, fashion_mnist_root, pretraining_checkpoint,
+        train_one_iteration):
+    """mmpretrain's ImageClassificationInferencer (demo/image_demo.py) takes
+    the demo config and a checkpoint tools/train.py writes, with the class
+    names from its dataset_meta."""
+    import copy
+    sys.path.insert(0, osp.join(REPO, 'demo'))
+    import image_demo
+    config = osp.join(
+        REPO, 'configs', 'cls', 'demo',
+        'hivit-demo_skimage-pre_1xb64-coslr-6e_fashion-mnist-64px.py')
+    checkpoint, _ = pretraining_checkpoint()
+    cfg = shrink(
+        Config.fromfile(config), tmp_path, checkpoint, fashion_mnist_root)
+    cfg.test_dataloader.dataset.update(data_root=fashion_mnist_root)
+    inference_cfg = copy.deepcopy(cfg)
+    runner = train_one_iteration(cfg)
+    runner.save_checkpoint(str(tmp_path), 'classifier.pth')
+    image = tmp_path / 'shirt.png'
+    Image.fromarray(
+        np.random.default_rng(0).integers(0, 255, (28, 28, 3),
+                                          dtype=np.uint8)).save(image)
+    results = image_demo.infer([str(image)], inference_cfg,
+                               str(tmp_path / 'classifier.pth'),
+                               str(tmp_path / 'vis'))
+    prediction = results['predictions'][0]
+    classes = runner.train_dataloader.dataset.metainfo['classes']
+    assert prediction['pred_class'] in classes
+    assert len(prediction['pred_scores']) == 10
+    assert osp.isfile(tmp_path / 'vis' / 'shirt.png')

@@ -16,6 +16,12 @@ from mmengine.runner import Runner
 
 from mmitpn.utils import adapt_cfg_to_device
 
+sys.path.insert(
+    0,
+    osp.join(
+        osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'demo'))
+import image_demo  # noqa: E402
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(
     glob.glob(osp.join(REPO, 'configs', 'det', '*.py')) +
@@ -155,6 +161,18 @@ def test_demo_config_trains_and_evaluates(demo, tmp_path, shapes_coco,
     metrics = runner.test()
     for key in ('coco/bbox_mAP', 'coco/segm_mAP'):
         assert 0 <= metrics[key] <= 1, metrics
+    # mmdet's DetInferencer takes the config and the written checkpoint.
+    image = osp.join(shapes_coco, 'val', '00000.png')
+    results = image_demo.infer([image], cfg,
+                               osp.join(cfg.work_dir, 'epoch_1.pth'),
+                               str(tmp_path / 'vis'))
+    prediction = results['predictions'][0]
+    assert {'labels', 'scores', 'bboxes', 'masks'} <= set(prediction)
+    assert osp.isfile(tmp_path / 'vis' / 'vis' / '00000.png')
+    meta = torch.load(
+        osp.join(cfg.work_dir, 'epoch_1.pth'), weights_only=False)['meta']
+    assert meta['dataset_meta']['classes'] == CLASSES
+    assert len(meta['dataset_meta']['palette']) >= len(CLASSES)
 
 
 def tiny_detector(checkpoint):

@@ -12,8 +12,15 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
+from PIL import Image
 
 from mmitpn.utils import adapt_cfg_to_device
+
+sys.path.insert(
+    0,
+    osp.join(
+        osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'demo'))
+import image_demo  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(
@@ -124,6 +131,21 @@ def test_demo_config_trains_and_evaluates(demo, tmp_path, shapes_seg,
     runner.train()
     metrics = runner.test()
     assert 0 <= metrics['mIoU'] <= 100, metrics
+    # mmseg's MMSegInferencer takes the config and the written checkpoint.
+    image = osp.join(shapes_seg, 'images', 'val', '00000.png')
+    results = image_demo.infer([image], cfg,
+                               osp.join(cfg.work_dir, 'iter_2.pth'),
+                               str(tmp_path / 'vis'))
+    prediction = results['predictions']
+    size = Image.open(image).size[::-1]
+    assert prediction.shape == size and prediction.max() < 4
+    picture = results['visualization']
+    picture = picture[0] if isinstance(picture, list) else picture
+    assert picture.shape == (*size, 3)
+    meta = torch.load(
+        osp.join(cfg.work_dir, 'iter_2.pth'), weights_only=False)['meta']
+    assert len(meta['dataset_meta']['classes']) == 4
+    assert len(meta['dataset_meta']['palette']) == 4
 
 
 def tiny_segmentor(checkpoint, **backbone):

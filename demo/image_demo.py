@@ -1,0 +1,94 @@
+# Copyright (c) mmitpn contributors. All rights reserved.
+"""Run an mmitpn classifier, detector or segmentor on images through the
+OpenMMLab inferencers and save the pictures.
+
+The task follows the config: mmpretrain's ``ImageClassificationInferencer``
+(a config path or a model-index name, see ``mmitpn.apis``), mmdet's
+``DetInferencer`` or mmseg's ``MMSegInferencer``. Class names and palette
+come from the checkpoint's ``meta.dataset_meta``, which checkpoints written
+by ``tools/train.py`` carry.
+
+Examples:
+    python demo/image_demo.py demo.png CONFIG CHECKPOINT --out-dir vis
+    python demo/image_demo.py demo.png \
+        fast-itpn-base_clip-l-1600e-pre_32xb32-amp-coslr-20e_in1k CHECKPOINT
+"""
+import argparse
+import os
+import os.path as osp
+from typing import List, Union
+
+from mmengine.config import Config
+
+import mmitpn  # noqa: F401  (registers mmitpn's modules)
+from mmitpn.apis import register_model_index
+
+
+def task_of(config: Config) -> str:
+    scope = config.get('default_scope', 'mmpretrain')
+    return dict(mmdet='det', mmseg='seg').get(scope, 'cls')
+
+
+def load_config(config: Union[str, Config]) -> Config:
+    if isinstance(config, Config):
+        return config
+    if osp.isfile(config):
+        return Config.fromfile(config)
+    register_model_index()
+    from mmpretrain.apis import ModelHub
+    return ModelHub.get(config).config
+
+
+def infer(images: List[str],
+          config: Union[str, Config],
+          checkpoint: str,
+          out_dir: str,
+          device: str = 'cpu') -> dict:
+    """Predictions of every image; pictures go to ``out_dir``."""
+    cfg = load_config(config)
+    task = task_of(cfg)
+    os.makedirs(out_dir, exist_ok=True)
+    if task == 'det':
+        from mmdet.apis import DetInferencer
+        inferencer = DetInferencer(
+            cfg, weights=checkpoint, device=device, show_progress=False)
+        return inferencer(images, out_dir=out_dir, no_save_pred=False)
+    if task == 'seg':
+        from mmseg.apis import MMSegInferencer
+        inferencer = MMSegInferencer(cfg, weights=checkpoint, device=device)
+        return inferencer(images, out_dir=out_dir, return_vis=True)
+    from mmpretrain.apis import ImageClassificationInferencer
+    inferencer = ImageClassificationInferencer(
+        cfg, pretrained=checkpoint, device=device)
+    return dict(predictions=inferencer(images, show_dir=out_dir))
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('images', nargs='+', help='image files')
+    parser.add_argument('config', help='config file or model-index name')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--out-dir', default='work_dirs/image_demo')
+    parser.add_argument('--device', default='cpu')
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    results = infer(args.images, args.config, args.checkpoint, args.out_dir,
+                    args.device)
+    for image, prediction in zip(args.images, results['predictions']):
+        summary = {
+            key: value
+            for key, value in prediction.items()
+            if key in ('pred_class', 'pred_score', 'labels', 'scores')
+        }
+        if 'labels' in summary:
+            summary['labels'] = summary['labels'][:5]
+            summary['scores'] = [round(s, 3) for s in summary['scores'][:5]]
+        print(f'{image}: {summary or "segmentation map"}')
+    print(f'pictures in {args.out_dir}')
+
+
+if __name__ == '__main__':
+    main()
