@@ -3,10 +3,8 @@
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 from torch import Tensor, nn
-from torch.utils.checkpoint import checkpoint
 
 from mmitpn.registry import MODELS
 from ..utils.fast_itpn_blocks import (ConvMlpBlock, ConvPatchMerge,
@@ -14,14 +12,12 @@ from ..utils.fast_itpn_blocks import (ConvMlpBlock, ConvPatchMerge,
 from ..utils.position_encoding import resize_pos_embed
 from ..utils.transformer_blocks import dropout
 from ..utils.unit_ops import UNIT_SIZE, map_to_units, units_to_map
-from ..utils.weight_init import check_checkpoint_shapes, init_linear_layers
-from .hivit import HiViT, _to_2tuple
-
-ArchSettings = Dict[str, Union[int, Tuple[int, int]]]
+from ..utils.weight_init import init_linear_layers
+from .unit_pyramid_backbone import ArchSettings, UnitPyramidBackbone, to_2tuple
 
 
 @MODELS.register_module()
-class FastiTPN(BaseModule):
+class FastiTPN(UnitPyramidBackbone):
     """Fast-iTPN backbone (Tian et al., TPAMI 2024), as in the official
     fine-tuning code.
 
@@ -81,7 +77,7 @@ class FastiTPN(BaseModule):
         'fast-itpn-large':
         dict(embed_dims=768, stem_mlp_blocks=(2, 2), depth=40, num_heads=12),
     }
-    out_types = HiViT.out_types
+    pos_embed_name = 'pos_embed'
 
     def __init__(self,
                  arch: Union[str, ArchSettings] = 'fast-itpn-base',
@@ -110,9 +106,9 @@ class FastiTPN(BaseModule):
         if self.embed_dims % 4 != 0:
             raise ValueError(f'embed_dims must be divisible by 4, got '
                              f'{self.embed_dims}.')
-        self.img_size = _to_2tuple(img_size)
+        self.img_size = to_2tuple(img_size)
         self.grid_size = self.grid_of(*self.img_size)
-        self.out_indices = HiViT._parse_out_indices(out_indices)
+        self.out_indices = self._parse_out_indices(out_indices)
         if out_type not in self.out_types:
             raise ValueError(f'out_type must be one of {self.out_types}, got '
                              f'{out_type!r}.')
@@ -164,62 +160,10 @@ class FastiTPN(BaseModule):
         trunc_normal_(self.pos_embed, std=.02)
         self._freeze_stages()
 
-    _parse_arch = classmethod(HiViT._parse_arch.__func__)
-    grid_of = staticmethod(HiViT.grid_of)
-
     @property
     def num_layers(self) -> int:
         """Every block, merges included (the official ``get_num_layers``)."""
         return len(self.blocks)
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        key = prefix + 'pos_embed'
-        if key in state_dict:
-            pos_embed = state_dict[key]
-            own = self.pos_embed
-            if (pos_embed.dim() == 3 and pos_embed.shape[-1] == own.shape[-1]
-                    and pos_embed.shape[1] != own.shape[1]):
-                side = round(pos_embed.shape[1]**0.5)
-                if side * side != pos_embed.shape[1]:
-                    raise ValueError(
-                        f'{key}: cannot infer the square grid of a position '
-                        f'embedding with {pos_embed.shape[1]} tokens.')
-                state_dict[key] = resize_pos_embed(pos_embed, (side, side),
-                                                   self.grid_size)
-        check_checkpoint_shapes(self, state_dict, prefix)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
-    def _frozen_modules(self) -> List[nn.Module]:
-        if self.frozen_stages < 0:
-            return []
-        modules: List[nn.Module] = [self.patch_embed, self.pos_drop]
-        stage_ends = [end for _, end in self.stem_ranges] + [len(self.blocks)]
-        last = stage_ends[min(self.frozen_stages, 3) - 1] \
-            if self.frozen_stages > 0 else 0
-        modules += list(self.blocks[:last])
-        if self.frozen_stages >= 3:
-            modules.append(self.fc_norm)
-        return modules
-
-    def _freeze_stages(self) -> None:
-        if self.frozen_stages < 0:
-            return
-        self.pos_embed.requires_grad = False
-        for module in self._frozen_modules():
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True) -> 'FastiTPN':
-        super().train(mode)
-        for module in self._frozen_modules():
-            module.eval()
-        return self
-
-    def _run(self, block: nn.Module, x: Tensor) -> Tensor:
-        if self.with_cp and self.training and x.requires_grad:
-            return checkpoint(block, x, use_reentrant=False)
-        return block(x)
 
     @property
     def mask_token_dims(self) -> int:

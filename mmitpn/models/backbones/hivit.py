@@ -3,32 +3,23 @@
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 from torch import Tensor, nn
-from torch.utils.checkpoint import checkpoint
 
 from mmitpn.registry import MODELS
 from ..utils.position_encoding import (build_2d_sincos_pos_embed,
                                        resample_with_offset, resize_pos_embed)
 from ..utils.transformer_blocks import (AttentionBlock, MlpBlock, dropout,
                                         gather_rel_pos_index)
-from ..utils.unit_ops import (UNIT_SIZE, PatchEmbed, PatchMerge, gather_units,
-                              units_to_map)
-from ..utils.weight_init import check_checkpoint_shapes, init_linear_layers
+from ..utils.unit_ops import PatchEmbed, PatchMerge, gather_units, units_to_map
+from ..utils.weight_init import init_linear_layers
+from .unit_pyramid_backbone import ArchSettings, UnitPyramidBackbone, to_2tuple
 
-ArchSettings = Dict[str, Union[int, Tuple[int, int]]]
 STAGE_STRIDES = (4, 8, 16)
 
 
-def _to_2tuple(size: Union[int, Sequence[int]]) -> Tuple[int, int]:
-    if isinstance(size, int):
-        return size, size
-    return int(size[0]), int(size[1])
-
-
 @MODELS.register_module()
-class HiViT(BaseModule):
+class HiViT(UnitPyramidBackbone):
     """HiViT backbone, as used by iTPN.
 
     A 4x4-pixel convolution makes sub-tokens that are grouped into 16x16
@@ -121,7 +112,7 @@ class HiViT(BaseModule):
         'mmpretrain-base':
         dict(embed_dims=512, stem_mlp_blocks=(4, 4), depth=24, num_heads=8),
     }
-    out_types = ('featmap', 'raw', 'avg_featmap')
+    resizable_on_load = ('relative_position_bias_table', )
 
     def __init__(self,
                  arch: Union[str, ArchSettings] = 'itpn-base',
@@ -160,7 +151,7 @@ class HiViT(BaseModule):
         if self.embed_dims % 4 != 0:
             raise ValueError(f'embed_dims must be divisible by 4, got '
                              f'{self.embed_dims}.')
-        self.img_size = _to_2tuple(img_size)
+        self.img_size = to_2tuple(img_size)
         self.grid_size = self.grid_of(*self.img_size)
         self.out_indices = self._parse_out_indices(out_indices)
         if out_type not in self.out_types:
@@ -231,47 +222,6 @@ class HiViT(BaseModule):
     def _windowed(self, index: int) -> bool:
         return bool(self.window_size) and index not in self.global_blocks
 
-    @classmethod
-    def _parse_arch(cls, arch: Union[str, ArchSettings]) -> ArchSettings:
-        if isinstance(arch, str):
-            if arch not in cls.arch_zoo:
-                raise ValueError(
-                    f'Unknown {cls.__name__} arch {arch!r}; choose '
-                    f'one of {sorted(cls.arch_zoo)} or pass a '
-                    'dict.')
-            return dict(cls.arch_zoo[arch])
-        required = {'embed_dims', 'stem_mlp_blocks', 'depth', 'num_heads'}
-        if not isinstance(arch, dict) or set(arch) != required:
-            raise ValueError(f'A custom {cls.__name__} arch must be a dict '
-                             'with keys '
-                             f'{sorted(required)}, got {arch!r}.')
-        if len(arch['stem_mlp_blocks']) != 2:
-            raise ValueError('stem_mlp_blocks gives the MLP blocks at stride '
-                             f'4 and 8, got {arch["stem_mlp_blocks"]!r}.')
-        return dict(arch)
-
-    @staticmethod
-    def _parse_out_indices(out_indices: Sequence[int]) -> Tuple[int, ...]:
-        if isinstance(out_indices, int):
-            out_indices = (out_indices, )
-        parsed = []
-        for index in out_indices:
-            if not -3 <= index <= 2:
-                raise ValueError('out_indices select stages 0 (stride 4), 1 '
-                                 f'(stride 8) and 2 (stride 16); got {index}.')
-            parsed.append(index % 3)
-        return tuple(sorted(set(parsed)))
-
-    @staticmethod
-    def grid_of(height: int, width: int) -> Tuple[int, int]:
-        """Unit grid of an input size; raises if a side is not a multiple
-        of 16."""
-        if height % UNIT_SIZE or width % UNIT_SIZE:
-            raise ValueError(
-                f'HiViT needs input sides that are multiples of {UNIT_SIZE}, '
-                f'got {height}x{width} (H x W); resize or pad the input.')
-        return height // UNIT_SIZE, width // UNIT_SIZE
-
     @property
     def num_layers(self) -> int:
         """Stem MLP blocks plus attention blocks (PatchMerge not counted)."""
@@ -287,64 +237,6 @@ class HiViT(BaseModule):
                     build_2d_sincos_pos_embed(self.grid_size, self.embed_dims))
             else:
                 trunc_normal_(self.absolute_pos_embed, std=.02)
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # Checkpoints made at another resolution (e.g. 224 pretraining for a
-        # 512 segmentor) hold a square position embedding of another grid;
-        # resize it here as the forward would.
-        key = prefix + 'absolute_pos_embed'
-        if key in state_dict:
-            pos_embed = state_dict[key]
-            own = self.absolute_pos_embed
-            if (pos_embed.dim() == 3 and pos_embed.shape[-1] == own.shape[-1]
-                    and pos_embed.shape[1] != own.shape[1]):
-                side = round(pos_embed.shape[1]**0.5)
-                if side * side != pos_embed.shape[1]:
-                    raise ValueError(
-                        f'{key}: cannot infer the square grid of a position '
-                        f'embedding with {pos_embed.shape[1]} tokens.')
-                state_dict[key] = resize_pos_embed(pos_embed, (side, side),
-                                                   self.grid_size)
-        check_checkpoint_shapes(
-            self,
-            state_dict,
-            prefix,
-            resizable=('relative_position_bias_table', ))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
-    def _frozen_modules(self) -> List[nn.Module]:
-        if self.frozen_stages < 0:
-            return []
-        modules: List[nn.Module] = [self.patch_embed, self.pos_drop]
-        stage_ends = [end for _, end in self.stem_ranges] + [len(self.blocks)]
-        last = stage_ends[min(self.frozen_stages, 3) - 1] \
-            if self.frozen_stages > 0 else 0
-        # A PatchMerge opens the stage after it, so a frozen stage 1 keeps
-        # the first merge trainable.
-        modules += list(self.blocks[:last])
-        if self.frozen_stages >= 3:
-            modules.append(self.fc_norm)
-        return modules
-
-    def _freeze_stages(self) -> None:
-        if self.frozen_stages < 0:
-            return
-        self.absolute_pos_embed.requires_grad = False
-        for module in self._frozen_modules():
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True) -> 'HiViT':
-        super().train(mode)
-        for module in self._frozen_modules():
-            module.eval()
-        return self
-
-    def _run(self, block: nn.Module, x: Tensor, *args) -> Tensor:
-        if self.with_cp and self.training and x.requires_grad:
-            return checkpoint(block, x, *args, use_reentrant=False)
-        return block(x, *args)
 
     def _format(self, x: Tensor, grid: Tuple[int, int]) -> Tensor:
         if self.out_type == 'featmap':
