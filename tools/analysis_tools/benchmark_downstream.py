@@ -16,6 +16,8 @@ Cases (``--cases``, default ``base``):
   training size, padded to 32) for iTPN-B, against Swin-B in mmdet's own
   Mask R-CNN / Cascade Mask R-CNN configs (mmdet ships Swin-T/S Mask R-CNN
   configs: its Swin-S config with Swin-B's backbone);
+- the iTPN-B detector with ViTDet-style windows (14 units, global
+  attention in blocks 5, 11, 17, 23), the documented cheaper option;
 - the CLIP-B detector as shipped (no relative position bias, as the
   official detector) and with the global relative position bias tables it
   had before (``rel_pos_type='bias_table'``);
@@ -72,6 +74,14 @@ CASES: Dict[str, dict] = {
         config='mmdet::swin/mask-rcnn_swin-s-p4-w7_fpn_amp-ms-crop-3x_coco.py',
         swin=SWIN_B,
         neck_channels=SWIN_B_CHANNELS,
+        size=DET_SIZE),
+    'mask-rcnn itpn-base, windows 14 + 4 global blocks':
+    dict(
+        task='det',
+        group='base',
+        config=_config(
+            'det/itpn-base_pixel-1600e-pre_mask-rcnn_32xb2-amp-1x_coco.py'),
+        backbone=dict(window_size=14, global_blocks=(5, 11, 17, 23)),
         size=DET_SIZE),
     'mask-rcnn itpn-base clip':
     dict(
