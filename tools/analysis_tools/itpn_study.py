@@ -437,11 +437,15 @@ class Study:
         if osp.isfile(args.record):
             with open(args.record) as f:
                 self.record = json.load(f)
+        recorded = len(self.record)
         for path in glob.glob(
                 osp.join(self.root, '*', '*', '*', 'result.json')):
             with open(path) as f:
                 result = json.load(f)
             self.record.setdefault(self.key(result), result)
+        if len(self.record) > recorded:
+            # Runs made by another invocation with its own record.
+            self.save_record()
 
     @staticmethod
     def key(result: dict) -> str:
