@@ -18,6 +18,7 @@ import os
 import os.path as osp
 from typing import List, Union
 
+import numpy as np
 from mmengine.config import Config
 
 import mmitpn  # noqa: F401  (registers mmitpn's modules)
@@ -73,20 +74,28 @@ def parse_args():
     return parser.parse_args()
 
 
+def summarise(prediction) -> str:
+    """One line for a prediction of any of the three inferencers."""
+    if not isinstance(prediction, dict):  # a segmentation map
+        classes = sorted(int(c) for c in np.unique(prediction))
+        return f'segmentation map {tuple(prediction.shape)}, classes {classes}'
+    if 'pred_class' in prediction:
+        return (f"{prediction['pred_class']} "
+                f"(score {prediction['pred_score']:.3f})")
+    top = [(label, round(score, 3)) for label, score in zip(
+        prediction['labels'][:5], prediction['scores'][:5])]
+    return f'{len(prediction["labels"])} instances, top (label, score): {top}'
+
+
 def main():
     args = parse_args()
     results = infer(args.images, args.config, args.checkpoint, args.out_dir,
                     args.device)
-    for image, prediction in zip(args.images, results['predictions']):
-        summary = {
-            key: value
-            for key, value in prediction.items()
-            if key in ('pred_class', 'pred_score', 'labels', 'scores')
-        }
-        if 'labels' in summary:
-            summary['labels'] = summary['labels'][:5]
-            summary['scores'] = [round(s, 3) for s in summary['scores'][:5]]
-        print(f'{image}: {summary or "segmentation map"}')
+    predictions = results['predictions']
+    if not isinstance(predictions, list):
+        predictions = [predictions]
+    for image, prediction in zip(args.images, predictions):
+        print(f'{image}: {summarise(prediction)}')
     print(f'pictures in {args.out_dir}')
 
 

@@ -161,5 +161,7 @@ def test_classification_inferencer_on_a_written_checkpoint(
     prediction = results['predictions'][0]
     classes = runner.train_dataloader.dataset.metainfo['classes']
     assert prediction['pred_class'] in classes
+    assert image_demo.summarise(prediction).startswith(
+        prediction['pred_class'])
     assert len(prediction['pred_scores']) == 10
     assert osp.isfile(tmp_path / 'vis' / 'shirt.png')

@@ -168,6 +168,7 @@ def test_demo_config_trains_and_evaluates(demo, tmp_path, shapes_coco,
                                str(tmp_path / 'vis'))
     prediction = results['predictions'][0]
     assert {'labels', 'scores', 'bboxes', 'masks'} <= set(prediction)
+    assert 'instances, top (label, score)' in image_demo.summarise(prediction)
     assert osp.isfile(tmp_path / 'vis' / 'vis' / '00000.png')
     meta = torch.load(
         osp.join(cfg.work_dir, 'epoch_1.pth'), weights_only=False)['meta']

@@ -139,6 +139,7 @@ def test_demo_config_trains_and_evaluates(demo, tmp_path, shapes_seg,
     prediction = results['predictions']
     size = Image.open(image).size[::-1]
     assert prediction.shape == size and prediction.max() < 4
+    assert image_demo.summarise(prediction).startswith('segmentation map')
     picture = results['visualization']
     picture = picture[0] if isinstance(picture, list) else picture
     assert picture.shape == (*size, 3)
