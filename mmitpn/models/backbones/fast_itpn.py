@@ -13,7 +13,7 @@ from ..utils.position_encoding import resize_pos_embed
 from ..utils.transformer_blocks import dropout
 from ..utils.unit_ops import UNIT_SIZE, map_to_units, units_to_map
 from ..utils.weight_init import init_linear_layers
-from .unit_pyramid_backbone import ArchSettings, UnitPyramidBackbone, to_2tuple
+from .unit_pyramid_backbone import ArchSettings, UnitPyramidBackbone
 
 
 @MODELS.register_module()
@@ -98,24 +98,7 @@ class FastiTPN(UnitPyramidBackbone):
                  with_cp: bool = False,
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
-        self.arch_settings = self._parse_arch(arch)
-        self.embed_dims = self.arch_settings['embed_dims']
-        self.stem_mlp_blocks = tuple(self.arch_settings['stem_mlp_blocks'])
-        self.depth = self.arch_settings['depth']
-        self.num_heads = self.arch_settings['num_heads']
-        if self.embed_dims % 4 != 0:
-            raise ValueError(f'embed_dims must be divisible by 4, got '
-                             f'{self.embed_dims}.')
-        self.img_size = to_2tuple(img_size)
-        self.grid_size = self.grid_of(*self.img_size)
-        self.out_indices = self._parse_out_indices(out_indices)
-        if out_type not in self.out_types:
-            raise ValueError(f'out_type must be one of {self.out_types}, got '
-                             f'{out_type!r}.')
-        if out_type == 'avg_featmap' and self.out_indices != (2, ):
-            raise ValueError("out_type='avg_featmap' pools the stride-16 "
-                             f'stage only; got out_indices={out_indices}.')
-        self.out_type = out_type
+        self._set_layout(arch, img_size, out_indices, out_type)
         self.frozen_stages = frozen_stages
         self.with_cp = with_cp
 

@@ -38,6 +38,29 @@ class UnitPyramidBackbone(BaseModule):
     pos_embed_name = 'absolute_pos_embed'
     resizable_on_load: Tuple[str, ...] = ()
 
+    def _set_layout(self, arch: Union[str, ArchSettings],
+                    img_size: Union[int, Sequence[int]],
+                    out_indices: Sequence[int], out_type: str) -> None:
+        """Architecture, input grid and output settings, validated."""
+        self.arch_settings = self._parse_arch(arch)
+        self.embed_dims = self.arch_settings['embed_dims']
+        self.stem_mlp_blocks = tuple(self.arch_settings['stem_mlp_blocks'])
+        self.depth = self.arch_settings['depth']
+        self.num_heads = self.arch_settings['num_heads']
+        if self.embed_dims % 4 != 0:
+            raise ValueError(f'embed_dims must be divisible by 4, got '
+                             f'{self.embed_dims}.')
+        self.img_size = to_2tuple(img_size)
+        self.grid_size = self.grid_of(*self.img_size)
+        self.out_indices = self._parse_out_indices(out_indices)
+        if out_type not in self.out_types:
+            raise ValueError(f'out_type must be one of {self.out_types}, got '
+                             f'{out_type!r}.')
+        if out_type == 'avg_featmap' and self.out_indices != (2, ):
+            raise ValueError("out_type='avg_featmap' pools the stride-16 "
+                             f'stage only; got out_indices={out_indices}.')
+        self.out_type = out_type
+
     @classmethod
     def _parse_arch(cls, arch: Union[str, ArchSettings]) -> ArchSettings:
         if isinstance(arch, str):
