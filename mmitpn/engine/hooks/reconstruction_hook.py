@@ -2,7 +2,7 @@
 """Reconstruction pictures of fixed images while pixel pretraining runs."""
 import os
 import os.path as osp
-from typing import Sequence
+from typing import Sequence, Union
 
 import numpy as np
 import torch
@@ -28,8 +28,12 @@ class ReconstructionHook(Hook):
     state untouched, so a run with the hook trains exactly as one without.
 
     Args:
-        images (Sequence[str]): Image files, resized and centre-cropped to
-            the backbone's input size.
+        images (Sequence[str] | int): Image files, resized and
+            centre-cropped to the backbone's input size, or a number ``n``
+            to draw ``n`` images spread evenly over the training dataset
+            (indices ``i * len // n``), which follows the dataset wherever
+            ``data_root`` points. Defaults
+            to 4.
         interval (int): Epochs between pictures. Defaults to 1.
         out_dir (str): Folder in the work dir. Defaults to
             ``'reconstructions'``.
@@ -39,20 +43,50 @@ class ReconstructionHook(Hook):
     priority = 'LOW'
 
     def __init__(self,
-                 images: Sequence[str],
+                 images: Union[Sequence[str], int] = 4,
                  interval: int = 1,
                  out_dir: str = 'reconstructions',
                  seed: int = 0) -> None:
-        if not images:
-            raise ValueError('ReconstructionHook needs at least one image.')
+        if isinstance(images, int):
+            if images < 1:
+                raise ValueError('ReconstructionHook needs at least one '
+                                 f'image; got images={images}.')
+            self.num_dataset_images = images
+            self.images = []
+        else:
+            if not images:
+                raise ValueError(
+                    'ReconstructionHook needs at least one image.')
+            self._check_files(images)
+            self.num_dataset_images = 0
+            self.images = list(images)
+        self.interval = interval
+        self.out_dir = out_dir
+        self.seed = seed
+
+    @staticmethod
+    def _check_files(images: Sequence[str]) -> None:
         missing = [path for path in images if not osp.isfile(path)]
         if missing:
             raise FileNotFoundError(
                 f'ReconstructionHook: no such image(s) {missing}.')
-        self.images = list(images)
-        self.interval = interval
-        self.out_dir = out_dir
-        self.seed = seed
+
+    def before_train(self, runner) -> None:
+        if not self.num_dataset_images:
+            return
+        dataset = runner.train_dataloader.dataset
+        if not hasattr(dataset, 'get_data_info'):
+            raise TypeError(
+                f'ReconstructionHook(images={self.num_dataset_images}) takes '
+                f'its images from the training dataset, which needs '
+                f'get_data_info(); {type(dataset).__name__} has none. Give '
+                f'the image files instead.')
+        count = min(self.num_dataset_images, len(dataset))
+        self.images = [
+            dataset.get_data_info(i * len(dataset) // count)['img_path']
+            for i in range(count)
+        ]
+        self._check_files(self.images)
 
     def after_train_epoch(self, runner) -> None:
         if not (self.every_n_epochs(runner, self.interval)

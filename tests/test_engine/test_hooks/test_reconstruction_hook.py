@@ -34,9 +34,10 @@ class Recorder:
         self.images.append((name, image, step))
 
 
-def fake_runner(model, work_dir, epoch, max_epochs=4):
+def fake_runner(model, work_dir, epoch, max_epochs=4, dataset=None):
     return types.SimpleNamespace(
         model=model,
+        train_dataloader=types.SimpleNamespace(dataset=dataset),
         work_dir=str(work_dir),
         epoch=epoch,
         iter=epoch * 10,
@@ -91,3 +92,42 @@ def test_bad_images_and_models_are_named(tmp_path):
     with pytest.raises(TypeError, match='reconstruct'):
         hook.after_train_epoch(
             fake_runner(torch.nn.Linear(1, 1), tmp_path, epoch=0))
+
+
+class FileList:
+
+    def __init__(self, paths):
+        self.paths = paths
+
+    def __len__(self):
+        return len(self.paths)
+
+    def get_data_info(self, index):
+        return dict(img_path=self.paths[index])
+
+
+def test_a_number_of_images_spreads_over_the_training_dataset(tmp_path):
+    paths = []
+    for i in range(10):
+        path = tmp_path / f'{i}.png'
+        Image.new('RGB', (64, 64), (25 * i, 0, 0)).save(path)
+        paths.append(str(path))
+    model = MODELS.build(TINY).train()
+    hook = ReconstructionHook(images=3)
+    runner = fake_runner(model, tmp_path, epoch=0, dataset=FileList(paths))
+    hook.before_train(runner)
+    assert hook.images == [paths[0], paths[3], paths[6]]
+    hook.after_train_epoch(runner)
+    picture = np.asarray(
+        Image.open(tmp_path / 'reconstructions' / 'epoch_1.png'))
+    assert picture.shape == (3 * (64 + 14), 4 * 64, 3)
+    # A dataset smaller than the number asked for gives all its images.
+    hook = ReconstructionHook(images=4)
+    hook.before_train(
+        fake_runner(model, tmp_path, 0, dataset=FileList(paths[:2])))
+    assert hook.images == paths[:2]
+    with pytest.raises(ValueError, match='images=0'):
+        ReconstructionHook(images=0)
+    with pytest.raises(TypeError, match='get_data_info'):
+        ReconstructionHook(images=2).before_train(
+            fake_runner(model, tmp_path, 0, dataset=[1, 2]))
