@@ -25,12 +25,15 @@ def load_photos() -> List[Tuple[str, np.ndarray]]:
     return photos
 
 
-def random_crop(image: np.ndarray, size: int, min_scale: float,
-                rng: np.random.Generator) -> np.ndarray:
-    """A random square crop (side in [min_scale, 1] of the shorter side),
-    resized to ``size`` and flipped with probability 0.5."""
+def random_crop(image: np.ndarray,
+                size: int,
+                min_scale: float,
+                rng: np.random.Generator,
+                max_scale: float = 1.0) -> np.ndarray:
+    """A random square crop (side in [min_scale, max_scale] of the shorter
+    side), resized to ``size`` and flipped with probability 0.5."""
     height, width = image.shape[:2]
-    side = int(min(height, width) * rng.uniform(min_scale, 1.0))
+    side = int(min(height, width) * rng.uniform(min_scale, max_scale))
     top = rng.integers(0, height - side + 1)
     left = rng.integers(0, width - side + 1)
     crop = Image.fromarray(image[top:top + side, left:left + side])

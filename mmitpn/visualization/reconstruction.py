@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from mmitpn.models.heads.itpn_pixel_head import patchify, unpatchify
+from mmitpn.models.heads.itpn_pixel_head import (normalize_patches, patchify,
+                                                 unpatchify)
 
 
 def load_image(path: str, size) -> torch.Tensor:
@@ -115,3 +116,35 @@ def draw_reconstruction(model,
         columns.append(('prediction', to_image(pred)))
     return np.concatenate([label(image, name) for name, image in columns],
                           axis=1)
+
+
+def centred_patterns(patches: torch.Tensor, channels: int) -> torch.Tensor:
+    """Channel mean of each unit's values minus the unit's average: the
+    spatial pattern without the unit's colour and brightness,
+    ``(B, N, pixels)``."""
+    grey = patches.view(*patches.shape[:2], -1, channels).mean(dim=-1)
+    return grey - grey.mean(dim=-1, keepdim=True)
+
+
+@torch.no_grad()
+def pattern_r2(model, raw: torch.Tensor) -> float:
+    """How much of the hidden units' spatial structure the model predicts.
+
+    ``1 - sum (t - p)^2 / sum t^2`` over the hidden units of ``raw``
+    (``(B, 3, H, W)`` in 0-255), where ``t`` and ``p`` are the centred
+    grey patterns (:func:`centred_patterns`) of the target (per-unit
+    normalised when the model's head normalises) and of the prediction.
+    0 means a flat pattern column (colour at most), 1 an exact one; the
+    masks are drawn from torch's global generator.
+    """
+    preprocessor = model.data_preprocessor
+    normalised = (raw - preprocessor.mean) / preprocessor.std
+    pred, mask = model.reconstruct(normalised)
+    target = patchify(normalised)
+    if model.head.norm_pix:
+        target = normalize_patches(target)
+    channels = raw.shape[1]
+    truth = centred_patterns(target, channels)
+    error = truth - centred_patterns(pred.float(), channels)
+    hidden = mask.bool()
+    return float(1 - error[hidden].pow(2).sum() / truth[hidden].pow(2).sum())

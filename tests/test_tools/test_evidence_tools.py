@@ -161,6 +161,7 @@ def test_reconstruction_never_uses_hidden_units(tmp_path,
         str(tmp_path / 'vis'))
     picture = Image.open(tmp_path / 'vis' / 'a_recon.png')
     assert picture.size == (4 * 64, 14 + 64) and 'a_recon.png' in out
+    assert 'pattern R2 of the hidden units of 1 image(s): ' in out
 
 
 def write_images(tmp_path):

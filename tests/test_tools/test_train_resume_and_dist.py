@@ -80,6 +80,8 @@ def logged_losses(work_dir):
         with open(path) as f:
             for line in f:
                 record = json.loads(line)
+                if 'iter' not in record:  # e.g. reconstruction/pattern_r2
+                    continue
                 losses[record['iter']] = {
                     k: v
                     for k, v in record.items() if k.startswith('loss')

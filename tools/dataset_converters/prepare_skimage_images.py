@@ -33,6 +33,11 @@ def parse_args():
         type=float,
         default=0.15,
         help='smallest crop side as a fraction of the shorter photo side')
+    parser.add_argument(
+        '--max-scale',
+        type=float,
+        default=1.0,
+        help='largest crop side as a fraction of the shorter photo side')
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args()
 
@@ -44,7 +49,8 @@ def main():
     photos = load_photos()
     for index in range(args.num_images):
         name, image = photos[index % len(photos)]
-        crop = random_crop(image, args.size, args.min_scale, rng)
+        crop = random_crop(image, args.size, args.min_scale, rng,
+                           args.max_scale)
         Image.fromarray(crop).save(
             osp.join(args.out_dir, f'{name}_{index:05d}.png'))
     print(f'wrote {args.num_images} crops of {len(photos)} photographs to '

@@ -22,6 +22,10 @@ is hidden and the model predicts them. The PNG has a labelled column each:
   deviation of the *hidden* unit itself, i.e. colour and contrast taken
   from the ground truth; labelled as such on the picture.
 
+It also prints the hidden units' pattern R² of the images
+(:func:`mmitpn.visualization.pattern_r2`: the share of the hidden units'
+spatial structure the prediction explains; 0 for a flat pattern column).
+
 Example:
     python tools/visualization/vis_reconstruction.py CONFIG CHECKPOINT \
         img1.png img2.jpg --out-dir work_dirs/vis
@@ -36,7 +40,7 @@ from PIL import Image
 
 from mmitpn.registry import MODELS
 from mmitpn.utils import extract_state_dict, load_checkpoint_file
-from mmitpn.visualization import draw_reconstruction, load_image
+from mmitpn.visualization import draw_reconstruction, load_image, pattern_r2
 
 
 def parse_args():
@@ -73,15 +77,20 @@ def main():
     args = parse_args()
     model = load_model(args.config, args.checkpoint)
     os.makedirs(args.out_dir, exist_ok=True)
+    images = [
+        load_image(path, model.backbone.img_size) for path in args.images
+    ]
     torch.manual_seed(args.seed)
-    for path in args.images:
-        panel = draw_reconstruction(model,
-                                    load_image(path, model.backbone.img_size),
-                                    args.true_unit_stats)
+    for path, image in zip(args.images, images):
+        panel = draw_reconstruction(model, image, args.true_unit_stats)
         out = osp.join(args.out_dir,
                        osp.splitext(osp.basename(path))[0] + '_recon.png')
         Image.fromarray(panel).save(out)
         print(f'{path} -> {out}')
+    torch.manual_seed(args.seed)
+    score = pattern_r2(model, torch.cat(images))
+    print(f'pattern R2 of the hidden units of {len(images)} image(s): '
+          f'{score:.4f} (0: flat pattern column, 1: exact structure)')
 
 
 if __name__ == '__main__':

@@ -2,7 +2,7 @@
 """Reconstruction pictures of fixed images while pixel pretraining runs."""
 import os
 import os.path as osp
-from typing import Sequence, Union
+from typing import Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -11,7 +11,7 @@ from mmengine.model import is_model_wrapper
 from PIL import Image
 
 from mmitpn.registry import HOOKS
-from mmitpn.visualization import draw_reconstruction, load_image
+from mmitpn.visualization import draw_reconstruction, load_image, pattern_r2
 
 
 @HOOKS.register_module()
@@ -19,7 +19,10 @@ class ReconstructionHook(Hook):
     """Every ``interval`` epochs (and after the last), draw
     ``input | masked | prediction | pattern`` for a fixed set of images
     into ``<work_dir>/<out_dir>/epoch_<n>.png`` and the visualiser's
-    backends (a TensorBoard image panel with ``--tensorboard``).
+    backends (a TensorBoard image panel with ``--tensorboard``), and log
+    the hidden units' pattern R² of these images
+    (:func:`mmitpn.visualization.pattern_r2`; 0: flat pattern column,
+    1: exact structure) as ``reconstruction/pattern_r2``.
 
     Only what the model computes is drawn (see
     :func:`mmitpn.visualization.draw_reconstruction`): hidden units'
@@ -97,27 +100,35 @@ class ReconstructionHook(Hook):
         if not hasattr(model, 'reconstruct'):
             raise TypeError(f'ReconstructionHook needs a pixel model with '
                             f'reconstruct(); got {type(model).__name__}.')
-        picture = self.draw(model)
+        picture, score = self.draw(model)
         epoch = runner.epoch + 1
+        runner.logger.info(f'Epoch {epoch}: pattern R2 of the hidden units '
+                           f'of {len(self.images)} image(s): {score:.4f}')
+        # Stepped by epoch, as validation metrics of epoch-based runs are.
+        runner.visualizer.add_scalars({'reconstruction/pattern_r2': score},
+                                      step=epoch)
         folder = osp.join(runner.work_dir, self.out_dir)
         os.makedirs(folder, exist_ok=True)
         Image.fromarray(picture).save(osp.join(folder, f'epoch_{epoch}.png'))
         runner.visualizer.add_image('reconstruction', picture, step=epoch)
 
-    def draw(self, model) -> np.ndarray:
+    def draw(self, model) -> Tuple[np.ndarray, float]:
+        """The picture (one row per image) and the pattern R² of the
+        images, each with the masks of ``seed``."""
         device = next(model.parameters()).device
         was_training = model.training
         model.eval()
         devices = [device] if device.type == 'cuda' else []
         try:
+            images = [
+                load_image(path, model.backbone.img_size).to(device)
+                for path in self.images
+            ]
             with torch.random.fork_rng(devices=devices):
                 torch.manual_seed(self.seed)
-                rows = [
-                    draw_reconstruction(
-                        model,
-                        load_image(path, model.backbone.img_size).to(device))
-                    for path in self.images
-                ]
+                rows = [draw_reconstruction(model, image) for image in images]
+                torch.manual_seed(self.seed)
+                score = pattern_r2(model, torch.cat(images))
         finally:
             model.train(was_training)
-        return np.concatenate(rows, axis=0)
+        return np.concatenate(rows, axis=0), score

@@ -29,20 +29,30 @@ class Recorder:
 
     def __init__(self):
         self.images = []
+        self.scalars = []
+        self.lines = []
 
     def add_image(self, name, image, step):
         self.images.append((name, image, step))
 
+    def add_scalars(self, scalars, step):
+        self.scalars.append((scalars, step))
+
+    def info(self, line):
+        self.lines.append(line)
+
 
 def fake_runner(model, work_dir, epoch, max_epochs=4, dataset=None):
+    recorder = Recorder()
     return types.SimpleNamespace(
+        logger=recorder,
         model=model,
         train_dataloader=types.SimpleNamespace(dataset=dataset),
         work_dir=str(work_dir),
         epoch=epoch,
         iter=epoch * 10,
         max_epochs=max_epochs,
-        visualizer=Recorder(),
+        visualizer=recorder,
         train_loop=types.SimpleNamespace(max_epochs=max_epochs))
 
 
@@ -73,12 +83,17 @@ def test_pictures_at_interval_fixed_masks_and_untouched_rng(tmp_path):
     name, logged, step = runner.visualizer.images[0]
     assert name == 'reconstruction' and step == 2
     assert np.array_equal(logged, picture)
+    (scalars, step), = runner.visualizer.scalars
+    assert step == 2 and set(scalars) == {'reconstruction/pattern_r2'}
+    score = scalars['reconstruction/pattern_r2']
+    assert f'{score:.4f}' in runner.logger.lines[0]
     # The last epoch is always drawn, with the same masks.
     runner = fake_runner(model, tmp_path, epoch=2, max_epochs=3)
     hook.after_train_epoch(runner)
     again = np.asarray(
         Image.open(tmp_path / 'reconstructions' / 'epoch_3.png'))
     assert np.array_equal(again[:, 64:128], picture[:, 64:128])
+    assert runner.visualizer.scalars[0][0] == scalars
 
 
 def test_bad_images_and_models_are_named(tmp_path):
