@@ -9,6 +9,9 @@ deviation, never the hidden units'); ``pattern`` (the normalised prediction
 as ``128 + 64 * value`` grey levels: the structure the model predicts, with
 no outside information); optionally ``true unit stats`` (MAE's picture,
 colour from the ground truth, labelled as such).
+
+:func:`pattern_r2` puts a number on the ``pattern`` column: the share of
+the hidden units' spatial structure the prediction explains.
 """
 from typing import Tuple
 
@@ -58,11 +61,16 @@ def visible_statistics(
     return mean.view(-1, 1, 1), std.view(-1, 1, 1)
 
 
+def channel_mean(patches: torch.Tensor, channels: int) -> torch.Tensor:
+    """Mean over the colour channels of each pixel of each unit:
+    ``(B, N, pixels * channels)`` -> ``(B, N, pixels)``."""
+    return patches.view(*patches.shape[:2], -1, channels).mean(dim=-1)
+
+
 def pattern(patches: torch.Tensor, channels: int) -> torch.Tensor:
     """Channel mean of per-unit normalised values as grey levels
     ``128 + 64 * value``, repeated over ``channels``."""
-    grey = patches.view(*patches.shape[:2], -1, channels).mean(dim=-1)
-    grey = (128. + 64. * grey).clamp(0, 255)
+    grey = (128. + 64. * channel_mean(patches, channels)).clamp(0, 255)
     return grey[..., None].expand(-1, -1, -1, channels).reshape(patches.shape)
 
 
@@ -122,7 +130,7 @@ def centred_patterns(patches: torch.Tensor, channels: int) -> torch.Tensor:
     """Channel mean of each unit's values minus the unit's average: the
     spatial pattern without the unit's colour and brightness,
     ``(B, N, pixels)``."""
-    grey = patches.view(*patches.shape[:2], -1, channels).mean(dim=-1)
+    grey = channel_mean(patches, channels)
     return grey - grey.mean(dim=-1, keepdim=True)
 
 

@@ -35,8 +35,7 @@ class ReconstructionHook(Hook):
             centre-cropped to the backbone's input size, or a number ``n``
             to draw ``n`` images spread evenly over the training dataset
             (indices ``i * len // n``), which follows the dataset wherever
-            ``data_root`` points. Defaults
-            to 4.
+            ``data_root`` points. Defaults to 4.
         interval (int): Epochs between pictures. Defaults to 1.
         out_dir (str): Folder in the work dir. Defaults to
             ``'reconstructions'``.
