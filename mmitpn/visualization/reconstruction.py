@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from mmitpn.models.heads.itpn_pixel_head import (normalize_patches, patchify,
-                                                 unpatchify)
+from mmitpn.models.utils.unit_ops import (normalize_patches, patchify,
+                                          unpatchify)
 
 
 def load_image(path: str, size) -> torch.Tensor:

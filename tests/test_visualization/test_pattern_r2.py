@@ -4,7 +4,7 @@ import types
 import pytest
 import torch
 
-from mmitpn.models.heads.itpn_pixel_head import normalize_patches, patchify
+from mmitpn.models.utils.unit_ops import normalize_patches, patchify
 from mmitpn.visualization import pattern_r2
 
 

@@ -345,8 +345,8 @@ class iTPNCLIP(iTPNBase):
             raise ValueError(f'Input grid {grid} differs from the teacher '
                              f'grid {self.teacher.grid_size}.')
         mask = self._masks(data_samples, grid[0] * grid[1]).to(inputs.device)
-        stem_outs, x = self.backbone.forward_stem_masked(
-            inputs, mask, self.mask_token)
+        stem_outs, x = self.backbone.forward_stem(
+            inputs, mask=mask, mask_token=self.mask_token)
         collect = (self.aux_block, ) if self.head.aux_depth else ()
         x, collected = self.backbone.forward_main(x, grid, collect=collect)
         aux_tokens = collected[0] if collected else None

@@ -7,9 +7,9 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from mmitpn.registry import MODELS
+from ..utils.level_decoding import embed_level, level_embeddings
 from ..utils.transformer_blocks import AttentionBlock, gather_rel_pos_index
 from ..utils.weight_init import init_linear_layers
-from .itpn_pixel_head import embed_level, level_embeddings
 
 
 @MODELS.register_module()
@@ -70,7 +70,7 @@ class iTPNCLIPHead(BaseModule):
                              f'needs one rate per auxiliary block '
                              f'({aux_depth}).')
         self.teacher_dims = teacher_dims
-        self.decoder_embed = level_embeddings(fpn_dim, embed_dims, (1, 4, 16),
+        self.decoder_embed = level_embeddings(fpn_dim, embed_dims, (16, 8, 4),
                                               norm_eps)
         self.norm = nn.LayerNorm(embed_dims, eps=norm_eps)
         self.lm_head = nn.Linear(embed_dims, teacher_dims)

@@ -8,14 +8,12 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from mmitpn.registry import MODELS
+from ..utils.level_decoding import embed_level, level_embeddings, unshuffle
 from ..utils.position_encoding import (build_2d_sincos_pos_embed,
                                        resize_pos_embed)
 from ..utils.transformer_blocks import AttentionBlock
-from ..utils.unit_ops import UNIT_SIZE
+from ..utils.unit_ops import STRIDES, SUB_TOKENS, grid_of_size
 from ..utils.weight_init import init_linear_layers
-from .itpn_pixel_head import embed_level, level_embeddings, unshuffle
-
-SUB_TOKENS = (16, 4, 1)  # per unit at stride 4, 8, 16
 
 
 @MODELS.register_module()
@@ -73,11 +71,8 @@ class iTPNMFMHead(BaseModule):
                              f'{embed_dims}.')
         self.teacher_dims = tuple(teacher_dims)
         self.level_weights = tuple(level_weights)
-        img_size = (img_size,
-                    img_size) if isinstance(img_size, int) else img_size
-        self.grid_size = (img_size[0] // UNIT_SIZE, img_size[1] // UNIT_SIZE)
-        self.embed = level_embeddings(fpn_dim, embed_dims, SUB_TOKENS,
-                                      norm_eps)
+        self.grid_size = grid_of_size(img_size)
+        self.embed = level_embeddings(fpn_dim, embed_dims, STRIDES, norm_eps)
         self.mask_tokens = nn.Parameter(torch.zeros(3, 1, 1, embed_dims))
         self.pos_embed = nn.Parameter(
             build_2d_sincos_pos_embed(self.grid_size, embed_dims),
@@ -89,8 +84,8 @@ class iTPNMFMHead(BaseModule):
         ])
         self.norm = nn.LayerNorm(embed_dims, eps=norm_eps)
         self.pred = nn.ModuleList([
-            nn.Linear(embed_dims, sub_tokens * dims)
-            for sub_tokens, dims in zip(SUB_TOKENS, self.teacher_dims)
+            nn.Linear(embed_dims, SUB_TOKENS[stride] * dims)
+            for stride, dims in zip(STRIDES, self.teacher_dims)
         ])
         init_linear_layers(self)
         nn.init.normal_(self.mask_tokens, std=.02)
@@ -113,7 +108,7 @@ class iTPNMFMHead(BaseModule):
                 x = block(x, grid_size)
             pred = self.pred[i](self.norm(x))
             preds.append(
-                pred.reshape(*pred.shape[:2], SUB_TOKENS[i],
+                pred.reshape(*pred.shape[:2], SUB_TOKENS[STRIDES[i]],
                              self.teacher_dims[i]))
         return tuple(preds)
 
@@ -146,7 +141,7 @@ class iTPNMFMHead(BaseModule):
         preds = self(levels, ids_restore, grid_size)
         targets = self.construct_targets(teacher_outs)
         losses = {}
-        for stride, pred, target, weight in zip((4, 8, 16), preds, targets,
+        for stride, pred, target, weight in zip(STRIDES, preds, targets,
                                                 self.level_weights):
             per_unit = (pred.float() - target).square().mean(dim=(2, 3))
             losses[f'loss_mfm_s{stride}'] = weight * (per_unit *

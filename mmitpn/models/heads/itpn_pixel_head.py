@@ -7,85 +7,13 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from mmitpn.registry import MODELS
+from ..utils.level_decoding import embed_level, level_embeddings, unshuffle
 from ..utils.position_encoding import (build_2d_sincos_pos_embed,
                                        resize_pos_embed)
 from ..utils.transformer_blocks import AttentionBlock
-from ..utils.unit_ops import UNIT_SIZE
+from ..utils.unit_ops import (UNIT_SIZE, grid_of_size, normalize_patches,
+                              patchify, unit_grid)
 from ..utils.weight_init import init_linear_layers
-
-
-def _to_2tuple(size: Union[int, Sequence[int]]) -> Tuple[int, int]:
-    return (size, size) if isinstance(size, int) else tuple(size)
-
-
-SUB_TOKENS = {16: 1, 8: 4, 4: 16}  # per unit at each stride
-
-
-def level_embeddings(fpn_dim: int, out_dims: int, sub_tokens: Sequence[int],
-                     norm_eps: float) -> nn.ModuleList:
-    """LayerNorm + Linear per pyramid level, to ``out_dims / s**2`` channels
-    per sub-token for a level with ``s**2`` sub-tokens per unit."""
-    return nn.ModuleList([
-        nn.Sequential(
-            nn.LayerNorm(fpn_dim, eps=norm_eps),
-            nn.Linear(fpn_dim, out_dims // count)) for count in sub_tokens
-    ])
-
-
-def embed_level(embed: nn.Module, level: Tensor) -> Tensor:
-    """Embed a pyramid level and flatten each unit: ``(B, L, d)``.
-
-    A level ``(B, L, s, s, f)`` is embedded per sub-token to ``d / s**2``
-    channels and the ``s x s`` sub-tokens of a unit are concatenated
-    (row-major), so every level gives one ``d``-dim vector per unit.
-    """
-    out = embed(level)
-    return out.reshape(out.shape[0], out.shape[1], -1)
-
-
-def unshuffle(tokens: Tensor, mask_token: Tensor,
-              ids_restore: Tensor) -> Tensor:
-    """Append mask tokens to the visible ``tokens`` and restore unit order.
-
-    Args:
-        tokens (Tensor): ``(B, L, d)`` visible units, in ``ids_keep`` order.
-        mask_token (Tensor): ``(1, 1, d)``.
-        ids_restore (Tensor): ``(B, N)`` position of each unit in the
-            shuffled order (visible first).
-    """
-    batch, visible, dims = tokens.shape
-    num_units = ids_restore.shape[1]
-    tokens = torch.cat(
-        [tokens, mask_token.expand(batch, num_units - visible, dims)], dim=1)
-    return tokens.gather(1, ids_restore.unsqueeze(-1).expand(-1, -1, dims))
-
-
-def patchify(images: Tensor, patch_size: int = UNIT_SIZE) -> Tensor:
-    """``(B, C, H, W)`` -> ``(B, N, p*p*C)``, pixels in (row, col, channel)
-    order within each patch (as MAE and mmpretrain)."""
-    batch, channels, height, width = images.shape
-    p = patch_size
-    x = images.reshape(batch, channels, height // p, p, width // p, p)
-    x = x.permute(0, 2, 4, 3, 5, 1)
-    return x.reshape(batch, (height // p) * (width // p), p * p * channels)
-
-
-def unpatchify(patches: Tensor,
-               grid_size: Tuple[int, int],
-               channels: int = 3) -> Tensor:
-    """Inverse of :func:`patchify`."""
-    batch = patches.shape[0]
-    h, w = grid_size
-    p = round((patches.shape[-1] // channels)**0.5)
-    x = patches.reshape(batch, h, w, p, p, channels).permute(0, 5, 1, 3, 2, 4)
-    return x.reshape(batch, channels, h * p, w * p)
-
-
-def normalize_patches(patches: Tensor, eps: float = 1e-6) -> Tensor:
-    """Per-patch normalisation of the pixel targets (MAE's norm_pix)."""
-    mean = patches.mean(dim=-1, keepdim=True)
-    var = patches.var(dim=-1, keepdim=True)
-    return (patches - mean) / (var + eps)**.5
 
 
 @MODELS.register_module()
@@ -139,18 +67,15 @@ class iTPNPixelHead(BaseModule):
             raise ValueError('decoder_embed_dims must be divisible by 16 (the '
                              'stride-4 level has 16 sub-tokens per unit), '
                              f'got {decoder_embed_dims}.')
-        self.img_size = _to_2tuple(img_size)
-        self.grid_size = (self.img_size[0] // UNIT_SIZE,
-                          self.img_size[1] // UNIT_SIZE)
+        self.grid_size = grid_of_size(img_size)
         self.in_channels = in_channels
         self.norm_pix = norm_pix
-        if not levels or not set(levels) <= set(SUB_TOKENS):
+        if not levels or not set(levels) <= {4, 8, 16}:
             raise ValueError(f'levels must be strides out of (4, 8, 16), got '
                              f'{levels!r}.')
         self.levels = tuple(sorted(levels, reverse=True))
-        self.decoder_embed = level_embeddings(
-            fpn_dim, decoder_embed_dims,
-            [SUB_TOKENS[stride] for stride in self.levels], embed_norm_eps)
+        self.decoder_embed = level_embeddings(fpn_dim, decoder_embed_dims,
+                                              self.levels, embed_norm_eps)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_embed_dims))
         self.decoder_pos_embed = nn.Parameter(
             build_2d_sincos_pos_embed(self.grid_size, decoder_embed_dims),
@@ -212,8 +137,7 @@ class iTPNPixelHead(BaseModule):
             mask (Tensor): ``(B, N)``, 1 for masked units.
             ids_restore (Tensor): ``(B, N)`` unshuffle indices.
         """
-        grid = (images.shape[2] // UNIT_SIZE, images.shape[3] // UNIT_SIZE)
-        pred = self(levels, ids_restore, grid)
+        pred = self(levels, ids_restore, unit_grid(*images.shape[2:]))
         target = self.construct_target(images)
         per_unit = (pred.float() - target).square().mean(dim=-1)
         return (per_unit * mask).sum() / mask.sum()

@@ -6,14 +6,13 @@ Parameter names follow the official Fast-iTPN code (``norm2``,
 ``mlp.w1`` ... ``w3``, ``gamma_1``), so official checkpoints convert with a
 prefix change only.
 """
-from typing import Optional
+from typing import Tuple
 
 import torch
 import torch.nn.functional as F
-from mmcv.cnn.bricks import DropPath
 from torch import Tensor, nn
 
-from .transformer_blocks import dropout
+from .transformer_blocks import Attention, AttentionBlock, MlpBlock, dropout
 
 
 class ChannelLayerNorm(nn.LayerNorm):
@@ -21,6 +20,18 @@ class ChannelLayerNorm(nn.LayerNorm):
 
     def forward(self, x: Tensor) -> Tensor:
         return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class ConvPatchEmbed(nn.Module):
+    """4x4 stride-4 convolution to an NCHW map (no norm), as Fast-iTPN's
+    ``patch_embed.proj``."""
+
+    def __init__(self, in_channels: int, embed_dims: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(in_channels, embed_dims, kernel_size=4, stride=4)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj(x)
 
 
 class ConvMlp(nn.Module):
@@ -44,8 +55,9 @@ class ConvMlp(nn.Module):
         return self.drop(self.fc2(x))
 
 
-class ConvMlpBlock(nn.Module):
-    """Stem block on NCHW maps: ``x + drop_path(mlp(norm2(x)))``."""
+class ConvMlpBlock(MlpBlock):
+    """Stem block on NCHW maps: ``x + drop_path(mlp(norm2(x)))`` with
+    :class:`ChannelLayerNorm` and :class:`ConvMlp` (no layer scale)."""
 
     def __init__(self,
                  channels: int,
@@ -53,14 +65,16 @@ class ConvMlpBlock(nn.Module):
                  drop: float = 0.,
                  drop_path: float = 0.,
                  norm_eps: float = 1e-6) -> None:
-        super().__init__()
-        self.norm2 = ChannelLayerNorm(channels, eps=norm_eps)
-        self.mlp = ConvMlp(channels, int(channels * mlp_ratio), drop, norm_eps)
-        self.drop_path = DropPath(
-            drop_path) if drop_path > 0 else nn.Identity()
+        super().__init__(channels, mlp_ratio, drop, drop_path, 0., norm_eps)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+    @staticmethod
+    def build_norm(dim: int, norm_eps: float) -> nn.Module:
+        return ChannelLayerNorm(dim, eps=norm_eps)
+
+    @staticmethod
+    def build_mlp(dim: int, hidden_dim: int, drop: float,
+                  norm_eps: float) -> nn.Module:
+        return ConvMlp(dim, hidden_dim, drop, norm_eps)
 
 
 class ConvPatchMerge(nn.Module):
@@ -76,21 +90,15 @@ class ConvPatchMerge(nn.Module):
         return self.reduction(self.norm(x))
 
 
-class SeparateQKVAttention(nn.Module):
-    """Multi-head self-attention with separate q/k/v projections (no weight
-    biases) and learned ``q_bias`` / ``v_bias`` (k has none). The scaled
-    q·k product and the softmax run in fp32, the softmax is cast back to
-    the input dtype."""
+class SeparateQKVAttention(Attention):
+    """:class:`Attention` with separate q/k/v projections (no weight biases)
+    and learned ``q_bias`` / ``v_bias`` (k has none), as Fast-iTPN.
 
-    def __init__(self,
-                 dim: int,
-                 num_heads: int,
-                 qkv_bias: bool = True,
-                 attn_drop: float = 0.,
-                 proj_drop: float = 0.) -> None:
-        super().__init__()
-        self.num_heads = num_heads
-        self.scale = (dim // num_heads)**-0.5
+    With ``upcast=True`` (what :class:`SwiGLUAttentionBlock` passes by
+    default) the scaled q·k product and the softmax run in float32 under
+    autocast, as in the official code, through the fused kernel."""
+
+    def _build_projections(self, dim: int, qkv_bias: bool) -> None:
         self.q_proj = nn.Linear(dim, dim, bias=False)
         self.k_proj = nn.Linear(dim, dim, bias=False)
         self.v_proj = nn.Linear(dim, dim, bias=False)
@@ -99,24 +107,17 @@ class SeparateQKVAttention(nn.Module):
             self.v_bias = nn.Parameter(torch.zeros(dim))
         else:
             self.q_bias = self.v_bias = None
-        self.attn_drop = dropout(attn_drop)
-        self.proj = nn.Linear(dim, dim)
-        self.proj_drop = dropout(proj_drop)
 
-    def forward(self, x: Tensor) -> Tensor:
-        batch, num_tokens, dim = x.shape
+    def project_qkv(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        batch, length, _ = x.shape
 
         def heads(t: Tensor) -> Tensor:
-            return t.reshape(batch, num_tokens, self.num_heads,
-                             -1).transpose(1, 2)
+            return t.reshape(batch, length, self.num_heads,
+                             self.head_dims).transpose(1, 2)
 
-        q = heads(F.linear(x, self.q_proj.weight, self.q_bias))
-        k = heads(F.linear(x, self.k_proj.weight))
-        v = heads(F.linear(x, self.v_proj.weight, self.v_bias))
-        attn = (q * self.scale).float() @ k.float().transpose(-2, -1)
-        attn = self.attn_drop(attn.softmax(dim=-1).type_as(x))
-        x = (attn @ v).transpose(1, 2).reshape(batch, num_tokens, dim)
-        return self.proj_drop(self.proj(x))
+        return (heads(F.linear(x, self.q_proj.weight, self.q_bias)),
+                heads(F.linear(x, self.k_proj.weight)),
+                heads(F.linear(x, self.v_proj.weight, self.v_bias)))
 
 
 class SwiGLU(nn.Module):
@@ -140,8 +141,11 @@ class SwiGLU(nn.Module):
         return self.drop(self.w3(hidden))
 
 
-class SwiGLUAttentionBlock(nn.Module):
-    """Pre-norm attention and SwiGLU, each with layer scale and drop path."""
+class SwiGLUAttentionBlock(AttentionBlock):
+    """Fast-iTPN's main block: :class:`AttentionBlock` with
+    :class:`SeparateQKVAttention` and a :class:`SwiGLU` MLP (layer scale and
+    the float32 attention of the official code by default; windows as any
+    :class:`AttentionBlock`)."""
 
     def __init__(self,
                  dim: int,
@@ -152,29 +156,27 @@ class SwiGLUAttentionBlock(nn.Module):
                  attn_drop: float = 0.,
                  drop_path: float = 0.,
                  layer_scale_init_value: float = 0.1,
-                 norm_eps: float = 1e-6) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
-        self.attn = SeparateQKVAttention(dim, num_heads, qkv_bias, attn_drop,
-                                         drop)
-        self.drop_path = DropPath(
-            drop_path) if drop_path > 0 else nn.Identity()
-        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
-        self.mlp = SwiGLU(dim, int(dim * mlp_ratio), drop, norm_eps)
-        self.gamma_1: Optional[nn.Parameter] = None
-        self.gamma_2: Optional[nn.Parameter] = None
-        if layer_scale_init_value > 0:
-            self.gamma_1 = nn.Parameter(
-                torch.full((dim, ), float(layer_scale_init_value)))
-            self.gamma_2 = nn.Parameter(
-                torch.full((dim, ), float(layer_scale_init_value)))
+                 norm_eps: float = 1e-6,
+                 upcast_attention: bool = True,
+                 fused_attention: bool = True) -> None:
+        super().__init__(
+            dim,
+            num_heads,
+            mlp_ratio,
+            qkv_bias,
+            drop,
+            attn_drop,
+            drop_path,
+            layer_scale_init_value,
+            norm_eps=norm_eps,
+            upcast_attention=upcast_attention,
+            fused_attention=fused_attention)
 
-    def forward(self, x: Tensor) -> Tensor:
-        y = self.attn(self.norm1(x))
-        if self.gamma_1 is not None:
-            y = self.gamma_1 * y
-        x = x + self.drop_path(y)
-        y = self.mlp(self.norm2(x))
-        if self.gamma_2 is not None:
-            y = self.gamma_2 * y
-        return x + self.drop_path(y)
+    @staticmethod
+    def build_attention(dim: int, num_heads: int, **kwargs) -> nn.Module:
+        return SeparateQKVAttention(dim, num_heads, **kwargs)
+
+    @staticmethod
+    def build_mlp(dim: int, hidden_dim: int, drop: float,
+                  norm_eps: float) -> nn.Module:
+        return SwiGLU(dim, hidden_dim, drop, norm_eps)

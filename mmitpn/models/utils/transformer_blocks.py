@@ -41,6 +41,52 @@ class Mlp(nn.Module):
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
 
 
+def attend(q: Tensor,
+           k: Tensor,
+           v: Tensor,
+           bias: Optional[Tensor] = None,
+           dropout_p: float = 0.,
+           upcast: bool = False,
+           fused: bool = True) -> Tensor:
+    """Scaled dot-product attention of ``(B, heads, L, d)`` tensors.
+
+    Runs :func:`torch.nn.functional.scaled_dot_product_attention` (flash or
+    memory-efficient kernels: no ``(L, L)`` matrix is kept for backward)
+    except where the explicit product is the better choice: ``fused=False``
+    (the reference path, e.g. for export targets without a fused kernel),
+    and low-precision inputs on the CPU, where PyTorch's fused kernel is
+    3-4x slower than plain matrix products (bfloat16 fwd+bwd, 8x8x49x64:
+    11.3 vs 3.1 ms; in float32 and on GPUs the fused kernel is faster).
+
+    Args:
+        q, k, v (Tensor): Queries, keys and values.
+        bias (Tensor, optional): Additive attention bias, broadcastable to
+            ``(B, heads, L, L)``.
+        dropout_p (float): Dropout on the attention weights (pass 0 in
+            eval mode).
+        upcast (bool): Compute the product and the softmax in float32 even
+            under autocast (the official Fast-iTPN semantics); the result
+            is cast back to the dtype of ``v``.
+        fused (bool): Allow the fused kernel.
+    """
+    dtype = v.dtype
+    if upcast and (dtype != torch.float32
+                   or torch.is_autocast_enabled(q.device.type)):
+        with torch.autocast(q.device.type, enabled=False):
+            out = attend(q.float(), k.float(), v.float(),
+                         None if bias is None else bias.float(), dropout_p,
+                         False, fused)
+        return out.to(dtype)
+    if fused and not (q.device.type == 'cpu' and q.dtype != torch.float32):
+        return F.scaled_dot_product_attention(
+            q, k, v, attn_mask=bias, dropout_p=dropout_p)
+    attn = (q * q.shape[-1]**-0.5) @ k.transpose(-2, -1)
+    if bias is not None:
+        attn = attn + bias
+    attn = F.dropout(attn.softmax(dim=-1), dropout_p, dropout_p > 0)
+    return attn @ v
+
+
 class Attention(nn.Module):
     """Global multi-head self-attention with optional relative positions.
 
@@ -56,18 +102,22 @@ class Attention(nn.Module):
             ViTDet).
         grid_size (tuple[int, int]): Token grid the relative position
             parameters are made for; other grids resize them on the fly.
+        upcast (bool): q·k and softmax in float32 under autocast (see
+            :func:`attend`). Defaults to False.
+        fused (bool): Use the fused attention kernel where it is the faster
+            one (see :func:`attend`). Defaults to True.
     """
 
-    def __init__(
-        self,
-        dim: int,
-        num_heads: int,
-        qkv_bias: bool = True,
-        attn_drop: float = 0.,
-        proj_drop: float = 0.,
-        rel_pos_type: Optional[str] = None,
-        grid_size: Tuple[int, int] = (14, 14)
-    ) -> None:
+    def __init__(self,
+                 dim: int,
+                 num_heads: int,
+                 qkv_bias: bool = True,
+                 attn_drop: float = 0.,
+                 proj_drop: float = 0.,
+                 rel_pos_type: Optional[str] = None,
+                 grid_size: Tuple[int, int] = (14, 14),
+                 upcast: bool = False,
+                 fused: bool = True) -> None:
         super().__init__()
         if rel_pos_type not in REL_POS_TYPES:
             raise ValueError(f'rel_pos_type must be one of {REL_POS_TYPES}, '
@@ -80,6 +130,8 @@ class Attention(nn.Module):
         self.attn_drop = attn_drop
         self.rel_pos_type = rel_pos_type
         self.grid_size = tuple(grid_size)
+        self.upcast = upcast
+        self.fused = fused
         h, w = self.grid_size
         if rel_pos_type == 'bias_table':
             self.relative_position_bias_table = nn.Parameter(
@@ -89,9 +141,19 @@ class Attention(nn.Module):
                 torch.zeros(2 * h - 1, self.head_dims))
             self.rel_pos_w = nn.Parameter(
                 torch.zeros(2 * w - 1, self.head_dims))
-        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self._build_projections(dim, qkv_bias)
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = dropout(proj_drop)
+
+    def _build_projections(self, dim: int, qkv_bias: bool) -> None:
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+
+    def project_qkv(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """Queries, keys and values ``(B, heads, L, d)`` of ``(B, L, C)``."""
+        batch, length, _ = x.shape
+        qkv = self.qkv(x).reshape(batch, length, 3, self.num_heads,
+                                  self.head_dims).permute(2, 0, 3, 1, 4)
+        return qkv.unbind(0)
 
     def forward(self,
                 x: Tensor,
@@ -107,9 +169,7 @@ class Attention(nn.Module):
                 when units are masked). Needed for ``'bias_table'``.
         """
         batch, length, channels = x.shape
-        qkv = self.qkv(x).reshape(batch, length, 3, self.num_heads,
-                                  self.head_dims).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)
+        q, k, v = self.project_qkv(x)
         bias = None
         if self.rel_pos_type == 'bias_table':
             table = resize_rel_pos_bias_table(
@@ -119,19 +179,8 @@ class Attention(nn.Module):
             bias = table.to(q.dtype)[rel_pos_index].permute(0, 3, 1, 2)
         elif self.rel_pos_type == 'decomposed':
             bias = self._decomposed_bias(q, grid_size)
-        dropout_p = self.attn_drop if self.training else 0.
-        if q.device.type == 'cpu' and q.dtype != torch.float32:
-            # PyTorch's fused CPU attention is 3-4x slower than plain matrix
-            # products in bfloat16 (fwd+bwd, 8x8x49x64: 11.3 vs 3.1 ms); in
-            # float32 and on GPUs the fused kernel is the faster one.
-            attn = (q * self.head_dims**-0.5) @ k.transpose(-2, -1)
-            if bias is not None:
-                attn = attn + bias
-            attn = F.dropout(attn.softmax(dim=-1), dropout_p, self.training)
-            x = attn @ v
-        else:
-            x = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=bias, dropout_p=dropout_p)
+        x = attend(q, k, v, bias, self.attn_drop if self.training else 0.,
+                   self.upcast, self.fused)
         x = x.transpose(1, 2).reshape(batch, length, channels)
         return self.proj_drop(self.proj(x))
 
@@ -174,6 +223,8 @@ class MlpBlock(nn.Module):
 
     ``x + DropPath(gamma_2 * MLP(LN(x)))``; it works on any leading shape,
     so it runs on the sub-tokens of each 16x16 unit independently.
+    Subclasses change the norm and the MLP through :meth:`build_norm` and
+    :meth:`build_mlp` (Fast-iTPN: the same on NCHW maps).
     """
 
     def __init__(self,
@@ -184,13 +235,22 @@ class MlpBlock(nn.Module):
                  layer_scale_init_value: float = 0.,
                  norm_eps: float = 1e-6) -> None:
         super().__init__()
-        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
+        self.norm2 = self.build_norm(dim, norm_eps)
+        self.mlp = self.build_mlp(dim, int(dim * mlp_ratio), drop, norm_eps)
         self.drop_path = DropPath(
             drop_path) if drop_path > 0 else nn.Identity()
         self.gamma_2 = nn.Parameter(
-            torch.full((dim, ), layer_scale_init_value)
+            torch.full((dim, ), float(layer_scale_init_value))
         ) if layer_scale_init_value > 0 else None
+
+    @staticmethod
+    def build_norm(dim: int, norm_eps: float) -> nn.Module:
+        return nn.LayerNorm(dim, eps=norm_eps)
+
+    @staticmethod
+    def build_mlp(dim: int, hidden_dim: int, drop: float,
+                  norm_eps: float) -> nn.Module:
+        return Mlp(dim, hidden_dim, drop)
 
     def forward(self, x: Tensor) -> Tensor:
         y = self.mlp(self.norm2(x))
@@ -200,7 +260,13 @@ class MlpBlock(nn.Module):
 
 
 class AttentionBlock(nn.Module):
-    """Pre-norm transformer block with global self-attention.
+    """Pre-norm transformer block with self-attention.
+
+    ``x + DropPath(gamma_1 * attn(norm1(x)))``, then
+    ``x + DropPath(gamma_2 * mlp(norm2(x)))``; attention is global, or
+    within ViTDet windows (see :meth:`forward`). Subclasses change the
+    attention and the MLP through :meth:`build_attention` and
+    :meth:`build_mlp` (Fast-iTPN: separate q/k/v and SwiGLU).
 
     Args:
         dim (int): Token channels.
@@ -215,6 +281,8 @@ class AttentionBlock(nn.Module):
         rel_pos_type (str, optional): See :class:`Attention`.
         grid_size (tuple[int, int]): See :class:`Attention`.
         norm_eps (float): LayerNorm epsilon.
+        upcast_attention (bool): See :class:`Attention` ``upcast``.
+        fused_attention (bool): See :class:`Attention` ``fused``.
     """
 
     def __init__(self,
@@ -228,22 +296,43 @@ class AttentionBlock(nn.Module):
                  layer_scale_init_value: float = 0.,
                  rel_pos_type: Optional[str] = None,
                  grid_size: Tuple[int, int] = (14, 14),
-                 norm_eps: float = 1e-6) -> None:
+                 norm_eps: float = 1e-6,
+                 upcast_attention: bool = False,
+                 fused_attention: bool = True) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
-        self.attn = Attention(dim, num_heads, qkv_bias, attn_drop, drop,
-                              rel_pos_type, grid_size)
+        self.attn = self.build_attention(
+            dim,
+            num_heads,
+            qkv_bias=qkv_bias,
+            attn_drop=attn_drop,
+            proj_drop=drop,
+            rel_pos_type=rel_pos_type,
+            grid_size=grid_size,
+            upcast=upcast_attention,
+            fused=fused_attention)
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
+        self.mlp = self.build_mlp(dim, int(dim * mlp_ratio), drop, norm_eps)
         self.drop_path = DropPath(
             drop_path) if drop_path > 0 else nn.Identity()
         if layer_scale_init_value > 0:
             self.gamma_1 = nn.Parameter(
-                torch.full((dim, ), layer_scale_init_value))
+                torch.full((dim, ), float(layer_scale_init_value)))
             self.gamma_2 = nn.Parameter(
-                torch.full((dim, ), layer_scale_init_value))
+                torch.full((dim, ), float(layer_scale_init_value)))
         else:
             self.gamma_1 = self.gamma_2 = None
+
+    @staticmethod
+    def build_attention(dim: int, num_heads: int, **kwargs) -> nn.Module:
+        """The token mixer: :class:`Attention`."""
+        return Attention(dim, num_heads, **kwargs)
+
+    @staticmethod
+    def build_mlp(dim: int, hidden_dim: int, drop: float,
+                  norm_eps: float) -> nn.Module:
+        """The channel mixer: :class:`Mlp`."""
+        return Mlp(dim, hidden_dim, drop)
 
     def forward(self,
                 x: Tensor,

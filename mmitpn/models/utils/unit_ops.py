@@ -6,12 +6,31 @@ An image of ``H x W`` pixels is split into ``N = (H/16)*(W/16)`` units of
 of sub-tokens and stride-8 features a 2x2 grid. Every operation here works
 within a unit, which is why masked units can be dropped in every stage.
 """
-from typing import Tuple
+from typing import Sequence, Tuple, Union
 
 import torch
+from mmpretrain.models.utils import to_2tuple
 from torch import Tensor, nn
 
 UNIT_SIZE = 16
+STRIDES = (4, 8, 16)
+SUB_TOKENS = {4: 16, 8: 4, 16: 1}  # sub-tokens per unit at each stride
+
+
+def unit_grid(height: int, width: int) -> Tuple[int, int]:
+    """Unit grid ``(H/16, W/16)`` of an input size; raises if a side is not
+    a multiple of 16."""
+    if height % UNIT_SIZE or width % UNIT_SIZE:
+        raise ValueError(
+            f'HiViT-family models need input sides that are multiples of '
+            f'{UNIT_SIZE}, got {height}x{width} (H x W); resize or pad the '
+            'input.')
+    return height // UNIT_SIZE, width // UNIT_SIZE
+
+
+def grid_of_size(size: Union[int, Sequence[int]]) -> Tuple[int, int]:
+    """:func:`unit_grid` of an ``img_size`` argument (int or (H, W))."""
+    return unit_grid(*to_2tuple(size))
 
 
 class PatchEmbed(nn.Module):
@@ -115,3 +134,61 @@ def gather_units(x: Tensor, ids_keep: Tensor) -> Tensor:
     index = ids_keep.reshape(*ids_keep.shape, *([1] * (x.dim() - 2))).expand(
         -1, -1, *x.shape[2:])
     return x.gather(1, index)
+
+
+def mask_of_ids_keep(ids_keep: Tensor, num_units: int) -> Tensor:
+    """``(B, N)`` boolean mask, True for the units not in ``ids_keep``."""
+    mask = torch.ones(
+        ids_keep.shape[0], num_units, dtype=torch.bool, device=ids_keep.device)
+    return mask.scatter(1, ids_keep, False)
+
+
+def fill_masked(x: Tensor, mask: Tensor, token: Tensor) -> Tensor:
+    """Replace every sub-token of the masked units by ``token``.
+
+    Args:
+        x (Tensor): Unit layout ``(B, N, s, s, C)``, tokens ``(B, N, C)`` or
+            an NCHW map ``(B, C, H*s, W*s)`` (``s`` sub-tokens per unit side).
+        mask (Tensor): ``(B, N)``, true/1 for masked units (row-major).
+        token (Tensor): ``C`` values (any shape with ``C`` elements).
+    """
+    channels = token.numel()
+    if x.dim() == 4:  # NCHW map
+        batch, _, height, width = x.shape
+        side = int(round((height * width / mask.shape[1])**0.5))
+        weight = mask.reshape(batch, 1, height // side, width // side)
+        weight = weight.to(x.dtype).repeat_interleave(side, 2)
+        weight = weight.repeat_interleave(side, 3)
+        token = token.reshape(1, channels, 1, 1)
+    else:
+        weight = mask.reshape(*mask.shape, *([1] * (x.dim() - 2))).to(x.dtype)
+        token = token.reshape(channels)
+    return x * (1 - weight) + token.to(x.dtype) * weight
+
+
+def patchify(images: Tensor, patch_size: int = UNIT_SIZE) -> Tensor:
+    """``(B, C, H, W)`` -> ``(B, N, p*p*C)``, pixels in (row, col, channel)
+    order within each patch (as MAE and mmpretrain)."""
+    batch, channels, height, width = images.shape
+    p = patch_size
+    x = images.reshape(batch, channels, height // p, p, width // p, p)
+    x = x.permute(0, 2, 4, 3, 5, 1)
+    return x.reshape(batch, (height // p) * (width // p), p * p * channels)
+
+
+def unpatchify(patches: Tensor,
+               grid_size: Tuple[int, int],
+               channels: int = 3) -> Tensor:
+    """Inverse of :func:`patchify`."""
+    batch = patches.shape[0]
+    h, w = grid_size
+    p = round((patches.shape[-1] // channels)**0.5)
+    x = patches.reshape(batch, h, w, p, p, channels).permute(0, 5, 1, 3, 2, 4)
+    return x.reshape(batch, channels, h * p, w * p)
+
+
+def normalize_patches(patches: Tensor, eps: float = 1e-6) -> Tensor:
+    """Per-patch normalisation of the pixel targets (MAE's norm_pix)."""
+    mean = patches.mean(dim=-1, keepdim=True)
+    var = patches.var(dim=-1, keepdim=True)
+    return (patches - mean) / (var + eps)**.5

@@ -171,8 +171,8 @@ def test_pretraining_mask_token_fills_masked_units_after_patch_embed():
     changed = images.clone()
     changed[:, :, 16:32, 16:32] += 5  # unit 5 (row 1, column 1)
     with torch.no_grad():
-        first = model.forward_stem_masked(images, mask, token)
-        second = model.forward_stem_masked(changed, mask, token)
+        first = model.forward_stem(images, mask=mask, mask_token=token)
+        second = model.forward_stem(changed, mask=mask, mask_token=token)
         for a, b in zip(first[0] + [first[1]], second[0] + [second[1]]):
             assert torch.equal(a, b)
         unmasked = model.forward_stem(changed)
