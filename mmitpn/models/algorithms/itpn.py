@@ -9,6 +9,7 @@ from mmpretrain.models.utils import CosineEMA
 from torch import Tensor, nn
 
 from mmitpn.registry import MODELS
+from ..backbones.unit_pyramid_backbone import UnitPyramidBackbone
 from ..utils.builder import build_part
 
 DEFAULT_PREPROCESSOR = dict(
@@ -26,7 +27,8 @@ class iTPNBase(BaseModel):
     and segmentation configs load.
 
     Args:
-        backbone (dict): HiViT config; ``out_indices=(0, 1, 2)`` and
+        backbone (dict): A HiViT-family backbone (:class:`HiViT`,
+            :class:`FastiTPN`); ``out_indices=(0, 1, 2)`` and
             ``out_type='raw'`` are filled in (and required).
         neck (dict, optional): iTPNPyramid config; None feeds the raw
             backbone stages to the heads (the MAE-style baseline without
@@ -53,6 +55,11 @@ class iTPNBase(BaseModel):
                              "to the pyramid: use out_indices=(0, 1, 2) and "
                              "out_type='raw'.")
         self.backbone = build_part(backbone)
+        if not isinstance(self.backbone, UnitPyramidBackbone):
+            raise TypeError(
+                f'{type(self).__name__} needs a HiViT-family backbone '
+                '(mmitpn.HiViT, mmitpn.FastiTPN), got '
+                f'{backbone.get("type")!r}.')
         self.neck = build_part(neck) if neck is not None else None
         if self.neck is not None and \
                 self.neck.embed_dims != self.backbone.embed_dims:
@@ -89,8 +96,15 @@ class iTPNBase(BaseModel):
              data_samples: Optional[List]) -> Dict[str, Tensor]:
         raise NotImplementedError
 
+    def _refuse(self, reason: str) -> None:
+        """A combination of this algorithm and its backbone that cannot
+        work, refused when the config is built."""
+        raise ValueError(f'{type(self).__name__} with backbone '
+                         f'{type(self.backbone).__name__}: {reason}')
+
     def get_layer_depth(self, param_name: str) -> Tuple[int, int]:
-        """Layer id for layer-wise lr decay (see ``HiViT.get_layer_depth``)."""
+        """Layer id for layer-wise lr decay (see
+        ``UnitPyramidBackbone.get_layer_depth``)."""
         return self.backbone.get_layer_depth(param_name, 'backbone.')
 
 
@@ -100,8 +114,9 @@ class iTPN(iTPNBase):
     modelling against a moving-averaged teacher.
 
     ``pixel`` (as released): 75 % of the units are dropped (MAE random
-    masking) in every stage of HiViT and in the pyramid; the fused pixel
-    decoder (``head``) reconstructs their normalised pixels.
+    masking) in every stage of the backbone (HiViT or Fast-iTPN, whose
+    stems are unit-local) and in the pyramid; the fused pixel decoder
+    (``head``) reconstructs their normalised pixels.
 
     ``pixel + MFM`` (the paper's description; the released code has none):
     with ``mfm_head`` set, an exponential moving average of the backbone
@@ -113,7 +128,8 @@ class iTPN(iTPNBase):
     over training (0.004 -> 0 is BYOL's 0.996 -> 1).
 
     Args:
-        backbone (dict): HiViT config.
+        backbone (dict): HiViT or FastiTPN config (global attention: the
+            main stage sees the visible units only).
         neck (dict): iTPNPyramid config.
         head (dict): iTPNPixelHead config.
         mask_ratio (float): Fraction of units masked. Defaults to 0.75.
@@ -139,6 +155,13 @@ class iTPN(iTPNBase):
                 f'mask_ratio must be in (0, 1), got {mask_ratio}.')
         self.mask_ratio = mask_ratio
         self._check_visible_units(self.grid_size)
+        if self.backbone.window_size:
+            self._refuse('masked pretraining runs the main stage on the '
+                         'visible units only, which have no windows; remove '
+                         'window_size (windows are for dense fine-tuning).')
+        if self.backbone.rel_pos_type == 'decomposed':
+            self._refuse("rel_pos_type='decomposed' needs the full unit "
+                         "grid; use 'bias_table' or None for pretraining.")
         self.head = build_part(head)
         self.mfm_head = None
         if mfm_head is not None:

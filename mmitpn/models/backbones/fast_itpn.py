@@ -25,10 +25,12 @@ class FastiTPN(UnitPyramidBackbone):
     ``blocks`` list with the merges, ``pos_embed``, ``fc_norm``).
 
     The outputs have HiViT's forms, so the iTPN pyramid and every task head
-    take them unchanged. The convolutions mix neighbouring units, so masked
-    pretraining fills masked units with a mask token right after the patch
-    embedding (``masking='fill'``, mmitpn's reading of the unreleased
-    Fast-iTPN pretraining) instead of dropping them. Every argument of
+    take them unchanged. Like HiViT's, the stem never crosses a unit
+    boundary (1x1 convolutions, 2x2 stride-2 merges), so masked pixel
+    pretraining drops hidden units in every stage; pretraining that keeps
+    all units (CLIP targets) fills masked units with the mask token right
+    after the patch embedding (``mask_token_stage='embed'``, mmitpn's
+    reading of the unreleased Fast-iTPN pretraining). Every argument of
     :class:`UnitPyramidBackbone` applies (ViTDet windows included); Fast-iTPN's
     own and its defaults are:
 
@@ -58,7 +60,7 @@ class FastiTPN(UnitPyramidBackbone):
     }
     pos_embed_name = 'pos_embed'
     stem_layout = 'map'
-    masking = 'fill'
+    mask_token_stage = 'embed'
     merge_is_layer = True  # the official get_num_layers counts every block
 
     def __init__(self,

@@ -19,7 +19,7 @@ class HiViT(UnitPyramidBackbone):
     :class:`PatchMerge` inside each unit) are followed by a main stage of
     self-attention blocks at stride 16. Nothing mixes units before the
     main stage, so units masked out in pretraining are dropped right after
-    the patch embedding and never computed (``masking='drop'``).
+    the patch embedding and never computed.
 
     State-dict names follow the official iTPN code: ``patch_embed``, one flat
     ``blocks`` list (stem MLP blocks, PatchMerge, stem MLP blocks,

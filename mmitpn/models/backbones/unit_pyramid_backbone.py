@@ -15,11 +15,11 @@ from ..utils.position_encoding import (build_2d_sincos_pos_embed,
                                        resample_with_offset, resize_pos_embed)
 from ..utils.transformer_blocks import dropout, gather_rel_pos_index
 from ..utils.unit_ops import (fill_masked, gather_units, map_to_units,
-                              mask_of_ids_keep, unit_grid, units_to_map)
+                              unit_grid, units_to_map)
 from ..utils.weight_init import check_checkpoint_shapes, init_linear_layers
 
 ArchSettings = Dict[str, Union[int, Tuple[int, int]]]
-MASKINGS = ('drop', 'fill')
+MASK_TOKEN_STAGES = ('main', 'embed')
 STEM_LAYOUTS = ('units', 'map')
 
 
@@ -32,15 +32,22 @@ class UnitPyramidBackbone(BaseModule):
     - :attr:`stem_layout`: ``'units'`` if its stem works on the unit
       layout ``(B, N, s, s, C)`` (HiViT), ``'map'`` on NCHW maps
       (Fast-iTPN's convolutions);
-    - :attr:`masking`: how masked pretraining hides units. ``'drop'``
-      gathers the visible units out right after the patch embedding (only
-      possible when nothing mixes units before the main stage); ``'fill'``
-      puts a ``D/4`` mask token into every sub-token of a masked unit after
-      the patch embedding, runs the stem on the full grid and gathers the
-      visible units before the main stage. Either way the main stage and
-      the outputs hold visible units only, as MAE's encoder.
+    - :attr:`mask_token_stage`: where masked pretraining that keeps every
+      unit (CLIP targets) puts its mask token: ``'main'`` replaces the
+      masked stride-16 tokens (the official HiViT CLIP code), ``'embed'``
+      fills all sub-tokens of a masked unit right after the patch
+      embedding (mmitpn's reading of the unreleased Fast-iTPN
+      pretraining);
     - :attr:`merge_is_layer`: whether a merge counts as a layer of
       layer-wise lr decay (the official code of each family decides).
+
+    Masked pixel pretraining (``ids_keep``) always *drops* the hidden
+    units right after the patch embedding, for every family: the stem must
+    be unit-local (per-sub-token MLPs or 1x1 convolutions, 2x2 stride-2
+    merges aligned with the units), so the visible units of a ``'map'``
+    family are laid side by side as a ``4 x 4L`` map and the stem computes
+    exactly what it would compute for them on the full image (tested),
+    at a quarter of the cost.
 
     The template owns the stochastic-depth ramp, the stages and merges,
     the position embedding (resized at run time and on load), relative
@@ -107,7 +114,7 @@ class UnitPyramidBackbone(BaseModule):
     pos_embed_name = 'absolute_pos_embed'
     resizable_on_load: Tuple[str, ...] = ()
     stem_layout = 'units'
-    masking = 'drop'
+    mask_token_stage = 'main'
     merge_is_layer = False
     # Set by families that have them (HiViT).
     rel_pos_type: Optional[str] = None
@@ -226,12 +233,11 @@ class UnitPyramidBackbone(BaseModule):
                     img_size: Union[int, Sequence[int]],
                     out_indices: Sequence[int], out_type: str) -> None:
         """Architecture, input grid and output settings, validated."""
-        if self.masking not in MASKINGS or \
-                self.stem_layout not in STEM_LAYOUTS or \
-                (self.masking == 'drop' and self.stem_layout == 'map'):
-            raise TypeError(f'{type(self).__name__}: masking must be one of '
-                            f'{MASKINGS} and stem_layout one of '
-                            f"{STEM_LAYOUTS}; 'drop' needs the unit layout.")
+        if self.mask_token_stage not in MASK_TOKEN_STAGES or \
+                self.stem_layout not in STEM_LAYOUTS:
+            raise TypeError(f'{type(self).__name__}: mask_token_stage must be '
+                            f'one of {MASK_TOKEN_STAGES} and stem_layout one '
+                            f'of {STEM_LAYOUTS}.')
         self.arch_settings = self._parse_arch(arch)
         self.embed_dims = self.arch_settings['embed_dims']
         self.stem_mlp_blocks = tuple(self.arch_settings['stem_mlp_blocks'])
@@ -305,10 +311,9 @@ class UnitPyramidBackbone(BaseModule):
 
     @property
     def mask_token_dims(self) -> int:
-        """Width of the mask token masked pretraining puts in: ``D/4`` for
-        ``'fill'`` (right after the patch embedding), ``D`` otherwise (the
-        stride-16 tokens of CLIP pretraining)."""
-        return self.embed_dims // 4 if self.masking == 'fill' \
+        """Width of the mask token of :attr:`mask_token_stage`: ``D/4``
+        after the patch embedding, ``D`` at the stride-16 stage."""
+        return self.embed_dims // 4 if self.mask_token_stage == 'embed' \
             else self.embed_dims
 
     def _init_weights(self, pos_embed_init: str) -> None:
@@ -335,6 +340,14 @@ class UnitPyramidBackbone(BaseModule):
             return x.flatten(2).transpose(1, 2)
         return x[:, :, 0, 0, :]
 
+    def _keep_units(self, x: Tensor, ids_keep: Tensor) -> Tensor:
+        """The patch embedding's visible units, in the stem layout (a
+        ``'map'`` family gets them side by side, a ``4 x 4L`` map)."""
+        if self.stem_layout == 'units':
+            return gather_units(x, ids_keep)
+        units = gather_units(map_to_units(x, 4), ids_keep)
+        return units_to_map(units, (1, ids_keep.shape[1]))
+
     def forward_stem(
             self,
             x: Tensor,
@@ -347,15 +360,13 @@ class UnitPyramidBackbone(BaseModule):
         Args:
             x (Tensor): Images ``(B, C, H, W)``.
             ids_keep (Tensor, optional): ``(B, L)`` indices of the visible
-                units (row-major over the ``H/16 x W/16`` grid); only they
-                are returned (see :attr:`masking`; ``'fill'`` needs
-                ``mask_token``).
-            mask (Tensor, optional): ``(B, N)`` masked units, all units
-                returned (CLIP pretraining): ``'fill'`` families put
-                ``mask_token`` in after the patch embedding, the others
-                replace the masked stride-16 tokens by it (the stride-4/8
-                laterals keep the stem features, as the official CLIP
-                pretraining).
+                units (row-major over the ``H/16 x W/16`` grid); the others
+                are dropped right after the patch embedding.
+            mask (Tensor, optional): ``(B, N)`` masked units, all units kept
+                (CLIP pretraining): ``mask_token`` goes in at
+                :attr:`mask_token_stage`; the stride-4/8 laterals of a
+                ``'main'`` family keep the masked units' stem features, as
+                the official CLIP pretraining.
             mask_token (Tensor, optional): :attr:`mask_token_dims` values.
 
         Returns:
@@ -364,34 +375,26 @@ class UnitPyramidBackbone(BaseModule):
             stride-16 tokens ``(B, L, D)``.
         """
         if ids_keep is not None and mask is not None:
-            raise ValueError('Pass ids_keep (visible units out) or mask (all '
-                             'units, masked ones filled), not both.')
-        filling = self.masking == 'fill' and (ids_keep is not None
-                                              or mask is not None)
-        if (filling or mask is not None) and mask_token is None:
-            raise ValueError(f'{type(self).__name__} masks units with a mask '
-                             'token: pass mask_token (the iTPN algorithms '
-                             'own one).')
-        grid = self.grid_of(x.shape[2], x.shape[3])
+            raise ValueError('Pass ids_keep (visible units only) or mask (all '
+                             'units, masked ones get a token), not both.')
+        if mask is not None and mask_token is None:
+            raise ValueError('A mask needs the mask_token that replaces the '
+                             'masked units.')
         x = self.patch_embed(x)
-        if filling:
-            hidden = mask if mask is not None else mask_of_ids_keep(
-                ids_keep, grid[0] * grid[1])
-            x = fill_masked(x, hidden, mask_token)
-        elif ids_keep is not None:
-            x = gather_units(x, ids_keep)
-        outs = []
+        if ids_keep is not None:
+            x = self._keep_units(x, ids_keep)
+        elif mask is not None and self.mask_token_stage == 'embed':
+            x = fill_masked(x, mask, mask_token)
+        stem_outs = []
         for stage, (start, end) in enumerate(self.stem_ranges):
             for block in self.blocks[start:end]:
                 x = self._run(block, x)
-            outs.append(self._stem_units(x, stage))
+            stem_outs.append(self._stem_units(x, stage))
             x = self.blocks[end](x)
-        outs.append(self._tokens(x))
-        if filling and ids_keep is not None:
-            outs = [gather_units(out, ids_keep) for out in outs]
-        elif mask is not None and not filling:
-            outs[2] = fill_masked(outs[2], mask, mask_token)
-        return outs[:2], outs[2]
+        tokens = self._tokens(x)
+        if mask is not None and self.mask_token_stage == 'main':
+            tokens = fill_masked(tokens, mask, mask_token)
+        return stem_outs, tokens
 
     def forward_main(
         self,
@@ -450,15 +453,13 @@ class UnitPyramidBackbone(BaseModule):
 
     def forward(self,
                 x: Tensor,
-                ids_keep: Optional[Tensor] = None,
-                mask_token: Optional[Tensor] = None) -> Tuple[Tensor, ...]:
+                ids_keep: Optional[Tensor] = None) -> Tuple[Tensor, ...]:
         """Encode images, optionally keeping only the units ``ids_keep``.
 
         Args:
             x (Tensor): Images ``(B, C, H, W)``; H and W multiples of 16.
             ids_keep (Tensor, optional): ``(B, L)`` visible unit indices;
                 needs ``out_type='raw'``.
-            mask_token (Tensor, optional): For ``'fill'`` masking.
 
         Returns:
             tuple[Tensor]: One output per entry of ``out_indices``.
@@ -467,7 +468,7 @@ class UnitPyramidBackbone(BaseModule):
         if ids_keep is not None and self.out_type != 'raw':
             raise ValueError("Masked forward (ids_keep) needs out_type='raw'; "
                              'dropped units have no place in a feature map.')
-        stem_outs, x = self.forward_stem(x, ids_keep, mask_token=mask_token)
+        stem_outs, x = self.forward_stem(x, ids_keep)
         x, _ = self.forward_main(x, grid, ids_keep)
         stage_outs = stem_outs + [x]
         return tuple(

@@ -136,13 +136,6 @@ def gather_units(x: Tensor, ids_keep: Tensor) -> Tensor:
     return x.gather(1, index)
 
 
-def mask_of_ids_keep(ids_keep: Tensor, num_units: int) -> Tensor:
-    """``(B, N)`` boolean mask, True for the units not in ``ids_keep``."""
-    mask = torch.ones(
-        ids_keep.shape[0], num_units, dtype=torch.bool, device=ids_keep.device)
-    return mask.scatter(1, ids_keep, False)
-
-
 def fill_masked(x: Tensor, mask: Tensor, token: Tensor) -> Tensor:
     """Replace every sub-token of the masked units by ``token``.
 

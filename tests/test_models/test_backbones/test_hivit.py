@@ -118,18 +118,6 @@ def test_sincos_position_embedding_is_fixed_when_not_trainable():
     assert not torch.allclose(pos[0, :16], pos[4, :16])
 
 
-def test_masked_stem_equals_full_stem_at_kept_units():
-    torch.manual_seed(0)
-    model = HiViT(TINY, img_size=64, out_indices=(0, 1), out_type='raw').eval()
-    images = torch.randn(2, 3, 64, 64)
-    ids_keep = torch.rand(2, 16).argsort(dim=1)[:, :5]
-    full = model(images)
-    masked = model(images, ids_keep)
-    for full_stage, masked_stage in zip(full, masked):
-        for b in range(2):
-            assert torch.equal(masked_stage[b], full_stage[b, ids_keep[b]])
-
-
 def _reference_attention_stage(model, tokens, ids_keep, grid):
     """Blocks run by hand on the gathered tokens, with an explicit softmax
     and the relative position bias looked up for every kept pair."""
@@ -261,85 +249,6 @@ def test_pos_embed_of_another_grid_is_resized_on_load():
     target = HiViT(TINY, img_size=96)
     target.load_state_dict(source.state_dict(), strict=True)
     assert target.absolute_pos_embed.shape == (1, 36, 64)
-
-
-def test_one_window_covering_the_grid_equals_global_attention():
-    torch.manual_seed(0)
-    kwargs = dict(arch=TINY, img_size=64, rel_pos_type='bias_table')
-    global_model = HiViT(**kwargs).eval()
-    windowed = HiViT(window_size=4, **kwargs).eval()
-    windowed.load_state_dict(global_model.state_dict())
-    images = torch.randn(2, 3, 64, 64)
-    with torch.no_grad():
-        assert torch.allclose(
-            windowed(images)[0], global_model(images)[0], atol=1e-5)
-
-
-def test_padded_windows_and_global_blocks():
-    torch.manual_seed(0)
-    model = HiViT(
-        TINY, img_size=64, window_size=2, global_blocks=(1, ),
-        out_type='raw').eval()
-    assert model._windowed(0) and not model._windowed(1)
-    (out, ) = model(torch.randn(1, 3, 80, 48))  # 5x3 units: padded windows
-    assert out.shape == (1, 15, 64)
-    with pytest.raises(ValueError, match='full unit grid'):
-        model(torch.randn(1, 3, 64, 64), torch.zeros(1, 4, dtype=torch.long))
-    with pytest.raises(ValueError, match='global_blocks'):
-        HiViT(TINY, window_size=2, global_blocks=(7, ))
-
-
-def _window_reference(block, x, grid, size):
-    """ViTDet's windowed block written out window by window: norm1, zero
-    padding and attention per window, then the residual and the MLP on the
-    real tokens only."""
-    batch, _, channels = x.shape
-    height, width = grid
-    rows, cols = -(-height // size), -(-width // size)
-    normed = torch.zeros(batch, rows * size, cols * size, channels)
-    normed[:, :height, :width] = block.norm1(x).view(batch, height, width, -1)
-    attended = torch.zeros_like(normed)
-    for r in range(rows):
-        for c in range(cols):
-            window = normed[:, r * size:(r + 1) * size,
-                            c * size:(c + 1) * size].reshape(
-                                batch, -1, channels)
-            out = block.attn(window, (size, size), None)
-            attended[:, r * size:(r + 1) * size,
-                     c * size:(c + 1) * size] = out.view(
-                         batch, size, size, -1)
-    x = x + attended[:, :height, :width].reshape(batch, height * width, -1)
-    return x + block.mlp(block.norm2(x))
-
-
-def test_window_attention_is_vitdet_partition_after_norm1():
-    torch.manual_seed(0)
-    model = HiViT(TINY, img_size=64, window_size=2, out_type='raw').eval()
-    block = model.blocks[model.main_start]
-    # Non-zero LayerNorm shifts: padding before norm1 would turn into
-    # non-zero keys and change the real tokens.
-    torch.nn.init.normal_(block.norm1.bias)
-    grid = (5, 3)
-    x = torch.randn(2, 15, 64)
-    with torch.no_grad():
-        out = block(x, grid, None, 2)
-        assert torch.allclose(
-            out, _window_reference(block, x, grid, 2), atol=1e-5)
-
-
-def test_window_drop_path_drops_whole_images():
-    torch.manual_seed(0)
-    model = HiViT(
-        TINY, img_size=64, window_size=2, drop_path_rate=0.9, out_type='raw')
-    block = model.blocks[-1].train()
-    torch.nn.init.zeros_(block.mlp.fc2.weight)
-    torch.nn.init.zeros_(block.mlp.fc2.bias)  # only attention changes x
-    x = torch.randn(16, 16, 64)
-    with torch.no_grad():
-        changed = (block(x, (4, 4), None, 2) - x).abs().sum(-1) > 0
-    per_image = changed.all(dim=1) | (~changed).all(dim=1)
-    assert per_image.all(), 'drop path must keep or drop whole images'
-    assert changed.any() and not changed.all()
 
 
 def test_ape_resample_offset_reproduces_the_official_masked_forward():
