@@ -1,5 +1,5 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
-"""Read HiViT and iTPN pyramid settings off a state dict."""
+"""Read HiViT / Fast-iTPN and iTPN pyramid settings off a state dict."""
 import math
 import re
 from typing import Dict, Mapping, Optional
@@ -19,22 +19,73 @@ def _square_side(count: int, what: str) -> int:
     return side
 
 
-def infer_hivit_arch(backbone: Mapping[str, Tensor],
-                     pos_embed_key: str = 'absolute_pos_embed') -> dict:
-    """HiViT constructor arguments that rebuild ``backbone``'s layout.
+# What tells the two official layouts apart, and which converter reads each.
+FAMILIES = {
+    'HiViT':
+    dict(
+        name='iTPN/HiViT',
+        pos_embed='absolute_pos_embed',
+        attention='attn.qkv.weight',
+        main_mlp='mlp.fc1.weight',
+        converter='tools/model_converters/itpn_to_mmitpn.py'),
+    'FastiTPN':
+    dict(
+        name='Fast-iTPN',
+        pos_embed='pos_embed',
+        attention='attn.q_proj.weight',
+        main_mlp='mlp.w1.weight',
+        converter='tools/model_converters/fast_itpn_to_mmitpn.py'),
+}
+
+
+def detect_family(state_dict: Mapping[str, Tensor]) -> Optional[str]:
+    """``'HiViT'`` or ``'FastiTPN'`` by the attention keys (any prefix), or
+    None when neither is there."""
+    for family, signs in FAMILIES.items():
+        if any(name.endswith('.' + signs['attention']) for name in state_dict):
+            return family
+    return None
+
+
+def check_family(state_dict: Mapping[str, Tensor], expected: str) -> None:
+    """Raise a one-line error when ``state_dict`` is the other family's,
+    naming the family it looks like and the converter to use."""
+    found = detect_family(state_dict)
+    if found is not None and found != expected:
+        signs = FAMILIES[found]
+        raise ValueError(
+            f'This looks like a {signs["name"]} checkpoint (keys '
+            f'{signs["pos_embed"]}, blocks.N.{signs["attention"]}), not '
+            f'{FAMILIES[expected]["name"]}: convert it with '
+            f'{signs["converter"]}.')
+
+
+def _mlp_ratio(backbone: Mapping[str, Tensor], key: str) -> float:
+    hidden, channels = backbone[key].shape[:2]
+    return hidden / channels
+
+
+def infer_backbone_arch(backbone: Mapping[str, Tensor],
+                        family: str = 'HiViT') -> dict:
+    """Constructor arguments of ``mmitpn.HiViT`` or ``mmitpn.FastiTPN``
+    that rebuild ``backbone``'s layout.
 
     Args:
         backbone (Mapping[str, Tensor]): Backbone keys without prefix, in the
             official flat ``blocks.i`` layout.
-        pos_embed_key (str): Name of the absolute position embedding.
+        family (str): ``'HiViT'`` or ``'FastiTPN'``.
 
     Returns:
         dict: ``arch`` (embed_dims, stem_mlp_blocks, depth, num_heads),
-        ``img_size``, ``rel_pos_type`` and ``layer_scale_init_value``.
+        ``img_size``, ``stem_mlp_ratio``, ``mlp_ratio``, ``rel_pos_type``
+        and ``layer_scale_init_value``.
     """
+    check_family(backbone, family)
+    signs = FAMILIES[family]
+    pos_embed_key = signs['pos_embed']
     if pos_embed_key not in backbone:
-        raise KeyError(f'No {pos_embed_key!r} in the checkpoint: it does not '
-                       'look like a HiViT/iTPN backbone.')
+        raise ValueError(f'No {pos_embed_key!r} in the checkpoint: it does '
+                         f'not look like a {signs["name"]} backbone.')
     embed_dims = backbone[pos_embed_key].shape[-1]
     kinds: Dict[int, str] = {}
     for name in backbone:
@@ -62,21 +113,20 @@ def infer_hivit_arch(backbone: Mapping[str, Tensor],
         raise ValueError('Attention blocks must follow the second PatchMerge '
                          'and nothing else may.')
 
-    first = f'blocks.{merges[1] + 1}.attn.'
+    first = f'blocks.{merges[1] + 1}.'
     rel_pos_type: Optional[str] = None
     grid_side = _square_side(backbone[pos_embed_key].shape[1], pos_embed_key)
-    if first + 'relative_position_bias_table' in backbone:
+    if first + 'attn.relative_position_bias_table' in backbone:
         rel_pos_type = 'bias_table'
-        table = backbone[first + 'relative_position_bias_table']
+        table = backbone[first + 'attn.relative_position_bias_table']
         num_heads = table.shape[1]
         grid_side = (_square_side(table.shape[0], 'relative position table') +
                      1) // 2
-    elif first + 'rel_pos_h' in backbone:
+    elif first + 'attn.rel_pos_h' in backbone:
         rel_pos_type = 'decomposed'
-        num_heads = embed_dims // backbone[first + 'rel_pos_h'].shape[1]
+        num_heads = embed_dims // backbone[first + 'attn.rel_pos_h'].shape[1]
     else:
         num_heads = embed_dims // 64
-    has_layer_scale = f'blocks.{merges[1] + 1}.gamma_1' in backbone
     return dict(
         arch=dict(
             embed_dims=embed_dims,
@@ -84,8 +134,12 @@ def infer_hivit_arch(backbone: Mapping[str, Tensor],
             depth=len(main),
             num_heads=num_heads),
         img_size=grid_side * UNIT_SIZE,
+        stem_mlp_ratio=_mlp_ratio(
+            backbone, 'blocks.0.mlp.fc1.weight') if stem[0] else _mlp_ratio(
+                backbone, f'blocks.{merges[0] + 1}.mlp.fc1.weight'),
+        mlp_ratio=_mlp_ratio(backbone, first + signs['main_mlp']),
         rel_pos_type=rel_pos_type,
-        layer_scale_init_value=0.1 if has_layer_scale else 0.)
+        layer_scale_init_value=0.1 if first + 'gamma_1' in backbone else 0.)
 
 
 def infer_pyramid_arch(pyramid: Mapping[str, Tensor],

@@ -25,6 +25,10 @@ def build_parser(description: str) -> argparse.ArgumentParser:
         action='store_true',
         help='load the source as a full pickle (can run code: only for '
         'files from a trusted source); the default loads tensors only')
+    parser.add_argument(
+        '--debug',
+        action='store_true',
+        help='show the traceback of a checkpoint that cannot be converted')
     return parser
 
 
@@ -49,8 +53,18 @@ def check_loading(conversion: Conversion) -> None:
 
 
 def run(converter: Converter, args: argparse.Namespace) -> Conversion:
-    checkpoint = load_checkpoint_file(args.src, allow_pickle=args.unsafe_load)
-    conversion = converter(extract_state_dict(checkpoint))
+    """Convert ``args.src`` to ``args.dst``; a checkpoint the converter
+    cannot read ends in one line naming the file (a traceback only with
+    ``--debug``)."""
+    try:
+        checkpoint = load_checkpoint_file(
+            args.src, allow_pickle=args.unsafe_load)
+        conversion = converter(extract_state_dict(checkpoint))
+    except (ValueError, KeyError, OSError) as error:
+        if args.debug:
+            raise
+        message = error.args[0] if error.args else error
+        raise SystemExit(f'error: {args.src}: {message}') from None
     print(f'backbone: {conversion.backbone_type} {conversion.backbone}')
     print(f'neck: mmitpn.iTPNPyramid {conversion.neck}')
     if conversion.head is not None:

@@ -5,7 +5,8 @@ from typing import Dict, Mapping
 
 from torch import Tensor
 
-from .arch_inference import infer_hivit_arch, infer_pyramid_arch
+from .arch_inference import (check_family, infer_backbone_arch,
+                             infer_pyramid_arch)
 from .itpn_official import PYRAMID_MODULES, Conversion
 
 FAST_BACKBONE_MODULES = ('pos_embed', 'patch_embed', 'blocks', 'fc_norm')
@@ -18,12 +19,14 @@ def convert_fast_itpn(state_dict: Mapping[str, Tensor]) -> Conversion:
     :class:`mmitpn.FastiTPN`), the classifier ``head`` becomes mmpretrain's
     ``head.fc`` and iTPN pyramid tensors, where a checkpoint has them, move
     to ``neck.``. The architecture (widths, stem and main depths, layer
-    scale, the grid of the position embedding) is read off the keys; the
-    released models use 64-channel heads.
+    scale, the stem and main MLP ratios, the grid of the position
+    embedding) is read off the keys; the released models use 64-channel
+    heads.
 
     Raises:
         ValueError: A key that belongs to no known part of Fast-iTPN.
     """
+    check_family(state_dict, 'FastiTPN')
     converted: Dict[str, Tensor] = OrderedDict()
     dropped: Dict[str, str] = OrderedDict()
     backbone: Dict[str, Tensor] = {}
@@ -43,17 +46,13 @@ def convert_fast_itpn(state_dict: Mapping[str, Tensor]) -> Conversion:
         else:
             raise ValueError(f'Unknown key {key!r}: not part of an official '
                              'Fast-iTPN backbone, pyramid or classifier.')
-    inferred = infer_hivit_arch(backbone, pos_embed_key='pos_embed')
-    if inferred['rel_pos_type'] is not None:
+    backbone_cfg = infer_backbone_arch(backbone, 'FastiTPN')
+    if backbone_cfg.pop('rel_pos_type') is not None:
         raise ValueError('Fast-iTPN has no relative position bias, but the '
                          'checkpoint holds relative position tables.')
-    backbone_cfg = dict(
-        arch=inferred['arch'],
-        img_size=inferred['img_size'],
-        layer_scale_init_value=inferred['layer_scale_init_value'])
     if 'fc_norm.weight' in backbone:
         backbone_cfg['out_type'] = 'avg_featmap'
-    neck_cfg = infer_pyramid_arch(pyramid, inferred['arch']['embed_dims'])
+    neck_cfg = infer_pyramid_arch(pyramid, backbone_cfg['arch']['embed_dims'])
     return Conversion(
         converted,
         backbone_cfg,

@@ -6,8 +6,8 @@ from typing import Dict, Mapping, Optional
 
 from torch import Tensor
 
-from .arch_inference import (infer_hivit_arch, infer_pretrain_head_arch,
-                             infer_pyramid_arch)
+from .arch_inference import (check_family, infer_backbone_arch,
+                             infer_pretrain_head_arch, infer_pyramid_arch)
 
 PYRAMID_MODULES = ('align_dim_16tofpn', 'split_16to8', 'align_dim_16to8',
                    'block_16to8', 'split_8to4', 'align_dim_8to4', 'block_8to4',
@@ -64,6 +64,7 @@ def convert_official(state_dict: Mapping[str, Tensor]) -> Conversion:
     Raises:
         ValueError: A key that belongs to no known part of iTPN.
     """
+    check_family(state_dict, 'HiViT')
     wrapped = any(key.startswith('backbone.') for key in state_dict)
     is_pixel = 'decoder_pred.weight' in state_dict
     head_modules = PIXEL_HEAD_MODULES if is_pixel else CLIP_HEAD_MODULES
@@ -96,7 +97,7 @@ def convert_official(state_dict: Mapping[str, Tensor]) -> Conversion:
         else:
             raise ValueError(f'Unknown key {key!r}: not part of an official '
                              'iTPN/HiViT backbone, pyramid or head.')
-    backbone_cfg = infer_hivit_arch(backbone)
+    backbone_cfg = infer_backbone_arch(backbone)
     if 'fc_norm.weight' in backbone:
         backbone_cfg['out_type'] = 'avg_featmap'
     dims = backbone_cfg['arch']['embed_dims']

@@ -6,7 +6,7 @@ from typing import Dict, Mapping, Optional
 
 from torch import Tensor
 
-from .arch_inference import (infer_hivit_arch, infer_pretrain_head_arch,
+from .arch_inference import (infer_backbone_arch, infer_pretrain_head_arch,
                              infer_pyramid_arch)
 from .itpn_official import PYRAMID_MODULES, Conversion
 
@@ -78,7 +78,7 @@ def convert_mmpretrain(state_dict: Mapping[str, Tensor]) -> Conversion:
                     PYRAMID_MODULES:
                 pyramid[key[len('neck.'):]] = value
             converted[key] = value
-    backbone_cfg = infer_hivit_arch(backbone)
+    backbone_cfg = infer_backbone_arch(backbone)
     dims = backbone_cfg['arch']['embed_dims']
     neck_cfg = infer_pyramid_arch(pyramid, dims)
     head_cfg = infer_pretrain_head_arch(head, dims, backbone_cfg)

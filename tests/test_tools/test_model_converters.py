@@ -68,3 +68,45 @@ def test_missing_source_is_named(tmp_path):
                       str(tmp_path / 'out.pth'))
     assert result.returncode != 0
     assert f'Checkpoint file not found: {missing}' in result.stderr
+
+
+def fast_checkpoint(path, **kwargs):
+    from mmitpn.models import FastiTPN
+    model = FastiTPN(TINY, img_size=32, out_type='avg_featmap', **kwargs)
+    torch.save(dict(model=model.state_dict()), path)
+    return model
+
+
+def test_mlp_ratios_are_read_off_the_keys(tmp_path):
+    """A Fast-iTPN of the official class with stem ratio 3 and main ratio
+    2.5 rebuilds with those ratios, and loads strictly."""
+    from mmitpn.converters import convert_fast_itpn
+    from mmitpn.models import FastiTPN
+    src, dst = str(tmp_path / 'fast.pth'), str(tmp_path / 'out.pth')
+    model = fast_checkpoint(src, mlp_ratio=2.5)
+    conversion = convert_fast_itpn(model.state_dict())
+    assert conversion.backbone['stem_mlp_ratio'] == 3
+    assert conversion.backbone['mlp_ratio'] == 2.5
+    rebuilt = FastiTPN(**conversion.backbone)
+    rebuilt.load_state_dict(conversion.part('backbone'), strict=True)
+    result = run_tool('fast_itpn_to_mmitpn.py', src, dst)
+    assert result.returncode == 0, result.stderr
+    assert "'mlp_ratio': 2.5" in result.stdout
+    assert 'missing keys: none, unexpected keys: none' in result.stdout
+
+
+def test_the_other_family_gets_one_line_naming_the_converter(tmp_path):
+    fast, hivit = str(tmp_path / 'fast.pth'), str(tmp_path / 'hivit.pth')
+    fast_checkpoint(fast)
+    official_checkpoint(hivit)
+    for tool, src, family, converter in (
+        ('itpn_to_mmitpn.py', fast, 'Fast-iTPN', 'fast_itpn_to_mmitpn.py'),
+        ('fast_itpn_to_mmitpn.py', hivit, 'iTPN/HiViT', 'itpn_to_mmitpn.py'),
+    ):
+        result = run_tool(tool, src, str(tmp_path / 'out.pth'))
+        assert result.returncode != 0
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert lines[0].startswith(f'error: {src}: This looks like a '
+                                   f'{family} checkpoint')
+        assert converter in lines[0]

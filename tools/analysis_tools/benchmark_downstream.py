@@ -18,6 +18,9 @@ Cases (``--cases``, default ``base``):
   configs: its Swin-S config with Swin-B's backbone);
 - the iTPN-B detector with ViTDet-style windows (14 units, global
   attention in blocks 5, 11, 17, 23), the documented cheaper option;
+- the Fast-iTPN-B detector as shipped, with windows as iTPN-B's, and
+  both with ``fused_attention=False`` (the ``(N, N)`` product the fused
+  kernel avoids; what Fast-iTPN ran before the shared template);
 - the CLIP-B detector as shipped (no relative position bias, as the
   official detector) and with the global relative position bias tables it
   had before (``rel_pos_type='bias_table'``);
@@ -59,6 +62,9 @@ def _config(path: str) -> str:
 SWIN_B = dict(embed_dims=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32])
 SWIN_B_CHANNELS = [128, 256, 512, 1024]
 DET_SIZE = (800, 1344)
+WINDOWS = dict(window_size=14, global_blocks=(5, 11, 17, 23))
+FAST_DET = _config(
+    'det/fast-itpn-base_clip-l-1600e-pre_mask-rcnn_32xb2-amp-1x_coco.py')
 CASES: Dict[str, dict] = {
     'mask-rcnn itpn-base':
     dict(
@@ -81,7 +87,31 @@ CASES: Dict[str, dict] = {
         group='base',
         config=_config(
             'det/itpn-base_pixel-1600e-pre_mask-rcnn_32xb2-amp-1x_coco.py'),
-        backbone=dict(window_size=14, global_blocks=(5, 11, 17, 23)),
+        backbone=WINDOWS,
+        size=DET_SIZE),
+    'mask-rcnn fast-itpn-base':
+    dict(task='det', group='base', config=FAST_DET, size=DET_SIZE),
+    'mask-rcnn fast-itpn-base, unfused attention':
+    dict(
+        task='det',
+        group='base',
+        config=FAST_DET,
+        backbone=dict(fused_attention=False),
+        size=DET_SIZE),
+    'mask-rcnn fast-itpn-base, windows 14 + 4 global blocks':
+    dict(
+        task='det',
+        group='base',
+        config=FAST_DET,
+        backbone=WINDOWS,
+        size=DET_SIZE),
+    'mask-rcnn fast-itpn-base, windows 14 + 4 global blocks, unfused '
+    'attention':
+    dict(
+        task='det',
+        group='base',
+        config=FAST_DET,
+        backbone=dict(WINDOWS, fused_attention=False),
         size=DET_SIZE),
     'mask-rcnn itpn-base clip':
     dict(
@@ -281,8 +311,10 @@ def shrink(cfg: Config, case: dict) -> None:
     model = cfg.model
     backbone = model.backbone
     task = case['task']
-    if 'HiViT' in backbone.type:
+    if backbone.type.split('.')[-1] in ('HiViT', 'FastiTPN'):
         backbone.update(arch=TINY_HIVIT, img_size=TINY_SIZES[task][0])
+        if backbone.get('window_size'):
+            backbone.update(window_size=2, global_blocks=(1, ))
         if model.get('neck') and 'iTPNPyramid' in model.neck.type:
             model.neck.update(embed_dims=64)
         if task == 'seg':
@@ -491,15 +523,25 @@ def main():
               ('upernet itpn-large', 'upernet swin-l (mmseg)'),
               ('finetune itpn-large', 'finetune vit-l (mmpretrain)'),
               ('mask-rcnn itpn-base clip',
-               'mask-rcnn itpn-base clip, global rel-pos bias')]
+               'mask-rcnn itpn-base clip, global rel-pos bias'),
+              ('mask-rcnn fast-itpn-base', 'mask-rcnn swin-b (mmdet)'),
+              ('mask-rcnn fast-itpn-base',
+               'mask-rcnn fast-itpn-base, unfused attention'),
+              ('mask-rcnn fast-itpn-base, windows 14 + 4 global blocks',
+               'mask-rcnn fast-itpn-base, windows 14 + 4 global blocks, '
+               'unfused attention'),
+              ('mask-rcnn fast-itpn-base, windows 14 + 4 global blocks',
+               'mask-rcnn swin-b (mmdet)'),
+              ('mask-rcnn fast-itpn-base', 'mask-rcnn itpn-base')]
     by_name = {r['case']: r for r in results}
     for ours, peer in ratios:
         if ours in by_name and peer in by_name:
             a, b = by_name[ours], by_name[peer]
             step = a['train_s'] / b['train_s']
             memory = a['train_peak_mb'] / b['train_peak_mb']
+            infer = a['infer_s'] / b['infer_s']
             print(f'{ours} / {peer}: train step {step:.2f}x, train peak '
-                  f'memory {memory:.2f}x')
+                  f'memory {memory:.2f}x, inference {infer:.2f}x')
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(dict(machine=machine(), results=results), f, indent=1)
