@@ -70,9 +70,11 @@ def attend(q: Tensor,
         fused (bool): Allow the fused kernel.
     """
     dtype = v.dtype
-    if upcast and (dtype != torch.float32
-                   or torch.is_autocast_enabled(q.device.type)):
-        with torch.autocast(q.device.type, enabled=False):
+    device_type = q.device.type
+    autocast = torch.amp.is_autocast_available(device_type) and \
+        torch.is_autocast_enabled(device_type)
+    if upcast and (dtype != torch.float32 or autocast):
+        with torch.autocast(device_type, enabled=False):
             out = attend(q.float(), k.float(), v.float(),
                          None if bias is None else bias.float(), dropout_p,
                          False, fused)
