@@ -31,10 +31,11 @@ def test_gpu_check_dry_run_builds_and_steps_every_path():
     names = [row.split(' | ')[0][2:] for row in rows]
     assert names == [
         'pretrain pixel itpn-base', 'pretrain pixel+mfm itpn-base',
-        'pretrain clip-b itpn-base',
+        'pretrain clip-b itpn-base', 'pretrain pixel fast-itpn-base',
         'pretrain benchmark mmitpn (mmpretrain-base)',
         'pretrain benchmark mmpretrain (mmpretrain-base)',
-        'mask-rcnn itpn-base (1344x800)', 'upernet itpn-base (512)'
+        'mask-rcnn itpn-base (1344x800)',
+        'mask-rcnn fast-itpn-base (1344x800)', 'upernet itpn-base (512)'
     ]
     assert all('one step in' in row for row in rows), out
 
@@ -44,15 +45,27 @@ def test_downstream_benchmark_tiny(tmp_path):
         osp.join(TOOLS, 'benchmark_downstream.py'), '--tiny', '--cases',
         'mask-rcnn itpn-base clip',
         'mask-rcnn itpn-base clip, global rel-pos bias', 'upernet itpn-base',
-        'finetune vit-b (mmpretrain)', '--iters', '1', '--warmup', '0',
-        '--json', str(tmp_path / 'results.json'))
+        'finetune vit-b (mmpretrain)',
+        'mask-rcnn fast-itpn-base, windows 14 + 4 global blocks', '--iters',
+        '1', '--warmup', '0', '--json', str(tmp_path / 'results.json'))
     results = json.load(open(tmp_path / 'results.json'))['results']
-    assert [r['batch_size'] for r in results] == [1, 1, 2, 8]
+    assert [r['batch_size'] for r in results] == [1, 1, 2, 8, 1]
     for result in results:
         assert result['train_s'] > 0 and result['train_peak_mb'] > 0
     assert 'mask-rcnn itpn-base clip / mask-rcnn itpn-base clip, global ' \
         'rel-pos bias: train step' in out
     assert '| upernet itpn-base | 64x64 | 2 |' in out
+
+
+def test_pretraining_benchmark_takes_fast_itpn():
+    config = osp.join(
+        REPO, 'configs', 'pretrain',
+        'fast-itpn-pixel_fast-itpn-base_64xb64-amp-coslr-1600e_in1k.py')
+    out = run(
+        osp.join(TOOLS, 'benchmark_pretrain.py'), config, '--runs', 'mmitpn',
+        'mmpretrain', '--batch-size', '1', '--iters', '1', '--warmup', '0')
+    assert 'mmpretrain skipped: mmpretrain has no FastiTPN' in out
+    assert 'mmitpn fp32' in out
 
 
 def test_pretraining_benchmark_separates_model_and_optimizer():

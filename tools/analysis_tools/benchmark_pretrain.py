@@ -1,16 +1,18 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
 """Benchmark a full pretraining step (forward, backward, optimizer).
 
-For an iTPN pixel config it measures images per second, peak memory and
-FLOPs per image of a training step on random images, for:
+For an iTPN pixel config (HiViT or Fast-iTPN backbone) it measures images
+per second, peak memory and FLOPs per image of a training step on random
+images, for:
 
 - ``mmitpn``: the config as is (fp32, or ``--amp``: bf16 autocast on the
   CPU, AmpOptimWrapper-style autocast on a GPU);
 - ``mmitpn-full``: the same network encoding all units (no dropping), the
   cost a pretraining without MAE-style dropping would pay;
 - ``mmpretrain``: mmpretrain 1.2.0's iTPN with the same architecture, when
-  mmpretrain can express it (even stem depths), with the optimizer settings
-  of mmpretrain's iTPN configs, in fp32 and with ``--amp``;
+  mmpretrain can express it (HiViT with even stem depths; it has no
+  Fast-iTPN, so that run is skipped with a message), with the optimizer
+  settings of mmpretrain's iTPN configs, in fp32 and with ``--amp``;
 - ``mmitpn-mmpretrain-optim``: mmitpn's network with mmpretrain's optimizer
   settings, so that ``mmitpn-mmpretrain-optim / mmpretrain`` is the model
   alone and ``mmitpn / mmitpn-mmpretrain-optim`` what the shipped optimizer
@@ -256,6 +258,12 @@ def main():
         print(json.dumps(measure(args)))
         return
     torch.manual_seed(0)
+    backbone_type = Config.fromfile(args.config).model.backbone.type
+    if 'mmpretrain' in args.runs and \
+            backbone_type.split('.')[-1] != 'HiViT':
+        print(f'mmpretrain skipped: mmpretrain has no {backbone_type} '
+              '(its iTPN is HiViT only).')
+        args.runs = [run for run in args.runs if run != 'mmpretrain']
     if args.amp and not torch.cuda.is_available() and \
             not cpu_has_native_bf16():
         print(f'--amp skipped: this CPU ({describe_cpu()}) has no native '

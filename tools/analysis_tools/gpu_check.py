@@ -7,11 +7,13 @@ Checks, each at the config's full size and per-GPU batch, with mmengine's
 
 - pretraining steps of the pixel, pixel + MFM and CLIP-B configs of
   iTPN-B (the CLIP teacher is an OpenAI ViT-B/16 of random weights built
-  offline: same cost, nothing downloaded);
+  offline: same cost, nothing downloaded) and the pixel config of
+  Fast-iTPN-B;
 - the pretraining benchmark: mmitpn against mmpretrain 1.2.0's iTPN on
   the mmpretrain-compatible config (same network), same batch;
-- one Mask R-CNN step at 1344x800 (batch 2) and one UperNet step at
-  512x512 (batch 2) of the shipped iTPN-B configs.
+- one Mask R-CNN step at 1344x800 (batch 2) of the shipped iTPN-B and
+  Fast-iTPN-B configs and one UperNet step at 512x512 (batch 2) of
+  iTPN-B's.
 
 Each row: images per second, peak allocated memory, FLOPs per step
 (PyTorch's FLOP counter) and model FLOP utilisation against the GPU's dense
@@ -50,10 +52,17 @@ import benchmark_pretrain as pretrain_bench  # noqa: E402
 REPO = downstream.REPO
 PRETRAIN = osp.join(REPO, 'configs', 'pretrain')
 PRETRAIN_CONFIGS = {
-    'pixel': 'itpn-pixel_itpn-base_64xb64-amp-coslr-1600e_in1k.py',
-    'pixel+mfm': 'itpn-pixel-mfm_itpn-base_64xb64-amp-coslr-400e_in1k.py',
-    'clip-b': 'itpn-clip-b_itpn-base_64xb32-amp-coslr-300e_in1k.py',
+    'pixel itpn-base':
+    'itpn-pixel_itpn-base_64xb64-amp-coslr-1600e_in1k.py',
+    'pixel+mfm itpn-base':
+    'itpn-pixel-mfm_itpn-base_64xb64-amp-coslr-400e_in1k.py',
+    'clip-b itpn-base':
+    'itpn-clip-b_itpn-base_64xb32-amp-coslr-300e_in1k.py',
+    'pixel fast-itpn-base':
+    'fast-itpn-pixel_fast-itpn-base_64xb64-amp-coslr-1600e_in1k.py',
 }
+DOWNSTREAM_CASES = ('mask-rcnn itpn-base', 'mask-rcnn fast-itpn-base',
+                    'upernet itpn-base')
 MMPRETRAIN_COMPATIBLE = ('itpn-pixel_mmpretrain-base-dec6_64xb64-amp-coslr-'
                          '400e_in1k.py')
 # Dense tensor-core peaks (TFLOP/s, no sparsity) from the vendor sheets.
@@ -241,15 +250,14 @@ def checks(args) -> List[Tuple[str, str, Callable]]:
     # A dry run builds the same models for every dtype: once is enough.
     for dtype in args.dtypes[:1] if args.dry_run else args.dtypes:
         for name, config in PRETRAIN_CONFIGS.items():
-            rows.append(
-                (f'pretrain {name} itpn-base', dtype, lambda c=config, d=dtype:
-                 pretraining_step(c, d, folder, args.dry_run)))
+            rows.append((f'pretrain {name}', dtype, lambda c=config, d=dtype:
+                         pretraining_step(c, d, folder, args.dry_run)))
         for which in ('mmitpn', 'mmpretrain'):
             rows.append(
                 (f'pretrain benchmark {which} (mmpretrain-base)', dtype,
                  lambda w=which, d=dtype: pretraining_step(
                      MMPRETRAIN_COMPATIBLE, d, folder, args.dry_run, which=w)))
-        for name in ('mask-rcnn itpn-base', 'upernet itpn-base'):
+        for name in DOWNSTREAM_CASES:
             rows.append(
                 (f'{name} ({"1344x800" if "mask" in name else "512"})', dtype,
                  lambda n=name, d=dtype: downstream_step(n, d, args.dry_run)))
