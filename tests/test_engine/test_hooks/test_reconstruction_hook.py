@@ -56,7 +56,9 @@ def fake_runner(model, work_dir, epoch, max_epochs=4, dataset=None):
         train_loop=types.SimpleNamespace(max_epochs=max_epochs))
 
 
-def test_pictures_at_interval_fixed_masks_and_untouched_rng(tmp_path):
+@pytest.mark.parametrize('backbone', ['HiViT', 'FastiTPN'])
+def test_pictures_at_interval_fixed_masks_and_untouched_rng(
+        tmp_path, backbone):
     paths = []
     for i in range(2):
         path = tmp_path / f'{i}.png'
@@ -64,7 +66,8 @@ def test_pictures_at_interval_fixed_masks_and_untouched_rng(tmp_path):
             np.random.default_rng(i).integers(
                 0, 255, (80, 70, 3), dtype=np.uint8)).save(path)
         paths.append(str(path))
-    model = MODELS.build(TINY).train()
+    cfg = dict(TINY, backbone=dict(TINY['backbone'], type=backbone))
+    model = MODELS.build(cfg).train()
     hook = ReconstructionHook(paths, interval=2)
     runner = fake_runner(model, tmp_path, epoch=0)
     hook.after_train_epoch(runner)  # epoch 1: not a multiple of 2
