@@ -7,7 +7,8 @@ from torch import nn
 from mmitpn.registry import MODELS
 from ..utils.fast_itpn_blocks import (ConvMlpBlock, ConvPatchEmbed,
                                       ConvPatchMerge, SwiGLUAttentionBlock)
-from .unit_pyramid_backbone import ArchSettings, UnitPyramidBackbone
+from .unit_pyramid_backbone import (ArchSettings, UnitPyramidBackbone,
+                                    arch_settings)
 
 
 @MODELS.register_module()
@@ -49,14 +50,10 @@ class FastiTPN(UnitPyramidBackbone):
     """
 
     arch_zoo: Dict[str, ArchSettings] = {
-        'fast-itpn-tiny':
-        dict(embed_dims=384, stem_mlp_blocks=(1, 1), depth=12, num_heads=6),
-        'fast-itpn-small':
-        dict(embed_dims=384, stem_mlp_blocks=(2, 2), depth=20, num_heads=6),
-        'fast-itpn-base':
-        dict(embed_dims=512, stem_mlp_blocks=(3, 3), depth=24, num_heads=8),
-        'fast-itpn-large':
-        dict(embed_dims=768, stem_mlp_blocks=(2, 2), depth=40, num_heads=12),
+        'fast-itpn-tiny': arch_settings(384, (1, 1), 12, 6),
+        'fast-itpn-small': arch_settings(384, (2, 2), 20, 6),
+        'fast-itpn-base': arch_settings(512, (3, 3), 24, 8),
+        'fast-itpn-large': arch_settings(768, (2, 2), 40, 12),
     }
     pos_embed_name = 'pos_embed'
     stem_layout = 'map'

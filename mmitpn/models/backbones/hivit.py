@@ -7,7 +7,8 @@ from torch import nn
 from mmitpn.registry import MODELS
 from ..utils.transformer_blocks import AttentionBlock, MlpBlock
 from ..utils.unit_ops import PatchEmbed, PatchMerge
-from .unit_pyramid_backbone import ArchSettings, UnitPyramidBackbone
+from .unit_pyramid_backbone import (ArchSettings, UnitPyramidBackbone,
+                                    arch_settings)
 
 
 @MODELS.register_module()
@@ -56,18 +57,12 @@ class HiViT(UnitPyramidBackbone):
     """
 
     arch_zoo: Dict[str, ArchSettings] = {
-        'itpn-base':
-        dict(embed_dims=512, stem_mlp_blocks=(3, 3), depth=24, num_heads=8),
-        'itpn-large':
-        dict(embed_dims=768, stem_mlp_blocks=(2, 2), depth=40, num_heads=12),
-        'hivit-tiny':
-        dict(embed_dims=384, stem_mlp_blocks=(2, 2), depth=10, num_heads=6),
-        'hivit-small':
-        dict(embed_dims=384, stem_mlp_blocks=(4, 4), depth=20, num_heads=6),
-        'hivit-base':
-        dict(embed_dims=512, stem_mlp_blocks=(4, 4), depth=20, num_heads=8),
-        'mmpretrain-base':
-        dict(embed_dims=512, stem_mlp_blocks=(4, 4), depth=24, num_heads=8),
+        'itpn-base': arch_settings(512, (3, 3), 24, 8),
+        'itpn-large': arch_settings(768, (2, 2), 40, 12),
+        'hivit-tiny': arch_settings(384, (2, 2), 10, 6),
+        'hivit-small': arch_settings(384, (4, 4), 20, 6),
+        'hivit-base': arch_settings(512, (4, 4), 20, 8),
+        'mmpretrain-base': arch_settings(512, (4, 4), 24, 8),
     }
     resizable_on_load = ('relative_position_bias_table', )
 

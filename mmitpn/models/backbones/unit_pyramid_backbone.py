@@ -20,6 +20,19 @@ from ..utils.weight_init import check_checkpoint_shapes, init_linear_layers
 
 ArchSettings = Dict[str, Union[int, Tuple[int, int]]]
 MASK_TOKEN_STAGES = ('main', 'embed')
+
+
+def arch_settings(embed_dims: int, stem_mlp_blocks: Tuple[int, int],
+                  depth: int, num_heads: int) -> ArchSettings:
+    """One entry of an ``arch_zoo``: width, MLP blocks at stride 4 and 8,
+    main blocks and attention heads."""
+    return dict(
+        embed_dims=embed_dims,
+        stem_mlp_blocks=stem_mlp_blocks,
+        depth=depth,
+        num_heads=num_heads)
+
+
 STEM_LAYOUTS = ('units', 'map')
 
 

@@ -143,34 +143,9 @@ class SwiGLU(nn.Module):
 
 class SwiGLUAttentionBlock(AttentionBlock):
     """Fast-iTPN's main block: :class:`AttentionBlock` with
-    :class:`SeparateQKVAttention` and a :class:`SwiGLU` MLP (layer scale and
-    the float32 attention of the official code by default; windows as any
-    :class:`AttentionBlock`)."""
-
-    def __init__(self,
-                 dim: int,
-                 num_heads: int,
-                 mlp_ratio: float = 3.,
-                 qkv_bias: bool = True,
-                 drop: float = 0.,
-                 attn_drop: float = 0.,
-                 drop_path: float = 0.,
-                 layer_scale_init_value: float = 0.1,
-                 norm_eps: float = 1e-6,
-                 upcast_attention: bool = True,
-                 fused_attention: bool = True) -> None:
-        super().__init__(
-            dim,
-            num_heads,
-            mlp_ratio,
-            qkv_bias,
-            drop,
-            attn_drop,
-            drop_path,
-            layer_scale_init_value,
-            norm_eps=norm_eps,
-            upcast_attention=upcast_attention,
-            fused_attention=fused_attention)
+    :class:`SeparateQKVAttention` and a :class:`SwiGLU` MLP (windows as any
+    :class:`AttentionBlock`). :class:`FastiTPN` builds it with the official
+    settings: MLP ratio 3, layer scale 0.1, float32 attention."""
 
     @staticmethod
     def build_attention(dim: int, num_heads: int, **kwargs) -> nn.Module:
