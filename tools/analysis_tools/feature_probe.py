@@ -10,7 +10,8 @@ gradient norm), its L2 penalty chosen on 20 % of the training features.
 The same probe on the raw input pixels and on a randomly initialised model
 of the same config is reported in the same table.
 
-Example (the ``make demo`` checkpoint on Fashion-MNIST):
+Example (the checkpoint of the photograph demo, ``make demo-photos``, on
+Fashion-MNIST):
     CFG=configs/pretrain/demo/itpn-pixel_hivit-demo_1xb32-coslr-40e_skimage-96px.py
     python tools/analysis_tools/feature_probe.py $CFG \
         work_dirs/demo/epoch_40.pth --features backbone pyramid
