@@ -54,7 +54,7 @@ docs: install
 	$(PYTHON) tools/misc/check_docs_links.py
 
 demo: install
-	PYTHON=$(PYTHON) tools/misc/run_demo.sh
+	PYTHON=$(PYTHON) INSTALL_STAMP=$(STAMP) tools/misc/run_demo.sh
 
 demo-photos: install
 	$(PYTHON) tools/dataset_converters/prepare_skimage_images.py $(DEMO_DATA)

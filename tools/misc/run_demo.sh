@@ -2,16 +2,17 @@
 # What `make demo` runs: pretrain a small iTPN on generated centred objects
 # on the CPU, draw and score its reconstructions of held-out images, probe its
 # frozen features against the same network at random initialisation, and
-# close with the numbers and wall times. Nothing is downloaded.
+# close with the numbers and the wall and CPU times. Nothing is downloaded.
 #
 # Usage: tools/misc/run_demo.sh [WORK_DIR]   (default: work_dirs/demo_objects)
-# PYTHON: the interpreter (default: the repository's .venv/bin/python).
+# PYTHON: the interpreter (default: the repository's .venv/bin/python);
+# INSTALL_STAMP: the file holding the install's seconds (make passes it).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
 case "${1:-}" in
-  -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 esac
 work_dir="${1:-work_dirs/demo_objects}"
 python="${PYTHON:-$root/.venv/bin/python}"
@@ -57,7 +58,7 @@ start=$(now); times > "$times_file"; cpu0=$(children_cpu)
   --out "$work_dir/probe.json" 2>&1 | tee "$work_dir/probe.txt"
 probe_s=$(( $(now) - start )); times > "$times_file"; probe_cpu=$(( $(children_cpu) - cpu0 ))
 
-install_s="$(cat .venv/.mmitpn-installed 2>/dev/null || true)"
+install_s="$(cat "${INSTALL_STAMP:-$root/.venv/.mmitpn-installed}" 2>/dev/null || true)"
 step "what it showed"
 grep 'pattern R2' "$work_dir/pattern_r2.txt"
 grep -E 'top-1 .*\(ridge' "$work_dir/probe.txt" | sed 's/^.* - INFO - /probe: /'
