@@ -16,10 +16,10 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.mmitpn-installed
 
-DEMO_CONFIG := configs/pretrain/demo/itpn-pixel_hivit-demo_1xb32-coslr-40e_skimage-96px.py
-DEMO_DIR := work_dirs/demo
-DEMO_DATA := data/skimage_unlabeled
-DEMO_IMAGES := $(addprefix $(DEMO_DATA)/,astronaut_00000.png \
+PHOTO_CONFIG := configs/pretrain/demo/itpn-pixel_hivit-demo_1xb32-coslr-40e_skimage-96px.py
+PHOTO_DIR := work_dirs/demo
+PHOTO_DATA := data/skimage_unlabeled
+PHOTO_IMAGES := $(addprefix $(PHOTO_DATA)/,astronaut_00000.png \
 	chelsea_00001.png coffee_00002.png rocket_00003.png)
 
 CLS_FINETUNE := configs/cls/demo/hivit-demo_skimage-pre_1xb64-coslr-6e_fashion-mnist-64px.py
@@ -57,27 +57,27 @@ demo: install
 	PYTHON=$(PYTHON) INSTALL_STAMP=$(STAMP) tools/misc/run_demo.sh
 
 demo-photos: install
-	$(PYTHON) tools/dataset_converters/prepare_skimage_images.py $(DEMO_DATA)
-	$(PYTHON) tools/train.py $(DEMO_CONFIG) --work-dir $(DEMO_DIR)
-	$(PYTHON) tools/visualization/vis_reconstruction.py $(DEMO_CONFIG) \
-		"$$(cat $(DEMO_DIR)/last_checkpoint)" $(DEMO_IMAGES) \
-		--out-dir $(DEMO_DIR)/reconstructions
+	$(PYTHON) tools/dataset_converters/prepare_skimage_images.py $(PHOTO_DATA)
+	$(PYTHON) tools/train.py $(PHOTO_CONFIG) --work-dir $(PHOTO_DIR)
+	$(PYTHON) tools/visualization/vis_reconstruction.py $(PHOTO_CONFIG) \
+		"$$(cat $(PHOTO_DIR)/last_checkpoint)" $(PHOTO_IMAGES) \
+		--out-dir $(PHOTO_DIR)/reconstructions
 
 demo-cls: install
-	test -f $(DEMO_DIR)/epoch_40.pth || $(MAKE) demo-photos
+	test -f $(PHOTO_DIR)/epoch_40.pth || $(MAKE) demo-photos
 	$(PYTHON) tools/train.py $(CLS_FINETUNE) --work-dir work_dirs/demo_cls_finetune
 	$(PYTHON) tools/test.py $(CLS_FINETUNE) work_dirs/demo_cls_finetune/epoch_6.pth
 	$(PYTHON) tools/train.py $(CLS_LINEAR) --work-dir work_dirs/demo_cls_linear
 	$(PYTHON) tools/test.py $(CLS_LINEAR) work_dirs/demo_cls_linear/epoch_10.pth
 
 demo-det: install
-	test -f $(DEMO_DIR)/epoch_40.pth || $(MAKE) demo-photos
+	test -f $(PHOTO_DIR)/epoch_40.pth || $(MAKE) demo-photos
 	$(PYTHON) tools/dataset_converters/make_shapes_coco.py data/shapes_coco
 	$(PYTHON) tools/train.py $(DET_DEMO) --work-dir work_dirs/demo_det
 	$(PYTHON) tools/test.py $(DET_DEMO) work_dirs/demo_det/epoch_6.pth
 
 demo-seg: install
-	test -f $(DEMO_DIR)/epoch_40.pth || $(MAKE) demo-photos
+	test -f $(PHOTO_DIR)/epoch_40.pth || $(MAKE) demo-photos
 	$(PYTHON) tools/dataset_converters/make_shapes_seg.py data/shapes_seg
 	$(PYTHON) tools/train.py $(SEG_DEMO) --work-dir work_dirs/demo_seg
 	$(PYTHON) tools/test.py $(SEG_DEMO) work_dirs/demo_seg/iter_1000.pth
