@@ -23,7 +23,7 @@ import os.path as osp
 import time
 
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.logging import MMLogger
 
 from mmitpn.evaluation import (FEATURE_KINDS, POOLINGS, PROBE_METHODS,
@@ -49,6 +49,13 @@ def parse_args():
         default=DEFAULT_DATA,
         help='classification data config (train/test dataloaders, '
         'test pipeline, data_preprocessor); default: Fashion-MNIST 64 px')
+    parser.add_argument(
+        '--data-options',
+        nargs='+',
+        action=DictAction,
+        default={},
+        help='override keys of the data config, e.g. '
+        'train_dataloader.dataset.data_root=DIR')
     parser.add_argument(
         '--features',
         nargs='+',
@@ -130,6 +137,7 @@ def main():
     torch.manual_seed(args.seed)
     cfg = Config.fromfile(args.config)
     data_cfg = Config.fromfile(args.data)
+    data_cfg.merge_from_dict(args.data_options)
     train, test = load_data(data_cfg, args.train_images, args.test_images)
     logger.info(f'{len(train[1])} training and {len(test[1])} test images '
                 f'of {tuple(train[0].shape[1:])} from {args.data}')

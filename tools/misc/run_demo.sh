@@ -5,6 +5,10 @@
 # close with the numbers and the wall and CPU times. Nothing is downloaded.
 #
 # Usage: tools/misc/run_demo.sh [WORK_DIR]   (default: work_dirs/demo_objects)
+# DEMO_DATA, DEMO_TRAIN, DEMO_TEST: where the images go and how many
+# (data/objects, 20000, 1000); DEMO_HELD_OUT: test images scored (256);
+# DEMO_PROBE_TRAIN: training images of the probe (10000). Smaller values
+# make a quick check (the test suite's), not the demo.
 # PYTHON: the interpreter (default: the repository's .venv/bin/python);
 # INSTALL_STAMP: the file holding the install's seconds (make passes it).
 set -euo pipefail
@@ -17,8 +21,11 @@ esac
 work_dir="${1:-work_dirs/demo_objects}"
 python="${PYTHON:-$root/.venv/bin/python}"
 config=configs/pretrain/demo/itpn-pixel_hivit-demo_1xb128-coslr-3e_objects-64px.py
-data=data/objects
-held_out=256
+data="${DEMO_DATA:-data/objects}"
+train_images="${DEMO_TRAIN:-20000}"
+test_images="${DEMO_TEST:-1000}"
+held_out="${DEMO_HELD_OUT:-256}"
+probe_train="${DEMO_PROBE_TRAIN:-10000}"
 
 now() { date +%s; }
 # CPU seconds (user + system) of the finished child processes: `times` must
@@ -32,14 +39,16 @@ children_cpu() {
 }
 step() { printf '\n[make demo] %s\n' "$*"; }
 
-step "1/4 generating $data (20,000 training and 1,000 test images, 64 px)"
+step "1/4 generating $data ($train_images training and $test_images test images, 64 px)"
 start=$(now); times > "$times_file"; cpu0=$(children_cpu)
-"$python" tools/dataset_converters/make_objects_cls.py "$data" --train 20000 --test 1000
+"$python" tools/dataset_converters/make_objects_cls.py "$data" \
+  --train "$train_images" --test "$test_images"
 data_s=$(( $(now) - start )); times > "$times_file"; data_cpu=$(( $(children_cpu) - cpu0 ))
 
 step "2/4 pretraining iTPN pixel on the CPU for 3 epochs (log: loss, lr, ETA)"
 start=$(now); times > "$times_file"; cpu0=$(children_cpu)
-"$python" tools/train.py "$config" --work-dir "$work_dir"
+"$python" tools/train.py "$config" --work-dir "$work_dir" \
+  --cfg-options train_dataloader.dataset.data_root="$data"
 train_s=$(( $(now) - start )); times > "$times_file"; train_cpu=$(( $(children_cpu) - cpu0 ))
 checkpoint="$(cat "$work_dir/last_checkpoint")"
 
@@ -55,6 +64,8 @@ step "4/4 converged linear probe of the frozen features, and of the same network
 start=$(now); times > "$times_file"; cpu0=$(children_cpu)
 "$python" tools/analysis_tools/feature_probe.py "$config" "$checkpoint" \
   --data configs/cls/demo/_base_/objects_64px.py --baselines random \
+  --train-images "$probe_train" --data-options \
+  train_dataloader.dataset.data_root="$data" test_dataloader.dataset.data_root="$data" \
   --out "$work_dir/probe.json" 2>&1 | tee "$work_dir/probe.txt"
 probe_s=$(( $(now) - start )); times > "$times_file"; probe_cpu=$(( $(children_cpu) - cpu0 ))
 
