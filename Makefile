@@ -1,20 +1,25 @@
-# make demo     pretrain a small iTPN on CPU (bundled photographs) and draw
-#               reconstructions into work_dirs/demo/reconstructions
-# make test     run the test suite
-# make lint     flake8, isort and yapf checks
-# make demo-cls fine-tune and linear-probe the demo checkpoint on Fashion-MNIST
-# make demo-det Mask R-CNN from the demo checkpoint on generated COCO shapes
-# make demo-seg UperNet from the demo checkpoint on generated shapes masks
-# make summary  build every HiViT arch and print parameters, MACs, a forward
+# make demo        pretrain a small iTPN on CPU on generated centred objects,
+#                  draw and score held-out reconstructions, probe its features
+#                  (tools/misc/run_demo.sh; work_dirs/demo_objects)
+# make test        run the test suite
+# make lint        flake8, isort and yapf checks
+# make docs        build the documentation site (warnings are errors) and
+#                  check every internal link and image
+# make demo-photos pretrain on crops of scikit-image's photographs (the
+#                  checkpoint the three demos below start from; work_dirs/demo)
+# make demo-cls    fine-tune and linear-probe it on Fashion-MNIST
+# make demo-det    Mask R-CNN from it on generated COCO shapes
+# make demo-seg    UperNet from it on generated shapes masks
+# make summary     build every HiViT arch and print parameters, MACs, a forward
 # All install the stack into $(VENV) first when it is missing or stale.
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.mmitpn-installed
 
-DEMO_CONFIG := configs/pretrain/demo/itpn-pixel_hivit-demo_1xb32-coslr-40e_skimage-96px.py
-DEMO_DIR := work_dirs/demo
-DEMO_DATA := data/skimage_unlabeled
-DEMO_IMAGES := $(addprefix $(DEMO_DATA)/,astronaut_00000.png \
+PHOTO_CONFIG := configs/pretrain/demo/itpn-pixel_hivit-demo_1xb32-coslr-40e_skimage-96px.py
+PHOTO_DIR := work_dirs/demo
+PHOTO_DATA := data/skimage_unlabeled
+PHOTO_IMAGES := $(addprefix $(PHOTO_DATA)/,astronaut_00000.png \
 	chelsea_00001.png coffee_00002.png rocket_00003.png)
 
 CLS_FINETUNE := configs/cls/demo/hivit-demo_skimage-pre_1xb64-coslr-6e_fashion-mnist-64px.py
@@ -22,13 +27,16 @@ CLS_LINEAR := configs/cls/demo/hivit-demo_skimage-pre_linear_1xb256-coslr-10e_fa
 DET_DEMO := configs/det/demo/hivit-demo_skimage-pre_mask-rcnn_1xb4-6e_shapes-coco-128px.py
 SEG_DEMO := configs/seg/demo/hivit-demo_skimage-pre_upernet_1xb8-1k_shapes-seg-128px.py
 
-.PHONY: install test lint demo demo-cls demo-det demo-seg summary
+.PHONY: install test lint docs demo demo-photos demo-cls demo-det demo-seg \
+	summary
 
+# The stamp holds the install's wall time in seconds (make demo reports it).
 $(STAMP): setup.py requirements/build.txt requirements/mminstall.txt \
 		requirements/runtime.txt requirements/optional.txt \
-		requirements/tests.txt tools/misc/install_env.sh
-	tools/misc/install_env.sh $(VENV)
-	touch $@
+		requirements/tests.txt requirements/docs.txt \
+		tools/misc/install_env.sh
+	start=$$(date +%s) && tools/misc/install_env.sh $(VENV) && \
+		echo $$(( $$(date +%s) - start )) > $@
 
 install: $(STAMP)
 
@@ -40,28 +48,36 @@ lint: install
 	$(VENV)/bin/isort --check-only --diff mmitpn tools tests setup.py
 	$(VENV)/bin/yapf --diff --recursive mmitpn tools tests setup.py
 
+docs: install
+	rm -rf docs/_build
+	$(PYTHON) -m sphinx -W --keep-going -b html docs docs/_build/html
+	$(PYTHON) tools/misc/check_docs_links.py
+
 demo: install
-	$(PYTHON) tools/dataset_converters/prepare_skimage_images.py $(DEMO_DATA)
-	$(PYTHON) tools/train.py $(DEMO_CONFIG) --work-dir $(DEMO_DIR)
-	$(PYTHON) tools/visualization/vis_reconstruction.py $(DEMO_CONFIG) \
-		"$$(cat $(DEMO_DIR)/last_checkpoint)" $(DEMO_IMAGES) \
-		--out-dir $(DEMO_DIR)/reconstructions
+	PYTHON=$(PYTHON) INSTALL_STAMP=$(STAMP) tools/misc/run_demo.sh
+
+demo-photos: install
+	$(PYTHON) tools/dataset_converters/prepare_skimage_images.py $(PHOTO_DATA)
+	$(PYTHON) tools/train.py $(PHOTO_CONFIG) --work-dir $(PHOTO_DIR)
+	$(PYTHON) tools/visualization/vis_reconstruction.py $(PHOTO_CONFIG) \
+		"$$(cat $(PHOTO_DIR)/last_checkpoint)" $(PHOTO_IMAGES) \
+		--out-dir $(PHOTO_DIR)/reconstructions
 
 demo-cls: install
-	test -f $(DEMO_DIR)/epoch_40.pth || $(MAKE) demo
+	test -f $(PHOTO_DIR)/epoch_40.pth || $(MAKE) demo-photos
 	$(PYTHON) tools/train.py $(CLS_FINETUNE) --work-dir work_dirs/demo_cls_finetune
 	$(PYTHON) tools/test.py $(CLS_FINETUNE) work_dirs/demo_cls_finetune/epoch_6.pth
 	$(PYTHON) tools/train.py $(CLS_LINEAR) --work-dir work_dirs/demo_cls_linear
 	$(PYTHON) tools/test.py $(CLS_LINEAR) work_dirs/demo_cls_linear/epoch_10.pth
 
 demo-det: install
-	test -f $(DEMO_DIR)/epoch_40.pth || $(MAKE) demo
+	test -f $(PHOTO_DIR)/epoch_40.pth || $(MAKE) demo-photos
 	$(PYTHON) tools/dataset_converters/make_shapes_coco.py data/shapes_coco
 	$(PYTHON) tools/train.py $(DET_DEMO) --work-dir work_dirs/demo_det
 	$(PYTHON) tools/test.py $(DET_DEMO) work_dirs/demo_det/epoch_6.pth
 
 demo-seg: install
-	test -f $(DEMO_DIR)/epoch_40.pth || $(MAKE) demo
+	test -f $(PHOTO_DIR)/epoch_40.pth || $(MAKE) demo-photos
 	$(PYTHON) tools/dataset_converters/make_shapes_seg.py data/shapes_seg
 	$(PYTHON) tools/train.py $(SEG_DEMO) --work-dir work_dirs/demo_seg
 	$(PYTHON) tools/test.py $(SEG_DEMO) work_dirs/demo_seg/iter_1000.pth

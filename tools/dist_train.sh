@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
 # Distributed training with torchrun.
 # Usage: tools/dist_train.sh CONFIG GPUS [train.py arguments]
+# Python: $PYTHON if set, else the repository's .venv/bin/python, else python3.
 # Multi-node: NNODES, NODE_RANK, MASTER_ADDR and PORT in the environment.
 # Without CUDA the processes use the gloo backend on the CPU.
 set -euo pipefail
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+case "${1:-}" in
+  -h|--help) usage; exit 0 ;;
+esac
+if [ $# -lt 2 ]; then
+  usage >&2
+  exit 2
+fi
 
 CONFIG=$1
 GPUS=$2
@@ -11,13 +21,17 @@ NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-PYTHON=${PYTHON:-python}
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+# The repository's .venv (made by make) unless PYTHON names another one.
+if [ -z "${PYTHON:-}" ]; then
+  if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python3; fi
+fi
 
-PYTHONPATH="$(dirname "$0")/..${PYTHONPATH:+:$PYTHONPATH}" \
+PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
 "$PYTHON" -m torch.distributed.run \
     --nnodes="$NNODES" \
     --node_rank="$NODE_RANK" \
     --master_addr="$MASTER_ADDR" \
     --nproc_per_node="$GPUS" \
     --master_port="$PORT" \
-    "$(dirname "$0")/train.py" "$CONFIG" --launcher pytorch "${@:3}"
+    "$ROOT/tools/train.py" "$CONFIG" --launcher pytorch "${@:3}"

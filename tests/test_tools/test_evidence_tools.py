@@ -1,6 +1,7 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
 """The probe CLI, the study's smoke run and honest reconstruction pictures."""
 import json
+import os
 import os.path as osp
 import shutil
 import subprocess
@@ -170,3 +171,25 @@ def write_images(tmp_path):
         np.random.default_rng(0).integers(0, 255, (80, 70, 3),
                                           dtype=np.uint8)).save(path)
     return [path]
+
+
+def test_reconstruction_scores_all_images_and_draws_a_few(
+        tmp_path, pretraining_checkpoint):
+    checkpoint, _ = pretraining_checkpoint()
+    images = []
+    for index in range(3):
+        path = tmp_path / f'img{index}.png'
+        Image.fromarray(
+            np.random.default_rng(index).integers(
+                0, 255, (64, 64, 3), dtype=np.uint8)).save(path)
+        images.append(str(path))
+    tool = osp.join(TOOLS, 'visualization', 'vis_reconstruction.py')
+    config = tiny_pixel_config(tmp_path)
+    out = run(tool, config, checkpoint, *images, '--draw', '2', '--out-dir',
+              str(tmp_path / 'vis'), '--montage',
+              str(tmp_path / 'montage' / 'all.png'))
+    assert 'pattern R2 of the hidden units of 3 image(s): ' in out
+    drawn = sorted(os.listdir(tmp_path / 'vis'))
+    assert drawn == ['img0_recon.png', 'img1_recon.png']
+    montage = Image.open(tmp_path / 'montage' / 'all.png')
+    assert montage.size == (4 * 64, 2 * (14 + 64))

@@ -10,7 +10,8 @@ gradient norm), its L2 penalty chosen on 20 % of the training features.
 The same probe on the raw input pixels and on a randomly initialised model
 of the same config is reported in the same table.
 
-Example (the ``make demo`` checkpoint on Fashion-MNIST):
+Example (the checkpoint of the photograph demo, ``make demo-photos``, on
+Fashion-MNIST):
     CFG=configs/pretrain/demo/itpn-pixel_hivit-demo_1xb32-coslr-40e_skimage-96px.py
     python tools/analysis_tools/feature_probe.py $CFG \
         work_dirs/demo/epoch_40.pth --features backbone pyramid
@@ -22,7 +23,7 @@ import os.path as osp
 import time
 
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.logging import MMLogger
 
 from mmitpn.evaluation import (FEATURE_KINDS, POOLINGS, PROBE_METHODS,
@@ -48,6 +49,13 @@ def parse_args():
         default=DEFAULT_DATA,
         help='classification data config (train/test dataloaders, '
         'test pipeline, data_preprocessor); default: Fashion-MNIST 64 px')
+    parser.add_argument(
+        '--data-options',
+        nargs='+',
+        action=DictAction,
+        default={},
+        help='override keys of the data config, e.g. '
+        'train_dataloader.dataset.data_root=DIR')
     parser.add_argument(
         '--features',
         nargs='+',
@@ -129,6 +137,7 @@ def main():
     torch.manual_seed(args.seed)
     cfg = Config.fromfile(args.config)
     data_cfg = Config.fromfile(args.data)
+    data_cfg.merge_from_dict(args.data_options)
     train, test = load_data(data_cfg, args.train_images, args.test_images)
     logger.info(f'{len(train[1])} training and {len(test[1])} test images '
                 f'of {tuple(train[0].shape[1:])} from {args.data}')

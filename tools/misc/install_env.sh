@@ -30,7 +30,8 @@ export MMCV_WITH_OPS=1 FORCE_CUDA="${FORCE_CUDA:-0}" MAX_JOBS="${MAX_JOBS:-2}" C
 log "installing the OpenMMLab stack (mmcv compiles once, about 8 minutes on 2 cores)"
 "${pip[@]}" install -q --no-build-isolation \
   -r "$root/requirements/mminstall.txt" -r "$root/requirements/runtime.txt" \
-  -r "$root/requirements/optional.txt" -r "$root/requirements/tests.txt"
+  -r "$root/requirements/optional.txt" -r "$root/requirements/tests.txt" \
+  -r "$root/requirements/docs.txt"
 
 check_ops() { "$venv/bin/python" -c 'from mmcv.ops import nms, RoIAlign' 2>/dev/null; }
 if ! check_ops; then

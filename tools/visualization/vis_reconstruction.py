@@ -29,11 +29,16 @@ spatial structure the prediction explains; 0 for a flat pattern column).
 Example:
     python tools/visualization/vis_reconstruction.py CONFIG CHECKPOINT \
         img1.png img2.jpg --out-dir work_dirs/vis
+
+Scoring many held-out images and drawing a few of them in one picture:
+    python tools/visualization/vis_reconstruction.py CONFIG CHECKPOINT \
+        data/objects/test/*.png --draw 6 --montage work_dirs/vis/all.png
 """
 import argparse
 import os
 import os.path as osp
 
+import numpy as np
 import torch
 from mmengine.config import Config
 from PIL import Image
@@ -55,7 +60,19 @@ def parse_args():
         '--true-unit-stats',
         action='store_true',
         help="add MAE's view (hidden units' own mean/std), labelled")
-    return parser.parse_args()
+    parser.add_argument(
+        '--draw',
+        type=int,
+        help='draw only the first N images (default: all); the pattern R2 '
+        'is always computed over all of them')
+    parser.add_argument(
+        '--montage',
+        help='also write the drawn panels, stacked top to bottom, into this '
+        'one PNG file')
+    args = parser.parse_args()
+    if args.draw is not None and args.draw < 0:
+        parser.error(f'--draw must be 0 or more, got {args.draw}.')
+    return args
 
 
 def load_model(config: str, checkpoint: str):
@@ -81,12 +98,20 @@ def main():
         load_image(path, model.backbone.img_size) for path in args.images
     ]
     torch.manual_seed(args.seed)
-    for path, image in zip(args.images, images):
+    panels = []
+    for path, image in list(zip(args.images, images))[:args.draw]:
         panel = draw_reconstruction(model, image, args.true_unit_stats)
         out = osp.join(args.out_dir,
                        osp.splitext(osp.basename(path))[0] + '_recon.png')
         Image.fromarray(panel).save(out)
+        panels.append(panel)
         print(f'{path} -> {out}')
+    if args.montage and panels:
+        folder = osp.dirname(args.montage)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        Image.fromarray(np.concatenate(panels)).save(args.montage)
+        print(f'{len(panels)} panel(s) -> {args.montage}')
     torch.manual_seed(args.seed)
     score = pattern_r2(model, torch.cat(images))
     print(f'pattern R2 of the hidden units of {len(images)} image(s): '

@@ -1,4 +1,4 @@
-# CPU demo: fine-tune the `make demo` pretraining checkpoint (HiViT + iTPN
+# CPU demo: fine-tune the `make demo-photos` pretraining checkpoint (HiViT + iTPN
 # pixel on scikit-image photographs) on Fashion-MNIST, with layer decay.
 _base_ = [
     './_base_/fashion-mnist_64px.py',

@@ -1,4 +1,4 @@
-# CPU demo: linear probe of the frozen `make demo` pretraining checkpoint on
+# CPU demo: linear probe of the frozen `make demo-photos` pretraining checkpoint on
 # Fashion-MNIST (BatchNorm without affine + linear head). MAE's LARS recipe
 # (lr 0.1 at batch 256) is made for batch 16,384 and 90 epochs: here it moves
 # the head too little to measure the features (26.8 % top-1). SGD with

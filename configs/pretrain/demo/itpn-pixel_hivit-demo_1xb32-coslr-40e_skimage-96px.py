@@ -1,6 +1,6 @@
 # CPU demo: iTPN pixel pretraining of a small HiViT on 96 px crops of the
 # photographs that scikit-image ships (tools/dataset_converters/
-# prepare_skimage_images.py). A few minutes on 2 CPU cores.
+# prepare_skimage_images.py); `make demo-photos`. A few minutes on 2 CPU cores.
 _base_ = ['../../_base_/default_runtime.py']
 
 data_root = 'data/skimage_unlabeled'

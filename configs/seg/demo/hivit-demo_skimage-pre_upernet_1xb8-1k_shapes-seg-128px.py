@@ -1,6 +1,6 @@
-# CPU demo: UperNet whose backbone and concatenated pyramid are the `make
-# demo` pretraining checkpoint (HiViT + iTPN pyramid, no conversion), trained
-# on the shapes set of tools/dataset_converters/make_shapes_seg.py
+# CPU demo: UperNet whose backbone and concatenated pyramid are the
+# `make demo-photos` pretraining checkpoint (HiViT + iTPN pyramid, no
+# conversion), trained on the shapes set of tools/dataset_converters/make_shapes_seg.py
 # (background + 3 classes, 128 px).
 _base_ = [
     'mmseg::_base_/models/upernet_r50.py',

@@ -1,0 +1,70 @@
+# Copyright (c) mmitpn contributors. All rights reserved.
+"""Sphinx configuration of the mmitpn documentation (built by ``make docs``).
+
+Nothing is fetched at build time: MyST reads the Markdown pages, autodoc
+imports the installed mmitpn (its dependencies are in the same environment),
+and the Furo theme ships its own assets.
+"""
+import os
+import re
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from mmitpn import __version__  # noqa: E402
+
+project = 'mmitpn'
+author = 'mmitpn contributors'
+copyright = 'mmitpn contributors'
+release = __version__
+version = __version__
+
+extensions = [
+    'myst_parser',
+    'sphinx.ext.autodoc',
+    'sphinx.ext.napoleon',
+    'sphinx.ext.viewcode',
+]
+source_suffix = {'.md': 'markdown'}
+root_doc = 'index'
+exclude_patterns = ['_build']
+
+# Markdown: `#` anchors for headings down to level 3, so `page.md#section`
+# links are checked by Sphinx like any cross-reference.
+myst_heading_anchors = 3
+myst_enable_extensions = ['colon_fence']
+
+# API reference from the Google-style docstrings.
+autodoc_default_options = {'members': True, 'show-inheritance': True}
+autodoc_member_order = 'bysource'
+autodoc_typehints = 'description'
+autoclass_content = 'class'
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+napoleon_use_ivar = True
+
+nitpicky = False
+html_theme = 'furo'
+html_title = f'mmitpn {release}'
+html_static_path = []
+
+
+def _unlink_folders(app, docname: str, source: list) -> None:
+    """Turn links to folders (``[figures/](figures/)``) into their text.
+
+    GitHub shows a folder for such a link, a static site cannot, and MyST
+    reports it as a missing cross-reference; the folder's existence is still
+    checked by ``tools/misc/check_docs_links.py``.
+    """
+    folder = os.path.dirname(app.env.doc2path(docname))
+
+    def unlink(match):
+        target = os.path.join(folder, match.group(2))
+        return match.group(1) if os.path.isdir(target) else match.group(0)
+
+    source[0] = re.sub(r'(?<!!)\[([^\]]+)\]\(([^)\s#]+/)\)', unlink, source[0])
+
+
+def setup(app):
+    app.connect('source-read', _unlink_folders)

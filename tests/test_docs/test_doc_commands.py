@@ -1,0 +1,246 @@
+# Copyright (c) mmitpn contributors. All rights reserved.
+"""Every fenced shell command of the README, the docs and the config READMEs
+works as written from a fresh clone after ``make``: the scripts, configs and
+files it names exist, each Python script's ``--help`` and each shell
+launcher's ``--help`` succeed, each config builds (``Config.fromfile``), and
+``make`` targets exist. Internal links and images resolve too."""
+import contextlib
+import io
+import os
+import os.path as osp
+import re
+import runpy
+import shlex
+import subprocess
+import sys
+from typing import Dict, List, NamedTuple
+
+import pytest
+from mmengine.config import Config
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.join(REPO, 'tools', 'misc'))
+import check_docs_links  # noqa: E402
+
+SHELL_FENCES = ('bash', 'sh', 'shell', 'console')
+VENV_PYTHON = '.venv/bin/python'
+# Folders of the repository: a command token under one of them must exist.
+REPO_FOLDERS = ('configs/', 'tools/', 'demo/', 'docs/', 'mmitpn/', 'tests/',
+                'requirements/')
+# Programs from outside the repository that the docs may name.
+EXTERNAL = {'tensorboard', 'sudo', 'apt-get', 'source'}
+PLACEHOLDER = re.compile(r'^[A-Z][A-Z0-9_]*$')
+ASSIGNMENT = re.compile(r'^([A-Za-z_][A-Za-z0-9_]*)=(.*)$')
+
+
+class Command(NamedTuple):
+    source: str  # file:line
+    argv: List[str]
+
+
+def shell_blocks(text: str):
+    """``(first line number, lines)`` of the fenced shell blocks."""
+    block, start, fence = None, 0, None
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if block is None:
+            match = re.match(r'^(```|~~~)\s*\{?([\w-]*)\}?', stripped)
+            if match:
+                fence = match.group(1)
+                block = [] if match.group(2) in SHELL_FENCES else False
+                start = number + 1
+        elif stripped.startswith(fence):
+            if block:
+                yield start, block
+            block = None
+        elif block is not False:
+            block.append(line)
+
+
+def commands_of(path: str) -> List[Command]:
+    """The commands of one file, continuation lines joined, ``$VAR`` and
+    ``${VAR}`` replaced by earlier assignments of the same block, and
+    leading ``VAR=value`` environment settings dropped."""
+    with open(osp.join(REPO, path), encoding='utf-8') as f:
+        text = f.read()
+    commands = []
+    for start, lines in shell_blocks(text):
+        variables: Dict[str, str] = {}
+        joined, first = '', start
+        for offset, line in enumerate(lines):
+            if not joined:
+                first = start + offset
+            if line.rstrip().endswith('\\'):
+                joined += line.rstrip()[:-1] + ' '
+                continue
+            joined += line
+            for name, value in variables.items():
+                joined = joined.replace('${' + name + '}', value)
+                joined = joined.replace('$' + name, value)
+            argv = shlex.split(joined, comments=True)
+            joined = ''
+            while argv and ASSIGNMENT.match(argv[0]):
+                name, value = ASSIGNMENT.match(argv[0]).groups()
+                argv = argv[1:]
+                if not argv:
+                    variables[name] = value
+            if argv:
+                commands.append(Command(f'{path}:{first}', argv))
+    return commands
+
+
+def all_commands() -> List[Command]:
+    return [
+        command for path in check_docs_links.markdown_files()
+        for command in commands_of(path)
+    ]
+
+
+COMMANDS = all_commands()
+
+
+def make_targets() -> set:
+    with open(osp.join(REPO, 'Makefile')) as f:
+        return set(re.findall(r'^([\w-]+):', f.read(), re.M))
+
+
+def repo_paths(argv: List[str]) -> List[str]:
+    """Tokens (or ``--key=value`` values) naming a file of the repository."""
+    paths = []
+    for token in argv:
+        token = token.split('=', 1)[-1]
+        if token.startswith(REPO_FOLDERS) and not PLACEHOLDER.match(token):
+            paths.append(token)
+    return paths
+
+
+def test_the_docs_have_commands():
+    sources = {command.source.split(':')[0] for command in COMMANDS}
+    assert 'README.md' in sources
+    assert any(source.startswith('docs/') for source in sources)
+    assert any(source.startswith('configs/') for source in sources)
+    assert len(COMMANDS) > 40
+
+
+def test_extraction_joins_lines_and_substitutes_variables(tmp_path):
+    page = tmp_path / 'page.md'
+    page.write_text('```bash\nCFG=configs/a.py\n'
+                    '.venv/bin/python tools/train.py $CFG \\\n'
+                    '    --work-dir w  # comment\n'
+                    'NNODES=2 tools/dist_train.sh ${CFG} 8\n```\n'
+                    '```python\nnot a shell command\n```\n')
+    commands = commands_of(str(page))
+    assert [c.argv for c in commands] == [
+        [VENV_PYTHON, 'tools/train.py', 'configs/a.py', '--work-dir', 'w'],
+        ['tools/dist_train.sh', 'configs/a.py', '8'],
+    ]
+    assert commands[0].source.endswith(':3')
+
+
+@pytest.mark.parametrize('command', COMMANDS, ids=[c.source for c in COMMANDS])
+def test_command_names_things_that_exist(command):
+    program = command.argv[0]
+    assert program in EXTERNAL or program in (VENV_PYTHON, 'make') or \
+        program.startswith('tools/'), (
+            f'{command.source}: {program!r} is neither {VENV_PYTHON}, make, '
+            'a tools/ script nor a known external program; write commands '
+            f'as "{VENV_PYTHON} SCRIPT" (docs/get_started/install.md)')
+    if program == 'make':
+        missing = set(command.argv[1:]) - make_targets()
+        assert not missing, f'{command.source}: no make target {missing}'
+    for path in repo_paths(command.argv):
+        if any(char in path for char in '*?{'):
+            continue
+        assert osp.exists(osp.join(REPO, path)), \
+            f'{command.source}: {path} does not exist'
+
+
+def _python_scripts() -> Dict[str, str]:
+    scripts = {}
+    for command in COMMANDS:
+        if command.argv[0] == VENV_PYTHON and len(command.argv) > 1 and \
+                command.argv[1].endswith('.py'):
+            scripts.setdefault(command.argv[1], command.source)
+    return scripts
+
+
+def _launchers() -> Dict[str, str]:
+    return {
+        command.argv[0]: command.source
+        for command in COMMANDS if command.argv[0].startswith('tools/')
+    }
+
+
+def _configs() -> Dict[str, str]:
+    configs = {}
+    for command in COMMANDS:
+        for path in repo_paths(command.argv):
+            if path.startswith('configs/') and path.endswith('.py'):
+                configs.setdefault(path, command.source)
+    return configs
+
+
+def test_every_python_script_answers_help(monkeypatch):
+    """Run in this process (one import of torch and the OpenMMLab stack for
+    all scripts, so the whole check takes seconds)."""
+    scripts = _python_scripts()
+    assert 'tools/train.py' in scripts
+    failures = []
+    for script, source in sorted(scripts.items()):
+        monkeypatch.setattr(sys, 'argv', [script, '--help'])
+        out = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out):
+                runpy.run_path(osp.join(REPO, script), run_name='__main__')
+            failures.append(f'{source}: {script} --help did not exit')
+        except SystemExit as exit:
+            if exit.code not in (0, None) or 'usage' not in out.getvalue():
+                failures.append(f'{source}: {script} --help exited with '
+                                f'{exit.code}: {out.getvalue()[-300:]}')
+    assert not failures, '\n'.join(failures)
+
+
+def test_every_launcher_answers_help():
+    launchers = _launchers()
+    assert 'tools/dist_train.sh' in launchers
+    for launcher, source in sorted(launchers.items()):
+        path = osp.join(REPO, launcher)
+        assert os.access(path, os.X_OK), f'{source}: {launcher} is not ' \
+            'executable'
+        result = subprocess.run([path, '--help'],
+                                capture_output=True,
+                                text=True,
+                                timeout=30)
+        assert result.returncode == 0 and 'Usage' in result.stdout, \
+            f'{source}: {launcher} --help: {result.stderr}'
+
+
+def test_every_config_builds():
+    configs = _configs()
+    assert len(configs) > 10
+    for config, source in sorted(configs.items()):
+        try:
+            Config.fromfile(osp.join(REPO, config))
+        except Exception as error:  # noqa: B902 -- report any failure
+            pytest.fail(f'{source}: {config} does not build: {error}')
+
+
+def test_internal_links_and_images_resolve():
+    count, problems = check_docs_links.check()
+    assert count > 20
+    assert not problems, '\n'.join(problems)
+
+
+def test_link_checker_reports_broken_links(tmp_path):
+    docs = tmp_path / 'docs'
+    docs.mkdir()
+    (docs / 'a.md').write_text('# A page\n\n## Some `code` here\n')
+    (tmp_path / 'README.md').write_text(
+        '[ok](docs/a.md#some-code-here) ![missing](docs/x.png)\n'
+        '[bad anchor](docs/a.md#nope) [web](https://example.org/x)\n'
+        '```bash\n[not a link](in/code.md)\n```\n')
+    count, problems = check_docs_links.check(str(tmp_path))
+    assert count == 2
+    assert len(problems) == 2
+    assert 'docs/x.png does not exist' in problems[0]
+    assert 'no heading with anchor #nope' in problems[1]
