@@ -155,10 +155,14 @@ class iTPN(iTPNBase):
                 f'mask_ratio must be in (0, 1), got {mask_ratio}.')
         self.mask_ratio = mask_ratio
         self._check_visible_units(self.grid_size)
-        if self.backbone.window_size:
+        if self.backbone.window_size or \
+                self.backbone.gathering_tokens is not None or \
+                self.backbone.token_migration is not None:
             self._refuse('masked pretraining runs the main stage on the '
-                         'visible units only, which have no windows; remove '
-                         'window_size (windows are for dense fine-tuning).')
+                         'visible units only, which have no windows and '
+                         'nothing redundant to drop; remove window_size, '
+                         'gathering_tokens and token_migration (they are for '
+                         'dense fine-tuning and inference).')
         if self.backbone.rel_pos_type == 'decomposed':
             self._refuse("rel_pos_type='decomposed' needs the full unit "
                          "grid; use 'bias_table' or None for pretraining.")

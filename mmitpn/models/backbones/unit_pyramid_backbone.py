@@ -2,7 +2,7 @@
 """The template of HiViT-family backbones: a stem at stride 4 and 8 joined by
 merges inside 16x16 units, then a main stage at stride 16 with an absolute
 position embedding; one flat ``blocks`` list."""
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.model import BaseModule
@@ -13,6 +13,8 @@ from torch.utils.checkpoint import checkpoint
 
 from ..utils.position_encoding import (build_2d_sincos_pos_embed,
                                        resample_with_offset, resize_pos_embed)
+from ..utils.token_migration import (keep_tokens, refresh, restore_tokens,
+                                     start_migration)
 from ..utils.transformer_blocks import dropout, gather_rel_pos_index
 from ..utils.unit_ops import (fill_masked, gather_units, map_to_units,
                               unit_grid, units_to_map)
@@ -97,6 +99,25 @@ class UnitPyramidBackbone(BaseModule):
             to None (global attention everywhere).
         global_blocks (Sequence[int]): Main blocks (0-based) that keep
             global attention when ``window_size`` is set. Defaults to ().
+        gathering_tokens (int): Token gathering (Fast-iTPN's second
+            "flexible design", in mmitpn's reading): this many learned
+            tokens per image join the main stage; in every main block they
+            attend to all tokens and every token attends to them besides
+            its window, so windows exchange global information without
+            global attention. They start from ``gathering_tokens`` (a new
+            parameter, trunc-normal initialised; checkpoints without it
+            leave it at its initialisation and say so) and are dropped
+            after the main stage. 0 disables it. Defaults to 0.
+        token_migration (dict, optional): Token migration (Fast-iTPN's first
+            "flexible design", in mmitpn's reading; see
+            :mod:`mmitpn.models.utils.token_migration`):
+            ``dict(start_block=k, keep_ratio=r)`` drops the ``1 - r`` most
+            redundant tokens (bipartite cosine matching, at most half)
+            before main block ``k``; global blocks from there on run on the
+            kept tokens only, windowed blocks on the full grid with every
+            dropped token following its match, and the outputs hold the
+            full grid again (no attention in the restore). Training-free:
+            it can be switched on for any checkpoint. Defaults to None.
         upcast_attention (bool): q·k and softmax in float32 under autocast.
         fused_attention (bool): Fused attention kernels (flash /
             memory-efficient) wherever they are the faster path; False
@@ -149,6 +170,8 @@ class UnitPyramidBackbone(BaseModule):
                  pos_embed_trainable: bool = True,
                  window_size: Optional[int] = None,
                  global_blocks: Sequence[int] = (),
+                 gathering_tokens: int = 0,
+                 token_migration: Optional[dict] = None,
                  upcast_attention: bool = False,
                  fused_attention: bool = True,
                  out_indices: Sequence[int] = (2, ),
@@ -169,6 +192,7 @@ class UnitPyramidBackbone(BaseModule):
         if any(not 0 <= i < self.depth for i in self.global_blocks):
             raise ValueError(f'global_blocks {self.global_blocks} are not '
                              f'blocks of the {self.depth}-block main stage.')
+        self.token_migration = self._parse_migration(token_migration)
         # What the family builders read.
         self.block_settings = dict(
             stem_mlp_ratio=stem_mlp_ratio,
@@ -218,6 +242,12 @@ class UnitPyramidBackbone(BaseModule):
             self.embed_dims, eps=norm_eps
         ) if out_type == 'avg_featmap' and final_norm else nn.Identity()
         self.layer_ids = self._layer_ids()
+        if gathering_tokens < 0:
+            raise ValueError(
+                f'gathering_tokens must be >= 0, got {gathering_tokens}.')
+        self.gathering_tokens = nn.Parameter(
+            torch.zeros(1, gathering_tokens, self.embed_dims)) \
+            if gathering_tokens else None
 
         self._init_weights(pos_embed_init)
         self._freeze_stages()
@@ -329,10 +359,34 @@ class UnitPyramidBackbone(BaseModule):
         return self.embed_dims // 4 if self.mask_token_stage == 'embed' \
             else self.embed_dims
 
+    def _parse_migration(self, cfg: Optional[dict]) -> Optional[dict]:
+        if cfg is None:
+            return None
+        if not isinstance(cfg, dict) or set(cfg) != {
+                'start_block', 'keep_ratio'
+        }:
+            raise ValueError('token_migration must be dict(start_block=..., '
+                             f'keep_ratio=...), got {cfg!r}.')
+        if not 0 <= cfg['start_block'] < self.depth:
+            raise ValueError(f"token_migration start_block "
+                             f"{cfg['start_block']} is not a block of the "
+                             f'{self.depth}-block main stage.')
+        if not 0.5 <= cfg['keep_ratio'] <= 1:
+            raise ValueError('token_migration keep_ratio must be in [0.5, 1] '
+                             '(bipartite matching drops at most half of the '
+                             f"tokens), got {cfg['keep_ratio']}.")
+        if self.rel_pos_type == 'decomposed':
+            raise ValueError("token_migration needs tokens off the grid: "
+                             "rel_pos_type='decomposed' cannot take it; use "
+                             "'bias_table' or None.")
+        return dict(cfg)
+
     def _init_weights(self, pos_embed_init: str) -> None:
         # Relative position tables stay zero, as in the official code (and
         # ViTDet's default for decomposed positions).
         init_linear_layers(self)
+        if self.gathering_tokens is not None:
+            trunc_normal_(self.gathering_tokens, std=.02)
         pos_embed = getattr(self, self.pos_embed_name)
         with torch.no_grad():
             if pos_embed_init == 'sincos':
@@ -428,9 +482,11 @@ class UnitPyramidBackbone(BaseModule):
         Returns:
             tuple: The final tokens and the collected block outputs.
         """
-        if self.window_size and ids_keep is not None:
-            raise ValueError('Window attention needs the full unit grid; '
-                             'masked pretraining uses global attention.')
+        if ids_keep is not None and (self.window_size
+                                     or self.gathering_tokens is not None):
+            raise ValueError('Window attention and gathering tokens need the '
+                             'full unit grid; masked pretraining uses global '
+                             'attention.')
         pos_embed = resize_pos_embed(
             getattr(self, self.pos_embed_name), self.grid_size, grid)
         if ids_keep is not None and self.ape_resample_offset:
@@ -446,16 +502,44 @@ class UnitPyramidBackbone(BaseModule):
             if self.window_size:
                 window_rel_pos_index = gather_rel_pos_index(
                     (self.window_size, ) * 2, None, x.device)
+        gather = None if self.gathering_tokens is None else \
+            self.gathering_tokens.expand(x.shape[0], -1, -1)
+        migration = None
+        migrate = self.token_migration is not None and ids_keep is None
         collected = []
         for index, block in enumerate(self.blocks[self.main_start:]):
-            if self._windowed(index):
-                x = self._run(block, x, grid, window_rel_pos_index,
-                              self.window_size)
+            windowed = self._windowed(index)
+            if migrate and index == self.token_migration['start_block']:
+                migration = start_migration(x,
+                                            self.token_migration['keep_ratio'])
+                x = keep_tokens(x, migration)
+                if rel_pos_index is not None:
+                    rel_pos_index = gather_rel_pos_index(
+                        grid, migration.kept_ids, x.device)
+            if windowed:
+                full = x if migration is None else restore_tokens(x, migration)
+                full, gather = self._run_main_block(block, full, gather, grid,
+                                                    window_rel_pos_index,
+                                                    self.window_size)
+                x = full if migration is None else refresh(full, migration)
             else:
-                x = self._run(block, x, grid, rel_pos_index)
+                x, gather = self._run_main_block(block, x, gather, grid,
+                                                 rel_pos_index, None)
             if index in collect:
-                collected.append(x)
+                collected.append(
+                    x if migration is None else restore_tokens(x, migration))
+        if migration is not None:
+            x = restore_tokens(x, migration)
         return x, collected
+
+    def _run_main_block(
+            self, block: nn.Module, x: Tensor, gather: Optional[Tensor],
+            grid: Tuple[int, int], rel_pos_index: Optional[Tensor],
+            window_size: Optional[int]) -> Tuple[Tensor, Optional[Tensor]]:
+        if gather is None:
+            return self._run(block, x, grid, rel_pos_index, window_size), None
+        return self._run(block.forward_gathered, x, gather, grid,
+                         rel_pos_index, window_size)
 
     def _format(self, x: Tensor, grid: Tuple[int, int]) -> Tensor:
         if self.out_type == 'featmap':
@@ -565,7 +649,7 @@ class UnitPyramidBackbone(BaseModule):
             module.eval()
         return self
 
-    def _run(self, block: nn.Module, x: Tensor, *args) -> Tensor:
+    def _run(self, block: Callable, x: Tensor, *args):
         if self.with_cp and self.training and x.requires_grad:
             return checkpoint(block, x, *args, use_reentrant=False)
         return block(x, *args)

@@ -170,21 +170,39 @@ class Attention(nn.Module):
                 the bias table for the tokens present (gathered per sample
                 when units are masked). Needed for ``'bias_table'``.
         """
-        batch, length, channels = x.shape
         q, k, v = self.project_qkv(x)
-        bias = None
+        return self.project_out(
+            self.attend(q, k, v, self.position_bias(q, grid_size,
+                                                    rel_pos_index)))
+
+    def attend(self,
+               q: Tensor,
+               k: Tensor,
+               v: Tensor,
+               bias: Optional[Tensor] = None) -> Tensor:
+        """:func:`attend` with this module's dropout and kernel settings."""
+        return attend(q, k, v, bias, self.attn_drop if self.training else 0.,
+                      self.upcast, self.fused)
+
+    def project_out(self, x: Tensor) -> Tensor:
+        """Heads ``(B, heads, L, d)`` merged and projected: ``(B, L, C)``."""
+        batch, _, length, _ = x.shape
+        x = x.transpose(1, 2).reshape(batch, length, -1)
+        return self.proj_drop(self.proj(x))
+
+    def position_bias(self, q: Tensor, grid_size: Tuple[int, int],
+                      rel_pos_index: Optional[Tensor]) -> Optional[Tensor]:
+        """The relative position bias of the queries ``q`` on
+        ``grid_size``, ``(B or 1, heads, L, L)``, or None."""
         if self.rel_pos_type == 'bias_table':
             table = resize_rel_pos_bias_table(
                 self.relative_position_bias_table, self.grid_size, grid_size)
             # Gather from the table in the compute dtype: the (L, L) bias is
             # materialised once, in bf16/fp16 under autocast, not in fp32.
-            bias = table.to(q.dtype)[rel_pos_index].permute(0, 3, 1, 2)
-        elif self.rel_pos_type == 'decomposed':
-            bias = self._decomposed_bias(q, grid_size)
-        x = attend(q, k, v, bias, self.attn_drop if self.training else 0.,
-                   self.upcast, self.fused)
-        x = x.transpose(1, 2).reshape(batch, length, channels)
-        return self.proj_drop(self.proj(x))
+            return table.to(q.dtype)[rel_pos_index].permute(0, 3, 1, 2)
+        if self.rel_pos_type == 'decomposed':
+            return self._decomposed_bias(q, grid_size)
+        return None
 
     def _decomposed_bias(self, q: Tensor, grid_size: Tuple[int,
                                                            int]) -> Tensor:
@@ -363,6 +381,85 @@ class AttentionBlock(nn.Module):
         if self.gamma_2 is not None:
             y = self.gamma_2 * y
         return x + self.drop_path(y)
+
+    def forward_gathered(
+            self,
+            x: Tensor,
+            gather: Tensor,
+            grid_size: Tuple[int, int],
+            rel_pos_index: Optional[Tensor] = None,
+            window_size: Optional[int] = None) -> Tuple[Tensor, Tensor]:
+        """The block with gathering tokens (token gathering).
+
+        The ``G`` gathering tokens ``gather`` ``(B, G, C)`` attend to
+        themselves and to every token of the image; every token attends to
+        its window (or, without ``window_size``, to the whole grid) and to
+        the gathering tokens, which carry information across windows. All
+        projections, norms and the MLP are the block's own, so pretrained
+        weights serve unchanged; relative positions apply between image
+        tokens only (zero bias to and from gathering tokens).
+
+        Returns:
+            tuple[Tensor]: The tokens and the gathering tokens.
+        """
+        attn = self.attn
+        batch, _, channels = x.shape
+        y, y_gather = self.norm1(x), self.norm1(gather)
+        q_gather, k_gather, v_gather = attn.project_qkv(y_gather)
+        if window_size:
+            windows = window_partition(y, grid_size, window_size)
+            num_windows = windows.shape[0] // batch
+            q, k, v = attn.project_qkv(windows)
+            bias = attn.position_bias(q, (window_size, window_size),
+                                      rel_pos_index)
+            extra_k = k_gather.repeat_interleave(num_windows, dim=0)
+            extra_v = v_gather.repeat_interleave(num_windows, dim=0)
+            # Keys of every real token for the gathering queries: the
+            # windows' keys, zero-padding masked out.
+            heads, _, head_dims = k.shape[1:]
+            all_k = k.reshape(batch, num_windows, heads, -1,
+                              head_dims).transpose(1, 2).flatten(2, 3)
+            all_v = v.reshape(batch, num_windows, heads, -1,
+                              head_dims).transpose(1, 2).flatten(2, 3)
+            real = window_partition(
+                x.new_ones(1, x.shape[1], 1), grid_size,
+                window_size).flatten().bool()
+            gather_bias = torch.zeros(
+                1,
+                1,
+                1,
+                real.numel() + gather.shape[1],
+                dtype=q.dtype,
+                device=x.device)
+            gather_bias[..., gather.shape[1]:][..., ~real] = float('-inf')
+        else:
+            q, k, v = attn.project_qkv(y)
+            bias = attn.position_bias(q, grid_size, rel_pos_index)
+            extra_k, extra_v, all_k, all_v = k_gather, v_gather, k, v
+            gather_bias = None
+        if bias is not None:
+            bias = F.pad(
+                bias.expand(q.shape[0], -1, -1, -1), (0, extra_k.shape[2]))
+        out = attn.attend(q, torch.cat([k, extra_k], 2),
+                          torch.cat([v, extra_v], 2), bias)
+        if window_size:
+            out = out.transpose(1, 2).flatten(2)
+            out = window_unpartition(out, grid_size, window_size, batch)
+            out = attn.proj_drop(attn.proj(out))
+        else:
+            out = attn.project_out(out)
+        out_gather = attn.project_out(
+            attn.attend(q_gather, torch.cat([k_gather, all_k], 2),
+                        torch.cat([v_gather, all_v], 2), gather_bias))
+        tokens = torch.cat([out, out_gather], 1)
+        if self.gamma_1 is not None:
+            tokens = self.gamma_1 * tokens
+        both = torch.cat([x, gather], 1) + self.drop_path(tokens)
+        y = self.mlp(self.norm2(both))
+        if self.gamma_2 is not None:
+            y = self.gamma_2 * y
+        both = both + self.drop_path(y)
+        return both[:, :x.shape[1]], both[:, x.shape[1]:]
 
 
 def window_partition(x: Tensor, grid_size: Tuple[int, int],
