@@ -13,8 +13,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmitpn.utils import (adapt_cfg_to_device, init_cpu_distributed,
-                          trust_checkpoint_path)
+from mmitpn.utils import adapt_cfg_to_device, init_cpu_distributed
 
 
 def parse_args():
@@ -105,10 +104,6 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
-        trust_checkpoint_path(args.resume)
-    # A run's own checkpoints may be fully unpickled (message hub, random
-    # states); weights from anywhere else load as tensors only.
-    trust_checkpoint_path(cfg.work_dir)
     if args.auto_scale_lr or args.no_auto_scale_lr:
         if cfg.get('auto_scale_lr') is None:
             raise ValueError(f'{args.config} has no auto_scale_lr (the batch '

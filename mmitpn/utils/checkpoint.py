@@ -7,13 +7,15 @@ run code. A few objects that OpenMMLab and MAE-style checkpoints carry
 besides their weights (mmengine's message hub, numpy scalars, argparse
 arguments) are replaced by inert :class:`Ignored` placeholders instead of
 being rebuilt, so such files still load their tensors. Full unpickling is
-only done for paths marked as trusted (a run's own work directory, an
-explicit ``--resume`` file) or when the caller opts in.
+only done when the caller opts in. A run's own checkpoints need no trust:
+:class:`~mmitpn.engine.hooks.SafeCheckpointHook` writes them as tensors and
+plain data, which a tensors-only load reads exactly.
 """
 import os.path as osp
 import pickle
+import zipfile
 from collections import OrderedDict
-from typing import Dict, List, Mapping
+from typing import Dict, Mapping, Optional
 
 import torch
 from torch import Tensor
@@ -35,8 +37,6 @@ IGNORED_GLOBALS = (
     '__builtin__.getattr',
     'argparse.Namespace',
 )
-
-_trusted_paths: List[str] = []
 
 
 class Ignored:
@@ -63,19 +63,24 @@ class UnsafeCheckpointError(RuntimeError):
     """A checkpoint holds Python objects that a tensors-only load refuses."""
 
 
-def trust_checkpoint_path(path: str) -> None:
-    """Allow full unpickling of ``path`` and of any file below it.
+def checkpoint_problem(path: str) -> Optional[str]:
+    """Why ``path`` is not a readable checkpoint, or None if it looks whole.
 
-    ``tools/train.py`` trusts its own work directory (so resuming restores
-    the message hub) and an explicit ``--resume`` file.
+    Reads only the zip directory at the end of the file (what
+    ``torch.save`` writes), so a truncated file is caught without loading
+    its tensors.
     """
-    _trusted_paths.append(osp.abspath(path))
-
-
-def is_trusted(path: str) -> bool:
-    path = osp.abspath(path)
-    return any(path == trusted or path.startswith(trusted + osp.sep)
-               for trusted in _trusted_paths)
+    if not osp.isfile(path):
+        return 'no such file'
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError) as error:
+        return f'{osp.getsize(path)} bytes, truncated or not a checkpoint: ' \
+            f'{error}'
+    if not any(name.endswith('data.pkl') for name in names):
+        return 'a zip file without a PyTorch checkpoint inside'
+    return None
 
 
 def load_checkpoint_file(path: str,
@@ -134,11 +139,10 @@ def _load(path: str, allow_pickle: bool, map_location) -> dict:
 
 
 def load_local_checkpoint(filename: str, map_location=None) -> dict:
-    """mmengine loader for local files: full pickle for trusted paths,
-    tensors only for everything else (pretrained init, ``load_from``)."""
-    filename = osp.expanduser(filename)
+    """mmengine loader for local files: tensors only, whatever the file
+    (resume, pretrained init, ``load_from``)."""
     return load_checkpoint_file(
-        filename, allow_pickle=is_trusted(filename), map_location=map_location)
+        osp.expanduser(filename), map_location=map_location)
 
 
 def register_checkpoint_loader() -> None:
