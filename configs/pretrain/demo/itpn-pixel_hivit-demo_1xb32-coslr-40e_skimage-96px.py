@@ -74,7 +74,7 @@ train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=40)
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=8),
-    checkpoint=dict(type='SafeCheckpointHook', interval=5, max_keep_ckpts=2))
+    checkpoint=dict(type='mmitpn.SafeCheckpointHook', interval=5, max_keep_ckpts=2))
 randomness = dict(seed=0)
 # Reconstructions of four training images spread over the dataset (the same
 # four in every run on the same data) every 10 epochs, in
