@@ -14,6 +14,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmitpn.utils import adapt_cfg_to_device, init_cpu_distributed
+from mmitpn.utils.cli import add_debug_argument, run_tool
 
 
 def parse_args():
@@ -72,6 +73,7 @@ def parse_args():
         help='job launcher')
     # torch.distributed.launch passes --local_rank, torchrun --local-rank
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_debug_argument(parser)
     args = parser.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
@@ -134,4 +136,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -11,13 +11,15 @@ only done when the caller opts in. A run's own checkpoints need no trust:
 :class:`~mmitpn.engine.hooks.SafeCheckpointHook` writes them as tensors and
 plain data, which a tensors-only load reads exactly.
 """
+import logging
 import os.path as osp
 import pickle
 import zipfile
 from collections import OrderedDict
-from typing import Dict, Mapping, Optional
+from typing import Dict, List, Mapping, Optional
 
 import torch
+from mmengine.logging import print_log
 from torch import Tensor
 
 CONTAINER_KEYS = ('state_dict', 'model', 'module')
@@ -177,3 +179,64 @@ def extract_state_dict(checkpoint: Mapping) -> Dict[str, Tensor]:
             name = name[len('module.'):]
         state_dict[name] = value
     return state_dict
+
+
+class MissingWeightsError(ValueError):
+    """A checkpoint lacks tensors that the model it is loaded into needs."""
+
+
+def summarise_keys(keys: List[str], limit: int = 6) -> str:
+    """``head.fc (weight, bias), ...``: keys grouped by module, one line."""
+    groups: Dict[str, List[str]] = OrderedDict()
+    for key in keys:
+        module, _, name = key.rpartition('.')
+        groups.setdefault(module or key, []).append(name)
+    parts = [
+        f'{module} ({", ".join(names)})'
+        for module, names in list(groups.items())[:limit]
+    ]
+    if len(groups) > limit:
+        parts.append(f'and {len(groups) - limit} more modules')
+    return ', '.join(parts)
+
+
+def require_weights(model: torch.nn.Module,
+                    path: str,
+                    allow_missing: bool = False) -> List[str]:
+    """Check that checkpoint ``path`` holds every tensor of ``model``.
+
+    Evaluating a model whose head, decoder or norms keep their random
+    initialisation gives meaningless numbers without any error (mmengine
+    only logs the missing keys), e.g. a pretraining checkpoint, which has
+    no classification head, given to a classifier.
+
+    Args:
+        model (nn.Module): The model the checkpoint is for.
+        path (str): Local checkpoint file, read as tensors only.
+        allow_missing (bool): Only warn. Defaults to False.
+
+    Returns:
+        list[str]: The missing keys (empty if none).
+
+    Raises:
+        MissingWeightsError: Some are missing and ``allow_missing`` is
+            False; the message names them.
+    """
+    state_dict = extract_state_dict(load_checkpoint_file(path))
+    missing = [key for key in model.state_dict() if key not in state_dict]
+    if not missing:
+        return missing
+    message = (f'{path} lacks {len(missing)} of the '
+               f'{len(model.state_dict())} tensors the model needs: '
+               f'{summarise_keys(missing)}')
+    if not allow_missing:
+        raise MissingWeightsError(
+            f'{message}. They would keep their random initialisation. Pass a '
+            'checkpoint trained with this config (a pretraining checkpoint '
+            'has no head), or --allow-missing to run anyway.')
+    print_log(
+        f'{message}; they keep their random initialisation '
+        '(--allow-missing).',
+        logger='current',
+        level=logging.WARNING)
+    return missing

@@ -40,6 +40,7 @@ from PIL import Image
 
 from mmitpn.registry import MODELS
 from mmitpn.utils import extract_state_dict, load_checkpoint_file
+from mmitpn.utils.cli import add_debug_argument, run_tool
 from mmitpn.visualization import draw_reconstruction, load_image, pattern_r2
 
 
@@ -55,6 +56,7 @@ def parse_args():
         '--true-unit-stats',
         action='store_true',
         help="add MAE's view (hidden units' own mean/std), labelled")
+    add_debug_argument(parser)
     return parser.parse_args()
 
 
@@ -94,4 +96,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)
