@@ -6,6 +6,7 @@ Examples:
     tools/dist_train.sh configs/pretrain/<config>.py 8 --amp
 """
 import argparse
+import json
 import os
 import os.path as osp
 
@@ -13,7 +14,8 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmitpn.utils import adapt_cfg_to_device, init_cpu_distributed
+from mmitpn.utils import (adapt_cfg_to_device, check_data_files,
+                          init_cpu_distributed)
 from mmitpn.utils.cli import add_debug_argument, run_tool
 
 
@@ -129,10 +131,16 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 def main():
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
+    stages = ('train', 'val')
+    check_data_files(cfg, stages)
     init_cpu_distributed(cfg.launcher)
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
-        Runner.from_cfg(cfg)
-    runner.train()
+    try:
+        runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
+            Runner.from_cfg(cfg)
+        runner.train()
+    except json.JSONDecodeError:
+        check_data_files(cfg, stages, parse_json=True)  # names the file
+        raise
 
 
 if __name__ == '__main__':

@@ -6,14 +6,15 @@ from .checkpoint import (Ignored, MissingWeightsError, UnsafeCheckpointError,
                          require_weights)
 from .cli import run_tool
 from .complexity import count_macs
-from .setup_env import (adapt_cfg_to_device, cpu_has_native_bf16, describe_cpu,
+from .setup_env import (adapt_cfg_to_device, check_data_files,
+                        cpu_has_native_bf16, describe_cpu,
                         init_cpu_distributed)
 
 __all__ = [
     'AtomicLocalBackend', 'Ignored', 'MissingWeightsError',
-    'UnsafeCheckpointError', 'adapt_cfg_to_device', 'checkpoint_problem',
-    'count_macs', 'cpu_has_native_bf16', 'describe_cpu', 'extract_state_dict',
-    'init_cpu_distributed', 'load_checkpoint_file',
+    'UnsafeCheckpointError', 'adapt_cfg_to_device', 'check_data_files',
+    'checkpoint_problem', 'count_macs', 'cpu_has_native_bf16', 'describe_cpu',
+    'extract_state_dict', 'init_cpu_distributed', 'load_checkpoint_file',
     'register_checkpoint_loader', 'require_weights', 'run_tool',
     'write_atomically'
 ]

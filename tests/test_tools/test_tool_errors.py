@@ -89,3 +89,22 @@ def test_test_py_refuses_a_pretraining_checkpoint(tmp_path, fashion_mnist_root,
     output = run.stdout + run.stderr
     assert 'they keep their random initialisation' in output
     assert 'accuracy/top1' in output
+
+
+def test_malformed_coco_annotations_are_named(tmp_path):
+    config = osp.join(
+        REPO, 'configs', 'det', 'demo',
+        'hivit-demo_skimage-pre_mask-rcnn_1xb4-6e_shapes-coco-'
+        '128px.py')
+    annotations = tmp_path / 'data' / 'shapes_coco' / 'annotations'
+    annotations.mkdir(parents=True)
+    (annotations / 'instances_train.json').write_text("{'images': []}")
+    (annotations / 'instances_val.json').write_text('{"images": []}')
+    run = run_tool('tools/train.py', config, cwd=str(tmp_path))
+    assert_one_line(run, 'data/shapes_coco/annotations/instances_train.json',
+                    'train_dataloader.dataset.ann_file', 'not valid JSON',
+                    'line 1 column 2')
+    (annotations / 'instances_val.json').unlink()
+    (tmp_path / 'model.pth').write_bytes(b'')
+    run = run_tool('tools/test.py', config, 'model.pth', cwd=str(tmp_path))
+    assert_one_line(run, 'instances_val.json, which does not exist')
