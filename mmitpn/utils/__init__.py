@@ -6,6 +6,7 @@ from .checkpoint import (Ignored, MissingWeightsError, UnsafeCheckpointError,
                          require_weights)
 from .cli import run_tool
 from .complexity import count_macs
+from .sample_seeding import sample_noise
 from .setup_env import (adapt_cfg_to_device, check_data_files,
                         cpu_has_native_bf16, describe_cpu,
                         init_cpu_distributed)
@@ -16,5 +17,5 @@ __all__ = [
     'checkpoint_problem', 'count_macs', 'cpu_has_native_bf16', 'describe_cpu',
     'extract_state_dict', 'init_cpu_distributed', 'load_checkpoint_file',
     'register_checkpoint_loader', 'require_weights', 'run_tool',
-    'write_atomically'
+    'sample_noise', 'write_atomically'
 ]
