@@ -24,7 +24,7 @@ def check_free_space(size: int, filepath: str) -> None:
             f'No space left for {filepath}: it needs {size / 2**20:.1f} MiB, '
             f'{folder} has {free / 2**20:.1f} MiB free. Free some space (or '
             'keep fewer checkpoints: default_hooks.checkpoint.max_keep_ckpts)'
-            ' and resume with --resume', filepath)
+            ' and resume with --resume')
 
 
 def write_atomically(data: Union[bytes, str],
@@ -54,9 +54,15 @@ def write_atomically(data: Union[bytes, str],
             f.flush()
             os.fsync(f.fileno())
         os.replace(temporary, filepath)
-    except BaseException:
+    except BaseException as error:
         if osp.exists(temporary):
             os.remove(temporary)
+        if isinstance(error, OSError):
+            raise OSError(
+                error.errno, f'Could not write {filepath} '
+                f'({error.strerror or error}); nothing of it was kept and '
+                'the files already there are intact. Fix the cause and '
+                'resume with --resume') from error
         raise
     descriptor = os.open(folder, os.O_RDONLY)
     try:

@@ -28,7 +28,11 @@ custom_hooks = [dict(type='IterationSeedHook'),
     work_dir = tmp_path / 'failed'
     run = train(str(failing), str(work_dir), *two_epochs)
     assert run.returncode != 0
-    assert 'File too large' in run.stderr, run.stderr[-3000:]
+    last = run.stderr.strip().splitlines()[-1]
+    assert 'Could not write' in last, run.stderr[-3000:]
+    assert 'epoch_2.pth (File too large)' in last, last
+    print(last)
+    assert 'Traceback' not in run.stderr
     assert sorted(p.name for p in work_dir.iterdir()
                   if p.is_file() and p.suffix != '.py') == [
                       'epoch_1.pth', 'last_checkpoint'
