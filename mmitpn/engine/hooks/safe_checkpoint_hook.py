@@ -160,7 +160,9 @@ class SafeCheckpointHook(CheckpointHook):
         problem = None if latest is None else checkpoint_problem(latest)
         if problem is None:
             return
-        fallback = self._newest_readable(osp.dirname(latest) or '.', latest)
+        # An empty last_checkpoint (cut short while written) names no file.
+        folder = osp.dirname(latest) if latest else runner.work_dir
+        fallback = self._newest_readable(folder, latest)
         if fallback is None:
             raise ValueError(
                 f'Cannot resume: the latest checkpoint {latest} is unreadable '

@@ -168,3 +168,13 @@ def test_resuming_an_mmengine_checkpoint_says_what_is_lost(tmp_path, capsys):
     assert 'train/loss' in log
     assert not [w for w in HUB_WARNINGS if w in log]
     assert runner.epoch == 2
+
+
+def test_auto_resume_survives_an_empty_last_checkpoint(tmp_path, capsys):
+    work_dir = tmp_path / 'work_dir'
+    train(make_cfg(work_dir, 2))
+    (work_dir / 'last_checkpoint').write_text('')
+    train(make_cfg(work_dir, 3, resume=True))
+    log = ''.join(capsys.readouterr())
+    assert f'resuming from {work_dir / "epoch_2.pth"}' in log
+    assert 'resumed epoch: 2, iter: 8' in log
