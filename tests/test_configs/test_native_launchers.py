@@ -77,3 +77,32 @@ default_hooks = dict(checkpoint=dict(interval=1))
     assert run.returncode == 0, run.stderr[-3000:]
     assert 'accuracy/top1' in run.stdout + run.stderr
     torch.load(work_dir / 'epoch_1.pth', weights_only=True)
+
+
+@pytest.mark.skipif(
+    not osp.isfile(MMPRETRAIN_TRAIN),
+    reason="mmpretrain's tools/train.py is not installed")
+def test_pretrain_demo_trains_and_resumes_under_mmpretrain_launcher(tmp_path):
+    sys.path.insert(0, osp.join(REPO, 'tests', 'test_tools'))
+    from test_train_resume_and_dist import write_configs
+    base, _ = write_configs(tmp_path, kill_at=0)
+    work_dir = str(tmp_path / 'work_dir')
+    env = dict(os.environ, PYTHONPATH=REPO)
+
+    def train(*args):
+        return subprocess.run([
+            sys.executable, MMPRETRAIN_TRAIN, base, '--work-dir', work_dir,
+            *args
+        ],
+                              capture_output=True,
+                              text=True,
+                              env=env)
+
+    run = train('--cfg-options', 'train_cfg.max_epochs=2')
+    assert run.returncode == 0, run.stderr[-3000:]
+    run = train('--resume', '--cfg-options', 'train_cfg.max_epochs=3')
+    assert run.returncode == 0, run.stderr[-3000:]
+    output = run.stdout + run.stderr
+    assert 'resumed epoch: 2, iter: 8' in output
+    assert 'is not HistoryBuffer' not in output
+    assert 'is not defined in message_hub' not in output
