@@ -4,6 +4,7 @@ mmdet's and mmseg's train.py build it."""
 import errno
 import os
 import os.path as osp
+import uuid
 
 import pytest
 import torch
@@ -63,7 +64,9 @@ def make_cfg(work_dir, max_epochs, resume=False, load_from=None):
             randomness=dict(seed=0),
             resume=resume,
             load_from=load_from,
-            default_scope='mmengine'))
+            default_scope='mmengine',
+            # Runners built within one second would share a message hub.
+            experiment_name=f'safe_checkpoint_{uuid.uuid4().hex}'))
 
 
 def train(cfg):
