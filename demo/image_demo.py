@@ -23,6 +23,8 @@ from mmengine.config import Config
 
 import mmitpn  # noqa: F401  (registers mmitpn's modules)
 from mmitpn.apis import register_model_index
+from mmitpn.utils import require_weights
+from mmitpn.utils.cli import add_debug_argument, run_tool
 
 
 def task_of(config: Config) -> str:
@@ -44,8 +46,13 @@ def infer(images: List[str],
           config: Union[str, Config],
           checkpoint: str,
           out_dir: str,
-          device: str = 'cpu') -> dict:
-    """Predictions of every image; pictures go to ``out_dir``."""
+          device: str = 'cpu',
+          allow_missing: bool = False) -> dict:
+    """Predictions of every image; pictures go to ``out_dir``.
+
+    Stops if the checkpoint lacks tensors of the model (see
+    :func:`mmitpn.utils.require_weights`) unless ``allow_missing``.
+    """
     cfg = load_config(config)
     task = task_of(cfg)
     os.makedirs(out_dir, exist_ok=True)
@@ -53,14 +60,17 @@ def infer(images: List[str],
         from mmdet.apis import DetInferencer
         inferencer = DetInferencer(
             cfg, weights=checkpoint, device=device, show_progress=False)
+        require_weights(inferencer.model, checkpoint, allow_missing)
         return inferencer(images, out_dir=out_dir, no_save_pred=False)
     if task == 'seg':
         from mmseg.apis import MMSegInferencer
         inferencer = MMSegInferencer(cfg, weights=checkpoint, device=device)
+        require_weights(inferencer.model, checkpoint, allow_missing)
         return inferencer(images, out_dir=out_dir, return_vis=True)
     from mmpretrain.apis import ImageClassificationInferencer
     inferencer = ImageClassificationInferencer(
         cfg, pretrained=checkpoint, device=device)
+    require_weights(inferencer.model, checkpoint, allow_missing)
     return dict(predictions=inferencer(images, show_dir=out_dir))
 
 
@@ -71,6 +81,11 @@ def parse_args():
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--out-dir', default='work_dirs/image_demo')
     parser.add_argument('--device', default='cpu')
+    parser.add_argument(
+        '--allow-missing',
+        action='store_true',
+        help='predict even if the checkpoint lacks tensors of the model')
+    add_debug_argument(parser)
     return parser.parse_args()
 
 
@@ -90,7 +105,7 @@ def summarise(prediction) -> str:
 def main():
     args = parse_args()
     results = infer(args.images, args.config, args.checkpoint, args.out_dir,
-                    args.device)
+                    args.device, args.allow_missing)
     predictions = results['predictions']
     if not isinstance(predictions, list):
         predictions = [predictions]
@@ -100,4 +115,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -6,14 +6,18 @@ Examples:
     tools/dist_test.sh CONFIG CHECKPOINT 8 --out results.pkl
 """
 import argparse
+import json
 import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
+from mmengine.model import is_model_wrapper
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmitpn.utils import adapt_cfg_to_device, init_cpu_distributed
+from mmitpn.utils import (adapt_cfg_to_device, check_data_files,
+                          init_cpu_distributed, require_weights)
+from mmitpn.utils.cli import add_debug_argument, run_tool
 
 # Visualisation hooks of mmdet/mmseg (draw, test_out_dir) and mmpretrain
 # (enable, out_dir).
@@ -45,7 +49,13 @@ def parse_args():
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
+    parser.add_argument(
+        '--allow-missing',
+        action='store_true',
+        help='evaluate even if the checkpoint lacks tensors of the model '
+        '(they keep their random initialisation)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_debug_argument(parser)
     args = parser.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
@@ -94,11 +104,20 @@ def main():
         raise FileNotFoundError(
             f'Checkpoint file not found: {args.checkpoint}')
     cfg = merge_args(Config.fromfile(args.config), args)
+    stages = ('test', )
+    check_data_files(cfg, stages)
     init_cpu_distributed(cfg.launcher)
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
-        Runner.from_cfg(cfg)
-    runner.test()
+    try:
+        runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
+            Runner.from_cfg(cfg)
+        model = runner.model.module if is_model_wrapper(runner.model) else \
+            runner.model
+        require_weights(model, args.checkpoint, args.allow_missing)
+        runner.test()
+    except json.JSONDecodeError:
+        check_data_files(cfg, stages, parse_json=True)  # names the file
+        raise
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -6,6 +6,7 @@ Examples:
     tools/dist_train.sh configs/pretrain/<config>.py 8 --amp
 """
 import argparse
+import json
 import os
 import os.path as osp
 
@@ -13,8 +14,9 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmitpn.utils import (adapt_cfg_to_device, init_cpu_distributed,
-                          trust_checkpoint_path)
+from mmitpn.utils import (adapt_cfg_to_device, check_data_files,
+                          init_cpu_distributed)
+from mmitpn.utils.cli import add_debug_argument, run_tool
 
 
 def parse_args():
@@ -73,6 +75,7 @@ def parse_args():
         help='job launcher')
     # torch.distributed.launch passes --local_rank, torchrun --local-rank
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_debug_argument(parser)
     args = parser.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
@@ -105,10 +108,6 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
-        trust_checkpoint_path(args.resume)
-    # A run's own checkpoints may be fully unpickled (message hub, random
-    # states); weights from anywhere else load as tensors only.
-    trust_checkpoint_path(cfg.work_dir)
     if args.auto_scale_lr or args.no_auto_scale_lr:
         if cfg.get('auto_scale_lr') is None:
             raise ValueError(f'{args.config} has no auto_scale_lr (the batch '
@@ -132,11 +131,17 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 def main():
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
+    stages = ('train', 'val')
+    check_data_files(cfg, stages)
     init_cpu_distributed(cfg.launcher)
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
-        Runner.from_cfg(cfg)
-    runner.train()
+    try:
+        runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
+            Runner.from_cfg(cfg)
+        runner.train()
+    except json.JSONDecodeError:
+        check_data_files(cfg, stages, parse_json=True)  # names the file
+        raise
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

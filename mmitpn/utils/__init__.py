@@ -1,14 +1,21 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
-from .checkpoint import (Ignored, UnsafeCheckpointError, extract_state_dict,
+from .atomic_file import AtomicLocalBackend, write_atomically
+from .checkpoint import (Ignored, MissingWeightsError, UnsafeCheckpointError,
+                         checkpoint_problem, extract_state_dict,
                          load_checkpoint_file, register_checkpoint_loader,
-                         trust_checkpoint_path)
+                         require_weights)
+from .cli import run_tool
 from .complexity import count_macs
-from .setup_env import (adapt_cfg_to_device, cpu_has_native_bf16, describe_cpu,
+from .sample_seeding import sample_noise
+from .setup_env import (adapt_cfg_to_device, check_data_files,
+                        cpu_has_native_bf16, describe_cpu,
                         init_cpu_distributed)
 
 __all__ = [
-    'Ignored', 'UnsafeCheckpointError', 'adapt_cfg_to_device', 'count_macs',
-    'cpu_has_native_bf16', 'describe_cpu', 'extract_state_dict',
-    'init_cpu_distributed', 'load_checkpoint_file',
-    'register_checkpoint_loader', 'trust_checkpoint_path'
+    'AtomicLocalBackend', 'Ignored', 'MissingWeightsError',
+    'UnsafeCheckpointError', 'adapt_cfg_to_device', 'check_data_files',
+    'checkpoint_problem', 'count_macs', 'cpu_has_native_bf16', 'describe_cpu',
+    'extract_state_dict', 'init_cpu_distributed', 'load_checkpoint_file',
+    'register_checkpoint_loader', 'require_weights', 'run_tool',
+    'sample_noise', 'write_atomically'
 ]

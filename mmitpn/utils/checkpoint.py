@@ -7,15 +7,19 @@ run code. A few objects that OpenMMLab and MAE-style checkpoints carry
 besides their weights (mmengine's message hub, numpy scalars, argparse
 arguments) are replaced by inert :class:`Ignored` placeholders instead of
 being rebuilt, so such files still load their tensors. Full unpickling is
-only done for paths marked as trusted (a run's own work directory, an
-explicit ``--resume`` file) or when the caller opts in.
+only done when the caller opts in. A run's own checkpoints need no trust:
+:class:`~mmitpn.engine.hooks.SafeCheckpointHook` writes them as tensors and
+plain data, which a tensors-only load reads exactly.
 """
+import logging
 import os.path as osp
 import pickle
+import zipfile
 from collections import OrderedDict
-from typing import Dict, List, Mapping
+from typing import Dict, List, Mapping, Optional
 
 import torch
+from mmengine.logging import print_log
 from torch import Tensor
 
 CONTAINER_KEYS = ('state_dict', 'model', 'module')
@@ -35,8 +39,6 @@ IGNORED_GLOBALS = (
     '__builtin__.getattr',
     'argparse.Namespace',
 )
-
-_trusted_paths: List[str] = []
 
 
 class Ignored:
@@ -63,19 +65,24 @@ class UnsafeCheckpointError(RuntimeError):
     """A checkpoint holds Python objects that a tensors-only load refuses."""
 
 
-def trust_checkpoint_path(path: str) -> None:
-    """Allow full unpickling of ``path`` and of any file below it.
+def checkpoint_problem(path: str) -> Optional[str]:
+    """Why ``path`` is not a readable checkpoint, or None if it looks whole.
 
-    ``tools/train.py`` trusts its own work directory (so resuming restores
-    the message hub) and an explicit ``--resume`` file.
+    Reads only the zip directory at the end of the file (what
+    ``torch.save`` writes), so a truncated file is caught without loading
+    its tensors.
     """
-    _trusted_paths.append(osp.abspath(path))
-
-
-def is_trusted(path: str) -> bool:
-    path = osp.abspath(path)
-    return any(path == trusted or path.startswith(trusted + osp.sep)
-               for trusted in _trusted_paths)
+    if not osp.isfile(path):
+        return 'no such file'
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError) as error:
+        return f'{osp.getsize(path)} bytes, truncated or not a checkpoint: ' \
+            f'{error}'
+    if not any(name.endswith('data.pkl') for name in names):
+        return 'a zip file without a PyTorch checkpoint inside'
+    return None
 
 
 def load_checkpoint_file(path: str,
@@ -134,11 +141,10 @@ def _load(path: str, allow_pickle: bool, map_location) -> dict:
 
 
 def load_local_checkpoint(filename: str, map_location=None) -> dict:
-    """mmengine loader for local files: full pickle for trusted paths,
-    tensors only for everything else (pretrained init, ``load_from``)."""
-    filename = osp.expanduser(filename)
+    """mmengine loader for local files: tensors only, whatever the file
+    (resume, pretrained init, ``load_from``)."""
     return load_checkpoint_file(
-        filename, allow_pickle=is_trusted(filename), map_location=map_location)
+        osp.expanduser(filename), map_location=map_location)
 
 
 def register_checkpoint_loader() -> None:
@@ -173,3 +179,64 @@ def extract_state_dict(checkpoint: Mapping) -> Dict[str, Tensor]:
             name = name[len('module.'):]
         state_dict[name] = value
     return state_dict
+
+
+class MissingWeightsError(ValueError):
+    """A checkpoint lacks tensors that the model it is loaded into needs."""
+
+
+def summarise_keys(keys: List[str], limit: int = 6) -> str:
+    """``head.fc (weight, bias), ...``: keys grouped by module, one line."""
+    groups: Dict[str, List[str]] = OrderedDict()
+    for key in keys:
+        module, _, name = key.rpartition('.')
+        groups.setdefault(module or key, []).append(name)
+    parts = [
+        f'{module} ({", ".join(names)})'
+        for module, names in list(groups.items())[:limit]
+    ]
+    if len(groups) > limit:
+        parts.append(f'and {len(groups) - limit} more modules')
+    return ', '.join(parts)
+
+
+def require_weights(model: torch.nn.Module,
+                    path: str,
+                    allow_missing: bool = False) -> List[str]:
+    """Check that checkpoint ``path`` holds every tensor of ``model``.
+
+    Evaluating a model whose head, decoder or norms keep their random
+    initialisation gives meaningless numbers without any error (mmengine
+    only logs the missing keys), e.g. a pretraining checkpoint, which has
+    no classification head, given to a classifier.
+
+    Args:
+        model (nn.Module): The model the checkpoint is for.
+        path (str): Local checkpoint file, read as tensors only.
+        allow_missing (bool): Only warn. Defaults to False.
+
+    Returns:
+        list[str]: The missing keys (empty if none).
+
+    Raises:
+        MissingWeightsError: Some are missing and ``allow_missing`` is
+            False; the message names them.
+    """
+    state_dict = extract_state_dict(load_checkpoint_file(path))
+    missing = [key for key in model.state_dict() if key not in state_dict]
+    if not missing:
+        return missing
+    message = (f'{path} lacks {len(missing)} of the '
+               f'{len(model.state_dict())} tensors the model needs: '
+               f'{summarise_keys(missing)}')
+    if not allow_missing:
+        raise MissingWeightsError(
+            f'{message}. They would keep their random initialisation. Pass a '
+            'checkpoint trained with this config (a pretraining checkpoint '
+            'has no head), or --allow-missing to run anyway.')
+    print_log(
+        f'{message}; they keep their random initialisation '
+        '(--allow-missing).',
+        logger='current',
+        level=logging.WARNING)
+    return missing

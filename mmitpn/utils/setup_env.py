@@ -1,6 +1,9 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
 """Make configs written for GPU clusters run on the machine at hand."""
+import json
 import logging
+import os.path as osp
+from typing import Tuple
 
 import torch
 from mmengine.config import Config
@@ -122,3 +125,58 @@ def init_cpu_distributed(launcher: str) -> None:
             or torch.distributed.is_initialized()):
         return
     torch.distributed.init_process_group(backend='gloo')
+
+
+def _dataset_files(cfg: Config, stages: Tuple[str, ...]):
+    """(key, path) of every annotation file a config's loaders and
+    evaluators of ``stages`` name."""
+    for stage in stages:
+        loader = cfg.get(f'{stage}_dataloader') or {}
+        datasets = [loader.get('dataset') or {}]
+        while datasets:
+            dataset = datasets.pop()
+            datasets += list(dataset.get('datasets') or [])
+            if dataset.get('dataset'):
+                datasets.append(dataset['dataset'])
+            if dataset.get('ann_file'):
+                yield (f'{stage}_dataloader.dataset.ann_file',
+                       osp.join(
+                           dataset.get('data_root') or '',
+                           dataset['ann_file']))
+        evaluators = cfg.get(f'{stage}_evaluator') or []
+        if not isinstance(evaluators, list):
+            evaluators = [evaluators]
+        for evaluator in evaluators:
+            if evaluator.get('ann_file'):
+                yield f'{stage}_evaluator.ann_file', evaluator['ann_file']
+
+
+ALL_STAGES = ('train', 'val', 'test')
+
+
+def check_data_files(cfg: Config,
+                     stages: Tuple[str, ...] = ALL_STAGES,
+                     parse_json: bool = False) -> None:
+    """Raise an error naming the file and the config key when an annotation
+    file that the loaders or evaluators of ``stages`` need is missing or,
+    with ``parse_json``, is malformed JSON.
+
+    mmdet's COCO loader raises a bare ``JSONDecodeError`` that names no
+    file; parsing is optional because a full COCO annotation file takes
+    seconds to parse, so tools check existence before building the runner
+    and parse only to explain such an error.
+    """
+    for key, path in _dataset_files(cfg, stages):
+        if not osp.isfile(path):
+            raise FileNotFoundError(
+                f'{key} names {path}, which does not exist; create it (see '
+                'tools/dataset_converters/) or set data_root.')
+        if parse_json and path.endswith('.json'):
+            with open(path) as f:
+                try:
+                    json.load(f)
+                except json.JSONDecodeError as error:
+                    raise ValueError(
+                        f'{path} ({key}) is not valid JSON: {error.msg} at '
+                        f'line {error.lineno} column {error.colno}; '
+                        'regenerate or fix the annotation file.') from None

@@ -65,7 +65,9 @@ custom_hooks = [dict(type='IterationSeedHook'),
 
 
 def train(config, work_dir, *args):
-    env = dict(os.environ, PYTHONPATH=osp.join(REPO, 'tests'))
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([REPO, osp.join(REPO, 'tests')]))
     return subprocess.run(
         [sys.executable, TRAIN, config, '--work-dir', work_dir, *args],
         capture_output=True,

@@ -20,6 +20,8 @@ import os.path as osp
 import statistics
 from typing import Dict, List, Tuple
 
+from mmitpn.utils.cli import add_debug_argument, run_tool
+
 BOOKKEEPING = ('epoch', 'iter', 'step', 'time', 'data_time', 'memory')
 
 
@@ -165,6 +167,7 @@ def parse_args():
     summary_parser = sub.add_parser(
         'summary', help='final and best values, time per iteration')
     summary_parser.add_argument('runs', nargs='+', help='work dirs or logs')
+    add_debug_argument(parser)
     return parser.parse_args()
 
 
@@ -183,4 +186,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

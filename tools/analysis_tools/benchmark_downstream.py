@@ -52,6 +52,8 @@ from mmengine.logging import MessageHub
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import MODELS, DefaultScope
 
+from mmitpn.utils.cli import add_debug_argument, run_tool
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
@@ -235,6 +237,7 @@ def parse_args():
         help='tiny architectures and 64 px inputs (the test)')
     parser.add_argument('--json', help='also write the results here')
     parser.add_argument('--worker', help=argparse.SUPPRESS)
+    add_debug_argument(parser)
     return parser.parse_args()
 
 
@@ -548,4 +551,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

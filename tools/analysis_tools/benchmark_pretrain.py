@@ -34,6 +34,7 @@ coslr-400e_in1k.py
 """
 import argparse
 import json
+import os.path as osp
 import platform
 import resource
 import statistics
@@ -49,6 +50,7 @@ from mmengine.registry import DefaultScope
 
 from mmitpn.registry import MODELS
 from mmitpn.utils import adapt_cfg_to_device, cpu_has_native_bf16, describe_cpu
+from mmitpn.utils.cli import add_debug_argument, run_tool
 
 RUNS = ('mmitpn', 'mmitpn-mmpretrain-optim', 'mmitpn-full', 'mmpretrain')
 
@@ -76,6 +78,7 @@ def parse_args():
     parser.add_argument('--worker', help=argparse.SUPPRESS)
     parser.add_argument(
         '--worker-amp', action='store_true', help=argparse.SUPPRESS)
+    add_debug_argument(parser)
     return parser.parse_args()
 
 
@@ -254,6 +257,8 @@ def run_worker(args, which: str, amp: bool) -> dict:
 
 def main():
     args = parse_args()
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'Config file not found: {args.config}')
     if args.worker:
         print(json.dumps(measure(args)))
         return
@@ -335,4 +340,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -30,6 +30,7 @@ from mmitpn.evaluation import (FEATURE_KINDS, POOLINGS, PROBE_METHODS,
                                FrozenFeatureExtractor, extract_features,
                                fit_linear_probe, load_labelled_images,
                                log_probe)
+from mmitpn.utils.cli import add_debug_argument, run_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_DATA = osp.join(REPO, 'configs', 'cls', 'demo', '_base_',
@@ -86,6 +87,7 @@ def parse_args():
         nargs='+',
         help='L2 penalties to choose from (default: the method\'s grid)')
     parser.add_argument('--out', help='write the results as JSON here')
+    add_debug_argument(parser)
     return parser.parse_args()
 
 
@@ -172,4 +174,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -23,6 +23,7 @@ from mmengine.registry import MODELS, DefaultScope
 
 import mmitpn  # noqa: F401  (registers the mmitpn:: config prefix)
 from mmitpn.utils import count_macs
+from mmitpn.utils.cli import add_debug_argument, run_tool
 
 
 def parse_args():
@@ -34,6 +35,7 @@ def parse_args():
         nargs='+',
         default=[224],
         help='input height and width (one value: square)')
+    add_debug_argument(parser)
     return parser.parse_args()
 
 
@@ -78,4 +80,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -45,6 +45,8 @@ from mmengine.logging import MessageHub
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 
+from mmitpn.utils.cli import add_debug_argument, run_tool
+
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import benchmark_downstream as downstream  # noqa: E402
 import benchmark_pretrain as pretrain_bench  # noqa: E402
@@ -86,6 +88,7 @@ def parse_args():
     parser.add_argument('--warmup', type=int, default=3, help='untimed steps')
     parser.add_argument(
         '--dtypes', nargs='+', choices=tuple(DTYPES), default=list(DTYPES))
+    add_debug_argument(parser)
     return parser.parse_args()
 
 
@@ -324,4 +327,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

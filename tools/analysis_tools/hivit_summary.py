@@ -17,6 +17,7 @@ import torch
 
 from mmitpn.models import HiViT
 from mmitpn.utils import count_macs
+from mmitpn.utils.cli import add_debug_argument, run_tool
 
 
 def parse_args():
@@ -34,6 +35,7 @@ def parse_args():
         type=float,
         default=0.75,
         help='fraction of units dropped for the masked-cost column')
+    add_debug_argument(parser)
     return parser.parse_args()
 
 
@@ -80,4 +82,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

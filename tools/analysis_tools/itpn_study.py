@@ -50,6 +50,8 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
+from mmitpn.utils.cli import add_debug_argument, run_tool
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CLS_DATA = osp.join(REPO, 'configs', 'cls', 'demo', '_base_',
                     'fashion-mnist_64px.py')
@@ -139,6 +141,7 @@ def parse_args():
     parser.add_argument('--mask-ratio', type=float, default=0.75)
     for key, value in FULL.items():
         parser.add_argument(f'--{key.replace("_", "-")}', type=int)
+    add_debug_argument(parser)
     args = parser.parse_args()
     budget = QUICK if args.quick else FULL
     for key, value in budget.items():
@@ -865,4 +868,4 @@ class Report:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from mmitpn.utils.cli import add_debug_argument, run_tool
 from mmitpn.utils.demo_data import (SHAPES, load_photos, paste_shapes,
                                     random_crop)
 
@@ -32,6 +33,7 @@ def parse_args():
     parser.add_argument('--val', type=int, default=100, help='images')
     parser.add_argument('--size', type=int, default=128, help='image side')
     parser.add_argument('--seed', type=int, default=0)
+    add_debug_argument(parser)
     return parser.parse_args()
 
 
@@ -85,4 +87,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

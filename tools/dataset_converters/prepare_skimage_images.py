@@ -19,6 +19,7 @@ import os.path as osp
 import numpy as np
 from PIL import Image
 
+from mmitpn.utils.cli import add_debug_argument, run_tool
 from mmitpn.utils.demo_data import load_photos, random_crop
 
 
@@ -39,6 +40,7 @@ def parse_args():
         default=1.0,
         help='largest crop side as a fraction of the shorter photo side')
     parser.add_argument('--seed', type=int, default=0)
+    add_debug_argument(parser)
     return parser.parse_args()
 
 
@@ -58,4 +60,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

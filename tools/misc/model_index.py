@@ -30,6 +30,8 @@ import yaml
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
+from mmitpn.utils.cli import add_debug_argument, run_tool
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TASKS = ('pretrain', 'cls', 'det', 'seg')
 PAPER = 'https://arxiv.org/abs/2211.12735'
@@ -284,9 +286,11 @@ def write() -> None:
 
 
 def main():
-    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_debug_argument(parser)
+    parser.parse_args()
     write()
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

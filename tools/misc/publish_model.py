@@ -19,6 +19,7 @@ import os.path as osp
 import torch
 
 from mmitpn.utils import load_checkpoint_file
+from mmitpn.utils.cli import add_debug_argument, run_tool
 
 TRAINING_STATE = ('optimizer', 'param_schedulers', 'message_hub')
 KEPT_META = ('dataset_meta', 'cfg', 'mmengine_version', 'mmitpn_version',
@@ -62,6 +63,7 @@ def parse_args():
         action='store_true',
         help='load the source as a full pickle (only for trusted files); '
         'the default reads tensors and plain data only')
+    add_debug_argument(parser)
     return parser.parse_args()
 
 
@@ -71,4 +73,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

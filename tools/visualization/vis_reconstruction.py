@@ -45,6 +45,7 @@ from PIL import Image
 
 from mmitpn.registry import MODELS
 from mmitpn.utils import extract_state_dict, load_checkpoint_file
+from mmitpn.utils.cli import add_debug_argument, run_tool
 from mmitpn.visualization import draw_reconstruction, load_image, pattern_r2
 
 
@@ -69,6 +70,7 @@ def parse_args():
         '--montage',
         help='also write the drawn panels, stacked top to bottom, into this '
         'one PNG file')
+    add_debug_argument(parser)
     args = parser.parse_args()
     if args.draw is not None and args.draw < 0:
         parser.error(f'--draw must be 0 or more, got {args.draw}.')
@@ -119,4 +121,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -114,7 +114,7 @@ auto_scale_lr = dict(enable=True, base_batch_size=1024)
 
 default_hooks = dict(
     checkpoint=dict(
-        type='CheckpointHook', interval=1, max_keep_ckpts=3,
+        type='mmitpn.SafeCheckpointHook', interval=1, max_keep_ckpts=3,
         save_best='auto'))
 custom_hooks = [
     dict(type='mmitpn.IterationSeedHook'),

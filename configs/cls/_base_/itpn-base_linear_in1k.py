@@ -60,7 +60,7 @@ test_cfg = dict()
 auto_scale_lr = dict(enable=True, base_batch_size=16384)
 
 default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3),
+    checkpoint=dict(type='mmitpn.SafeCheckpointHook', interval=10, max_keep_ckpts=3),
     logger=dict(type='LoggerHook', interval=10))
 custom_hooks = [
     dict(type='mmitpn.IterationSeedHook'),

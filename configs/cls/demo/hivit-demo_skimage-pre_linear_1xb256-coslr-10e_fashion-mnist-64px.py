@@ -60,7 +60,7 @@ test_cfg = dict()
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20),
     checkpoint=dict(
-        type='CheckpointHook', interval=5, max_keep_ckpts=1,
+        type='mmitpn.SafeCheckpointHook', interval=5, max_keep_ckpts=1,
         save_best='auto'))
 custom_hooks = [
     dict(type='mmitpn.IterationSeedHook'),

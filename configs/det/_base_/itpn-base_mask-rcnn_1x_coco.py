@@ -15,6 +15,8 @@ model = dict(
 train_dataloader = dict(
     batch_size=2, dataset=dict(pipeline={{_base_.itpn_train_pipeline}}))
 optim_wrapper = {{_base_.itpn_optim_wrapper}}
+# Atomic checkpoints that resume exactly under any launcher.
+default_hooks = dict(checkpoint=dict(type='mmitpn.SafeCheckpointHook'))
 custom_hooks = [
     dict(type='mmitpn.IterationSeedHook'),
     dict(type='mmitpn.NonFiniteGuardHook'),

@@ -77,6 +77,7 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=4,
     num_workers=0,
+    persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
     batch_sampler=dict(type='AspectRatioBatchSampler'),
     dataset=dict(
@@ -90,6 +91,7 @@ train_dataloader = dict(
 val_dataloader = dict(
     batch_size=4,
     num_workers=0,
+    persistent_workers=False,
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
@@ -130,7 +132,7 @@ val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20),
-    checkpoint=dict(type='CheckpointHook', interval=6))
+    checkpoint=dict(type='mmitpn.SafeCheckpointHook', interval=6))
 custom_hooks = [
     dict(type='mmitpn.IterationSeedHook'),
     dict(type='mmitpn.NonFiniteGuardHook'),

@@ -26,6 +26,7 @@ model = dict(
 train_dataloader = dict(
     batch_size=32,
     num_workers=0,
+    persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
     collate_fn=dict(type='default_collate'),
     dataset=dict(
@@ -73,7 +74,7 @@ train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=40)
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=8),
-    checkpoint=dict(type='CheckpointHook', interval=5, max_keep_ckpts=2))
+    checkpoint=dict(type='mmitpn.SafeCheckpointHook', interval=5, max_keep_ckpts=2))
 randomness = dict(seed=0)
 # Reconstructions of four training images spread over the dataset (the same
 # four in every run on the same data) every 10 epochs, in

@@ -71,6 +71,8 @@ param_scheduler = [
         end=160000,
         by_epoch=False),
 ]
+# Atomic checkpoints that resume exactly under any launcher.
+default_hooks = dict(checkpoint=dict(type='mmitpn.SafeCheckpointHook'))
 custom_hooks = [
     dict(type='mmitpn.IterationSeedHook'),
     dict(type='mmitpn.NonFiniteGuardHook'),

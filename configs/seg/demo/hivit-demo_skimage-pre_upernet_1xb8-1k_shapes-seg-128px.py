@@ -59,6 +59,7 @@ dataset = dict(
 train_dataloader = dict(
     batch_size=8,
     num_workers=0,
+    persistent_workers=False,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         dataset,
@@ -74,6 +75,7 @@ train_dataloader = dict(
 val_dataloader = dict(
     batch_size=8,
     num_workers=0,
+    persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         dataset,
@@ -111,7 +113,7 @@ test_cfg = dict(type='TestLoop')
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     checkpoint=dict(
-        type='CheckpointHook', by_epoch=False, interval=500,
+        type='mmitpn.SafeCheckpointHook', by_epoch=False, interval=500,
         max_keep_ckpts=1))
 custom_hooks = [
     dict(type='mmitpn.IterationSeedHook'),

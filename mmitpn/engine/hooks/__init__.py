@@ -2,9 +2,10 @@
 from .iteration_seed_hook import IterationSeedHook
 from .non_finite_guard_hook import DivergenceError, NonFiniteGuardHook
 from .reconstruction_hook import ReconstructionHook
+from .safe_checkpoint_hook import SafeCheckpointHook
 from .training_scale_logger_hook import TrainingScaleLoggerHook
 
 __all__ = [
     'DivergenceError', 'IterationSeedHook', 'NonFiniteGuardHook',
-    'ReconstructionHook', 'TrainingScaleLoggerHook'
+    'ReconstructionHook', 'SafeCheckpointHook', 'TrainingScaleLoggerHook'
 ]

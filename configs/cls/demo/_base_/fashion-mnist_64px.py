@@ -29,6 +29,7 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=64,
     num_workers=0,
+    persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
     # The first 20,000 of the 60,000 training images keep CPU runs short.
     dataset=dict(
@@ -39,6 +40,7 @@ train_dataloader = dict(
 val_dataloader = dict(
     batch_size=256,
     num_workers=0,
+    persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type='mmitpn.FashionMNIST',

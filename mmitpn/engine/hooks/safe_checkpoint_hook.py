@@ -1,0 +1,210 @@
+# Copyright (c) mmitpn contributors. All rights reserved.
+"""Checkpoints that are safe to write, to read and to resume from."""
+import glob
+import os.path as osp
+from typing import List, Optional
+
+import numpy as np
+import torch
+from mmengine.dist import barrier, is_main_process
+from mmengine.hooks import CheckpointHook
+from mmengine.logging import HistoryBuffer
+from mmengine.runner import find_latest_checkpoint
+
+from mmitpn.registry import HOOKS
+from mmitpn.utils.atomic_file import ATOMIC_BACKEND, write_atomically
+from mmitpn.utils.checkpoint import Ignored, checkpoint_problem
+
+BUFFER_KEYS = {'log_history', 'count_history', 'max_length'}
+KEPT_KEY = 'mmitpn_kept_checkpoints'
+
+
+def plain_data(value):
+    """numpy scalars and arrays as Python numbers and lists, recursively."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, dict):
+        return type(value)((k, plain_data(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain_data(v) for v in value)
+    return value
+
+
+def message_hub_as_tensors(state: dict) -> dict:
+    """A message hub state dict with tensors in place of its history
+    buffers and plain numbers in place of numpy scalars, so that a
+    tensors-only ``torch.load`` reads it exactly."""
+    scalars = {
+        name:
+        dict(
+            log_history=torch.from_numpy(np.asarray(buffer.data[0])),
+            count_history=torch.from_numpy(np.asarray(buffer.data[1])),
+            max_length=buffer.max_length)
+        for name, buffer in state['log_scalars'].items()
+    }
+    return dict(
+        state,
+        log_scalars=scalars,
+        runtime_info=plain_data(state['runtime_info']))
+
+
+def message_hub_from_tensors(state: dict) -> list:
+    """Rebuild, in place, the history buffers that
+    :func:`message_hub_as_tensors` stored; return the names of the entries
+    that a tensors-only load replaced by placeholders (and which are
+    dropped, so mmengine does not warn about each)."""
+    scalars = state.get('log_scalars', {})
+    lost = []
+    for name, value in list(scalars.items()):
+        if isinstance(value, dict) and set(value) == BUFFER_KEYS:
+            scalars[name] = HistoryBuffer(value['log_history'].numpy(),
+                                          value['count_history'].numpy(),
+                                          value['max_length'])
+        elif isinstance(value, Ignored):
+            lost.append(name)
+            del scalars[name]
+            state.get('resumed_keys', {}).pop(name, None)
+    return lost
+
+
+@HOOKS.register_module()
+class SafeCheckpointHook(CheckpointHook):
+    """mmengine's ``CheckpointHook`` whose checkpoints are written
+    atomically, load exactly as tensors only, and are skipped by auto
+    resume when unreadable.
+
+    - **Atomic writes**: by default (``backend_args=None``) files go
+      through :class:`~mmitpn.utils.atomic_file.AtomicLocalBackend`: a
+      checkpoint is complete or absent, never half written, and one that
+      does not fit on the disk fails before it is written. ``last_checkpoint``
+      is updated only after a checkpoint is complete, and with
+      ``max_keep_ckpts`` old checkpoints are removed only after the new one
+      is complete (mmengine removes them before saving, so a failed save
+      with ``max_keep_ckpts=1`` would leave none).
+    - **Exact, safe resume under any launcher**: the message hub is stored
+      as tensors and numbers (mmengine stores ``HistoryBuffer`` and numpy
+      objects, which a tensors-only load cannot rebuild) and rebuilt when
+      the checkpoint is loaded. A run's own checkpoints therefore resume
+      exactly through mmitpn's, mmpretrain's, mmdet's or mmseg's
+      ``train.py`` or a plain ``Runner.from_cfg``, while no checkpoint, own
+      or foreign, is ever fully unpickled.
+    - **Auto resume past an unreadable checkpoint** (``resume=True`` without
+      ``load_from``, i.e. ``--resume``): if the checkpoint that
+      ``last_checkpoint`` names is truncated or not a checkpoint, the run
+      resumes from the newest readable checkpoint of the same folder, with
+      a warning naming the unreadable one, and ``last_checkpoint`` is
+      updated.
+
+    Accepts every argument of mmengine's ``CheckpointHook``.
+    """
+
+    def __init__(self,
+                 *args,
+                 max_keep_ckpts: int = -1,
+                 backend_args: Optional[dict] = None,
+                 **kwargs):
+        if backend_args is None and kwargs.get('file_client_args') is None:
+            backend_args = dict(backend=ATOMIC_BACKEND)
+        super().__init__(
+            *args, max_keep_ckpts=-1, backend_args=backend_args, **kwargs)
+        self.keep = max_keep_ckpts
+        self.kept: List[str] = []
+
+    def before_train(self, runner) -> None:
+        super().before_train(runner)
+        self.kept = list(runner.message_hub.get_info(KEPT_KEY, []))
+
+    def after_train_epoch(self, runner) -> None:
+        super().after_train_epoch(runner)
+        self._remove_old(runner)
+
+    def after_train_iter(self,
+                         runner,
+                         batch_idx: int,
+                         data_batch=None,
+                         outputs=None) -> None:
+        super().after_train_iter(runner, batch_idx, data_batch, outputs)
+        self._remove_old(runner)
+
+    def after_val_epoch(self, runner, metrics) -> None:
+        super().after_val_epoch(runner, metrics)
+        self._remove_old(runner)
+
+    def _to_keep(self) -> List[str]:
+        """The checkpoints to keep once the one being saved is complete."""
+        kept = [path for path in self.kept if path != self.last_ckpt]
+        return (kept + [self.last_ckpt])[-self.keep:]
+
+    def _remove_old(self, runner) -> None:
+        """Once a new checkpoint is complete, drop the oldest beyond
+        ``max_keep_ckpts``."""
+        if self.keep <= 0 or self.last_ckpt is None or \
+                self.kept[-1:] == [self.last_ckpt]:
+            return
+        keep = self._to_keep()
+        for path in self.kept:
+            if path not in keep and is_main_process() and \
+                    self.file_backend.isfile(path):
+                self.file_backend.remove(path)
+        self.kept = keep
+        runner.message_hub.update_info(KEPT_KEY, keep)
+
+    def before_run(self, runner) -> None:
+        super().before_run(runner)
+        if not runner.cfg.get('resume', False) or \
+                runner.cfg.get('load_from') is not None:
+            return
+        latest = find_latest_checkpoint(runner.work_dir)
+        problem = None if latest is None else checkpoint_problem(latest)
+        if problem is None:
+            return
+        # An empty last_checkpoint (cut short while written) names no file.
+        folder = osp.dirname(latest) if latest else runner.work_dir
+        fallback = self._newest_readable(folder, latest)
+        if fallback is None:
+            raise ValueError(
+                f'Cannot resume: the latest checkpoint {latest} is unreadable '
+                f'({problem}) and no other checkpoint beside it is readable. '
+                'Restore a checkpoint there, or train afresh without '
+                '--resume.')
+        runner.logger.warning(
+            f'Auto resume: the latest checkpoint {latest} is unreadable '
+            f'({problem}); resuming from {fallback}, the newest readable '
+            'checkpoint beside it.')
+        if is_main_process():
+            write_atomically(fallback,
+                             osp.join(runner.work_dir, 'last_checkpoint'))
+        barrier()
+
+    @staticmethod
+    def _newest_readable(folder: str, unreadable: str) -> Optional[str]:
+        candidates = sorted(
+            glob.glob(osp.join(folder, '*.pth')), key=osp.getmtime)
+        for path in reversed(candidates):
+            if osp.abspath(path) != osp.abspath(unreadable) and \
+                    checkpoint_problem(path) is None:
+                return path
+        return None
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if 'message_hub' in checkpoint:
+            if self.keep > 0 and self.last_ckpt is not None:
+                # What a run resumed from this checkpoint will have to prune.
+                checkpoint['message_hub']['runtime_info'][KEPT_KEY] = \
+                    self._to_keep()
+            checkpoint['message_hub'] = message_hub_as_tensors(
+                checkpoint['message_hub'])
+        if 'meta' in checkpoint:
+            checkpoint['meta'] = plain_data(checkpoint['meta'])
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        lost = message_hub_from_tensors(checkpoint.get('message_hub', {}))
+        if lost:
+            runner.logger.warning(
+                'The checkpoint was not written by mmitpn.SafeCheckpointHook: '
+                f'its logged scalars ({", ".join(lost)}) are Python objects '
+                'that a tensors-only load does not rebuild, so they restart '
+                'empty (smoothed logs only; weights, optimizer and schedules '
+                'resume).')
