@@ -1,9 +1,8 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
 """What a training process saw, to compare runs on one and two processes.
 
-``SampleSeediTPN`` is iTPN with the change its ``random_masking`` needs for
-layout-independent masks: noise from :func:`mmitpn.utils.sample_noise` (per
-sample index) instead of ``torch.rand`` (per rank).
+``SampleSeediTPN`` is iTPN that keeps its last masks (iTPN draws them per
+sample index with :func:`mmitpn.utils.sample_noise`, not per rank).
 """
 import os.path as osp
 
@@ -14,25 +13,16 @@ from mmengine.model import is_model_wrapper
 
 from mmitpn.models import iTPN
 from mmitpn.registry import HOOKS, MODELS
-from mmitpn.utils import sample_noise
 
 
 @MODELS.register_module()
 class SampleSeediTPN(iTPN):
 
-    def loss(self, inputs, data_samples=None):
-        self.sample_ids = [sample.sample_idx for sample in data_samples]
-        return super().loss(inputs, data_samples)
-
-    def random_masking(self, batch_size, grid, device):
-        num_visible = self._check_visible_units(grid)
-        noise = sample_noise(self.sample_ids, grid[0] * grid[1], device)
-        ids_shuffle = noise.argsort(dim=1)
-        ids_restore = ids_shuffle.argsort(dim=1)
-        mask = torch.ones_like(noise)
-        mask[:, :num_visible] = 0
-        self.last_mask = mask.gather(1, ids_restore)
-        return ids_shuffle[:, :num_visible], ids_restore, self.last_mask
+    def random_masking(self, batch_size, grid, device, sample_ids=None):
+        self.sample_ids = sample_ids
+        ids_keep, ids_restore, self.last_mask = super().random_masking(
+            batch_size, grid, device, sample_ids)
+        return ids_keep, ids_restore, self.last_mask
 
 
 @HOOKS.register_module()

@@ -9,6 +9,7 @@ from mmpretrain.models.utils import CosineEMA
 from torch import Tensor, nn
 
 from mmitpn.registry import MODELS
+from mmitpn.utils import sample_noise
 from ..backbones.unit_pyramid_backbone import UnitPyramidBackbone
 from ..utils.builder import build_part
 
@@ -200,9 +201,25 @@ class iTPN(iTPNBase):
             self.teacher.eval()
         return self
 
-    def random_masking(self, batch_size: int, grid: Tuple[int, int],
-                       device: torch.device) -> Tuple[Tensor, Tensor, Tensor]:
+    def random_masking(
+        self,
+        batch_size: int,
+        grid: Tuple[int, int],
+        device: torch.device,
+        sample_ids: Optional[Sequence[int]] = None
+    ) -> Tuple[Tensor, Tensor, Tensor]:
         """MAE random masking of the units.
+
+        Args:
+            batch_size (int): Images.
+            grid (tuple[int, int]): Unit grid.
+            device (torch.device): Where the masks go.
+            sample_ids (Sequence[int], optional): Dataset indices of the
+                images: the noise of each then depends only on the seed,
+                the iteration and the index (see
+                :func:`mmitpn.utils.sample_noise`),
+                so any split of a global batch over processes masks it the
+                same way. Without them the global generator draws it.
 
         Returns:
             tuple[Tensor]: ``ids_keep`` ``(B, L)``, ``ids_restore``
@@ -210,7 +227,9 @@ class iTPN(iTPNBase):
         """
         num_units = grid[0] * grid[1]
         num_visible = self._check_visible_units(grid)
-        noise = torch.rand(batch_size, num_units, device=device)
+        noise = torch.rand(batch_size, num_units, device=device) \
+            if sample_ids is None else sample_noise(sample_ids, num_units,
+                                                    device)
         ids_shuffle = noise.argsort(dim=1)
         ids_restore = ids_shuffle.argsort(dim=1)
         mask = torch.ones(batch_size, num_units, device=device)
@@ -222,8 +241,11 @@ class iTPN(iTPNBase):
              inputs: Tensor,
              data_samples: Optional[List] = None) -> Dict[str, Tensor]:
         grid = self.backbone.grid_of(inputs.shape[2], inputs.shape[3])
+        sample_ids = [s.sample_idx for s in data_samples] \
+            if data_samples and all('sample_idx' in s
+                                    for s in data_samples) else None
         ids_keep, ids_restore, mask = self.random_masking(
-            inputs.shape[0], grid, inputs.device)
+            inputs.shape[0], grid, inputs.device, sample_ids)
         levels = self.levels(self.backbone(inputs, ids_keep))
         losses = dict(
             loss_pixel=self.head.loss(levels, inputs, mask, ids_restore))
