@@ -21,6 +21,9 @@ Cases (``--cases``, default ``base``):
 - the Fast-iTPN-B detector as shipped, with windows as iTPN-B's, and
   both with ``fused_attention=False`` (the ``(N, N)`` product the fused
   kernel avoids; what Fast-iTPN ran before the shared template);
+- ``reduction``: the Fast-iTPN-B detector with token gathering (windows
+  everywhere, 8 gathering tokens), token migration (half the tokens from
+  block 6) and migration with windows;
 - the CLIP-B detector as shipped (no relative position bias, as the
   official detector) and with the global relative position bias tables it
   had before (``rel_pos_type='bias_table'``);
@@ -65,6 +68,7 @@ SWIN_B = dict(embed_dims=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32])
 SWIN_B_CHANNELS = [128, 256, 512, 1024]
 DET_SIZE = (800, 1344)
 WINDOWS = dict(window_size=14, global_blocks=(5, 11, 17, 23))
+GATHERING = dict(window_size=14, gathering_tokens=8)
 FAST_DET = _config(
     'det/fast-itpn-base_clip-l-1600e-pre_mask-rcnn_32xb2-amp-1x_coco.py')
 CASES: Dict[str, dict] = {
@@ -114,6 +118,28 @@ CASES: Dict[str, dict] = {
         group='base',
         config=FAST_DET,
         backbone=dict(WINDOWS, fused_attention=False),
+        size=DET_SIZE),
+    'mask-rcnn fast-itpn-base, windows 14 + 8 gathering tokens':
+    dict(
+        task='det',
+        group='reduction',
+        config=FAST_DET,
+        backbone=GATHERING,
+        size=DET_SIZE),
+    'mask-rcnn fast-itpn-base, migration keep 0.5 from block 6':
+    dict(
+        task='det',
+        group='reduction',
+        config=FAST_DET,
+        backbone=dict(token_migration=dict(start_block=6, keep_ratio=0.5)),
+        size=DET_SIZE),
+    'mask-rcnn fast-itpn-base, windows + migration keep 0.5 from block 6':
+    dict(
+        task='det',
+        group='reduction',
+        config=FAST_DET,
+        backbone=dict(
+            WINDOWS, token_migration=dict(start_block=6, keep_ratio=0.5)),
         size=DET_SIZE),
     'mask-rcnn itpn-base clip':
     dict(
@@ -209,7 +235,7 @@ CASES: Dict[str, dict] = {
             'det/itpn-large_pixel-1600e-pre_mask-rcnn_32xb2-amp-1x_coco.py'),
         size=DET_SIZE),
 }
-GROUPS = ('base', 'large')
+GROUPS = ('base', 'large', 'reduction')
 TINY_HIVIT = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4)
 TINY_SWIN = dict(embed_dims=32, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8])
 TINY_SIZES = dict(det=(64, 96), seg=(64, 64), cls=(64, 64))
@@ -317,7 +343,11 @@ def shrink(cfg: Config, case: dict) -> None:
     if backbone.type.split('.')[-1] in ('HiViT', 'FastiTPN'):
         backbone.update(arch=TINY_HIVIT, img_size=TINY_SIZES[task][0])
         if backbone.get('window_size'):
-            backbone.update(window_size=2, global_blocks=(1, ))
+            backbone.update(
+                window_size=2,
+                global_blocks=(1, ) if backbone.get('global_blocks') else ())
+        if backbone.get('token_migration'):
+            backbone.token_migration.update(start_block=1)
         if model.get('neck') and 'iTPNPyramid' in model.neck.type:
             model.neck.update(embed_dims=64)
         if task == 'seg':
