@@ -279,7 +279,7 @@ def test_preregistered_verdicts_follow_the_gates():
         '[-0.48, +4.48] (+1.00, +2.00, +3.00) | G1, G2 | no difference ' \
         'shown (interval includes 0) |' in text
     assert 'cont-mfm - cont-pixel: +1.00' in text
-    assert 'a - b, final mIoU | G3 | no verdict (not reached) |' in text
+    assert 'a - b, final mIoU | G1, G3 | no verdict (not reached) |' in text
     text = '\n'.join(
         study.prereg_verdicts(prereg_record([2., 2.1, 2.2]), args))
     assert 'G1, G2 | itpn-pixel@7 higher |' in text
