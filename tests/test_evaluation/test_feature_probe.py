@@ -95,6 +95,11 @@ def test_penalty_on_the_edge_is_extended_or_refused():
         choose_penalty(peaked(1e-9), [1e-3, 1e-2, 1e-1], max_extensions=2)
     with pytest.raises(ValueError, match='at least 3 positive'):
         choose_penalty(peaked(1.), [1e-2, 1e-1])
+    # The descent stops two penalties below the best: no slow weak fits.
+    calls.clear()
+    best, scores, extensions = choose_penalty(peaked(1e-2), PENALTY_GRID)
+    assert (best, extensions) == (pytest.approx(1e-2), 0)
+    assert calls == pytest.approx([10., 1., 1e-1, 1e-2, 1e-3, 1e-4])
     # Ties go to the larger penalty: a flat low end is not an edge.
     best, _, extensions = choose_penalty(lambda p: float(p <= 1e-2),
                                          [1e-3, 1e-2, 1e-1])
