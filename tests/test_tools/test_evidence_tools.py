@@ -242,6 +242,7 @@ def test_preregistered_plan_configs(tmp_path):
         assert cfg.optim_wrapper.optimizer.lr == pytest.approx(
             study.lr_after(3, args))
         assert cfg.param_scheduler[0]['end'] == 4
+        assert cfg.default_hooks.checkpoint.type == 'CheckpointHook'
         assert cfg.randomness.seed == 5
     assert 'mfm_head' in arms['cont-mfm'].model
     assert 'mfm_head' not in arms['cont-pixel'].model

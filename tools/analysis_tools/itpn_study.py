@@ -367,7 +367,10 @@ def continuation_config(arm: str, checkpoint: str, args, seed: int) -> Config:
     ]
     cfg.train_cfg.max_epochs = epochs
     cfg.default_hooks.checkpoint = dict(
-        interval=epochs, max_keep_ckpts=1, save_optimizer=False)
+        type='CheckpointHook',
+        interval=epochs,
+        max_keep_ckpts=1,
+        save_optimizer=False)
     cfg.load_from = checkpoint
     return cfg
 
