@@ -223,6 +223,7 @@ def test_preregistered_plan_configs(tmp_path):
             args.continue_from) == (60000, 7, 3)
     assert args.record == osp.join('docs', 'itpn_study_prereg_results.json')
     assert args.work_dir == osp.join('work_dirs', 'itpn_prereg')
+    assert args.fig_dir == osp.join('docs', 'figures', 'itpn_prereg')
     cfg = study.pretrain_config('mae', args, 0)
     assert cfg.train_cfg.max_epochs == 7
     assert cfg.train_dataloader.dataset.indices == 60000

@@ -153,7 +153,9 @@ def parse_args(argv: Optional[List[str]] = None):
     parser.add_argument('--work-dir')
     parser.add_argument('--out', help='Markdown report')
     parser.add_argument(
-        '--fig-dir', default='docs/figures', help='where figures go')
+        '--fig-dir',
+        help='where figures go (default: docs/figures, or '
+        'docs/figures/itpn_prereg with --plan prereg)')
     parser.add_argument(
         '--record',
         help='JSON file collecting every run\'s result (kept in the '
@@ -202,6 +204,9 @@ def parse_args(argv: Optional[List[str]] = None):
     if args.out is None:
         args.out = osp.join(
             'docs', 'itpn_study_prereg.md' if prereg else 'itpn_study.md')
+    if args.fig_dir is None:
+        args.fig_dir = osp.join('docs', 'figures', 'itpn_prereg') \
+            if prereg else osp.join('docs', 'figures')
     if args.record is None:
         folder = args.work_dir if args.quick else osp.dirname(args.out)
         args.record = osp.join(
