@@ -219,8 +219,9 @@ def test_study_runs_resume_per_run_and_log_wall_times(tmp_path):
 def test_preregistered_plan_configs(tmp_path):
     study = study_tool()
     args = study.parse_args(['--plan', 'prereg'])
-    assert (args.pretrain_images, args.pretrain_epochs,
-            args.continue_from) == (60000, 7, 3)
+    assert (args.pretrain_images, args.pretrain_epochs, args.continue_from,
+            args.probe_max_iter) == (60000, 7, 3, 20000)
+    assert study.parse_args([]).probe_max_iter == 5000
     assert args.record == osp.join('docs', 'itpn_study_prereg_results.json')
     assert args.work_dir == osp.join('work_dirs', 'itpn_prereg')
     assert args.fig_dir == osp.join('docs', 'figures', 'itpn_prereg')

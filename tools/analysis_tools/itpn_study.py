@@ -125,6 +125,7 @@ QUICK = dict(
 # training images, 7 epochs, probes of the checkpoints after epochs 1, 3 and
 # 7; the MFM arm continues the pixel run's epoch-3 checkpoint to epoch 7.
 PREREG = dict(
+    probe_max_iter=20000,
     pretrain_images=60000,
     pretrain_epochs=7,
     continue_from=3,
@@ -188,9 +189,14 @@ def parse_args(argv: Optional[List[str]] = None):
     for key, value in FULL.items():
         parser.add_argument(f'--{key.replace("_", "-")}', type=int)
     parser.add_argument('--continue-from', type=int)
+    parser.add_argument(
+        '--probe-max-iter',
+        type=int,
+        help='L-BFGS iteration limit of one logistic fit (default 5000; '
+        '20000 with --plan prereg)')
     args = parser.parse_args(argv)
     prereg = args.plan == 'prereg'
-    budget = dict(FULL)
+    budget = dict(FULL, probe_max_iter=5000)
     if args.quick:
         budget.update(QUICK)
     if prereg:
@@ -699,7 +705,8 @@ class Study:
                     data[0][1],
                     features[1],
                     data[1][1],
-                    method=method).as_dict()
+                    method=method,
+                    max_iter=self.args.probe_max_iter).as_dict()
             except (ProbeGridError, ProbeConvergenceError) as error:
                 result = dict(method=method, refused=str(error))
                 self.log(f'  {key}: refused: {error}')
