@@ -1176,7 +1176,8 @@ class Report:
         worst = max((p['grad_norm'] for p in solved), default=0.)
         lines += [
             '', f'{len(solved)} probes solved, {len(refused)} refused '
-            '(chosen penalty on the edge of the extended grid); penalties '
+            '(penalty still on an edge after the extensions, or a fit '
+            'above its gradient tolerance: no number); penalties '
             'tried: ' + ', '.join(f'{lo:g} ... {hi:g}' for lo, hi in grids) +
             f'; chosen penalty on the edge of the penalties tried in '
             f'{len(on_edge)} of {len(solved)} (their top-1 is a lower '
