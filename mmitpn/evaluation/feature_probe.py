@@ -1,36 +1,68 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
-"""Converged linear probes on frozen HiViT / iTPN features.
+"""Converged linear probes on frozen HiViT / Fast-iTPN (iTPN) features.
 
 A linear probe trained by SGD for a fixed budget measures how far its head
 got as much as the features (MAE's LARS recipe needs batch 16,384 and 90
 epochs). Here features are extracted once and a linear classifier is
-solved exactly, with its L2 penalty chosen on a held-out part of the
-training features before it is refitted on all of them:
+solved to optimality for every L2 penalty of a grid, the penalty is chosen
+on a fixed validation part of the training features, and the chosen
+penalty is refitted on all training features before the test split is
+scored, once:
 
-- ``'ridge'`` (default): least squares on one-hot targets in closed form,
-  a Cholesky solve per penalty of one Gram matrix (of the features, or of
-  the samples when there are more features than samples);
-- ``'logistic'``: multinomial logistic regression, a strictly convex
-  problem, solved by L-BFGS to a small gradient norm (slower: hundreds of
-  iterations on weakly regularised problems).
+- ``'logistic'`` (the headline): multinomial logistic regression (mean
+  cross-entropy + ``penalty / 2 * |W|^2``, bias unpenalised), solved by
+  L-BFGS until the gradient norm of that objective is below a stated
+  tolerance; a fit that does not get there raises instead of reporting;
+- ``'ridge'`` (a fast check): least squares on one-hot targets in closed
+  form, ``|X W - Y|^2 / N + penalty * |W|^2``, one exact Cholesky solve per
+  penalty of one float64 Gram matrix (of the features, or of the samples
+  when there are more features than samples).
+
+Why not scikit-learn: ``LogisticRegression(solver='lbfgs')`` stops on a
+projected-gradient tolerance of its own (C-scaled) objective and reports
+no certificate, and ``RidgeClassifierCV`` selects by leave-one-out on the
+fit data rather than on one held-out split shared by every model; the
+solvers here report the gradient norm (or normal-equation residual) of
+the exact objective they claim to minimise, warm-start along the penalty
+path, and run on whatever device the feature tensors are on (GPU
+included).
+
+A best validation score found only on an edge of the grid means the
+optimum may lie outside it: the grid is extended by decades on that side (a
+bounded number of times) and a result still on the edge raises
+:class:`ProbeGridError`; it is never reported.
 """
 import copy
+import zlib
 from dataclasses import asdict, dataclass
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from mmengine.logging import print_log
 from torch import Tensor, nn
 
+from mmitpn.models.backbones.unit_pyramid_backbone import UnitPyramidBackbone
 from mmitpn.models.utils.builder import build_part
+from mmitpn.registry import MODELS
 from mmitpn.utils import extract_state_dict, load_checkpoint_file
 
 FEATURE_KINDS = ('backbone', 'pyramid', 'both')
 POOLINGS = ('mean', 'grid')
-DEFAULT_WEIGHT_DECAYS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
-RIDGE_PENALTIES = (1e-3, 1e-2, 1e-1, 1., 10., 100.)
-PROBE_METHODS = ('ridge', 'logistic')
+# Per-sample L2 penalties, one per decade: wide enough that converged probes
+# of weak and strong features alike choose an interior value.
+PENALTY_GRID = tuple(10.**e for e in range(-7, 2))
+PROBE_METHODS = ('logistic', 'ridge')
+GRAD_TOLERANCE = 1e-4
+MAX_GRID_EXTENSIONS = 3
+
+
+class ProbeGridError(ValueError):
+    """The chosen penalty stayed on an edge of the (extended) grid."""
+
+
+class ProbeConvergenceError(RuntimeError):
+    """A logistic fit did not reach its gradient tolerance."""
 
 
 @dataclass
@@ -38,18 +70,27 @@ class ProbeResult:
     """Outcome of :func:`fit_linear_probe`.
 
     Attributes:
-        top1 (float): Test top-1 accuracy in percent.
+        top1 (float): Test top-1 accuracy in percent (the only use of the
+            test split).
         top5 (float): Test top-5 accuracy in percent.
-        train_top1 (float): Accuracy on the training features.
-        weight_decay (float): The L2 penalty chosen on the held-out split
-            (ridge: per training sample, i.e. ``lambda / N``).
-        val_top1 (dict): Held-out top-1 of every penalty tried.
+        train_top1 (float): Accuracy on all training features.
+        weight_decay (float): The per-sample L2 penalty chosen on the
+            validation split.
+        val_top1 (dict): Validation top-1 of every penalty tried.
         iterations (int): L-BFGS iterations of the final fit (0 for ridge).
         grad_norm (float): Convergence certificate of the final fit: the
             gradient norm of the logistic objective, or the relative
             residual of ridge's normal equations.
         dims (int): Feature dimension.
-        method (str): ``'ridge'`` or ``'logistic'``.
+        method (str): ``'logistic'`` or ``'ridge'``.
+        tolerance (float): Gradient-norm tolerance every logistic fit met
+            (0 for ridge).
+        extensions (int): Decades added to the grid because the chosen
+            penalty was on its edge.
+        num_fit (int): Training features the penalties were fitted on.
+        num_val (int): Training features they were scored on.
+        split_id (int): Checksum of the validation indices: equal across
+            models exactly when they shared the split.
     """
     top1: float
     top5: float
@@ -60,11 +101,46 @@ class ProbeResult:
     grad_norm: float
     dims: int
     method: str = 'logistic'
+    tolerance: float = 0.
+    extensions: int = 0
+    num_fit: int = 0
+    num_val: int = 0
+    split_id: int = 0
 
     def as_dict(self) -> dict:
         result = asdict(self)
         result['val_top1'] = {str(k): v for k, v in self.val_top1.items()}
         return result
+
+
+def fixed_split(labels: Tensor,
+                val_fraction: float = 0.2) -> Tuple[Tensor, Tensor]:
+    """The fit / validation split of a labelled training set.
+
+    Seeded by the data (a checksum of the label sequence), not by a model
+    or run seed, so every model probed on the same training images gets the
+    same split, run after run.
+
+    Args:
+        labels (Tensor): ``(N, )`` integer labels of the training set.
+        val_fraction (float): Part held out for choosing the penalty.
+
+    Returns:
+        tuple[Tensor]: ``fit_ids`` and ``val_ids`` (sorted indices).
+    """
+    if not 0 < val_fraction < 1:
+        raise ValueError(f'val_fraction must be in (0, 1), got '
+                         f'{val_fraction}.')
+    labels = labels.detach().cpu().to(torch.int64).contiguous()
+    seed = zlib.crc32(labels.numpy().tobytes()) ^ len(labels)
+    order = torch.randperm(
+        len(labels), generator=torch.Generator().manual_seed(seed))
+    num_val = max(1, int(round(val_fraction * len(order))))
+    return order[num_val:].sort().values, order[:num_val].sort().values
+
+
+def _split_id(val_ids: Tensor) -> int:
+    return zlib.crc32(val_ids.cpu().to(torch.int64).numpy().tobytes())
 
 
 def _topk(logits: Tensor, labels: Tensor, k: int) -> float:
@@ -73,27 +149,40 @@ def _topk(logits: Tensor, labels: Tensor, k: int) -> float:
     return 100. * hits.float().mean().item()
 
 
-def _solve(features: Tensor,
-           labels: Tensor,
-           num_classes: int,
-           weight_decay: float,
-           max_iter: int,
-           init: Optional[Tuple[Tensor, Tensor]] = None):
-    """L-BFGS on the mean cross-entropy + weight_decay / 2 * |W|^2."""
+def solve_logistic(features: Tensor,
+                   labels: Tensor,
+                   num_classes: int,
+                   weight_decay: float,
+                   tolerance: float = GRAD_TOLERANCE,
+                   max_iter: int = 5000,
+                   init: Optional[Tuple[Tensor, Tensor]] = None):
+    """Minimise mean cross-entropy + ``weight_decay / 2 * |W|^2`` by L-BFGS
+    until the gradient norm (weights and bias together) is at most
+    ``tolerance``.
+
+    Returns:
+        tuple: ``weight``, ``bias``, iterations and the final gradient norm.
+
+    Raises:
+        ProbeConvergenceError: ``max_iter`` iterations, or a line search
+            that stalls, leave the gradient norm above ``tolerance``.
+    """
     dims = features.shape[1]
-    weight = torch.zeros(dims, num_classes, dtype=features.dtype)
-    bias = torch.zeros(num_classes, dtype=features.dtype)
+    weight = features.new_zeros(dims, num_classes)
+    bias = features.new_zeros(num_classes)
     if init is not None:
         weight.copy_(init[0])
         bias.copy_(init[1])
     weight.requires_grad_(True)
     bias.requires_grad_(True)
+    # torch's own stopping tests (max-abs gradient, change in loss) are
+    # switched off: the loop below stops on the stated gradient norm.
     optimizer = torch.optim.LBFGS([weight, bias],
                                   lr=1,
-                                  max_iter=max_iter,
+                                  max_iter=100,
                                   history_size=20,
-                                  tolerance_grad=1e-6,
-                                  tolerance_change=1e-10,
+                                  tolerance_grad=0.,
+                                  tolerance_change=0.,
                                   line_search_fn='strong_wolfe')
 
     def objective() -> Tensor:
@@ -103,16 +192,30 @@ def _solve(features: Tensor,
         loss.backward()
         return loss
 
-    optimizer.step(objective)
-    objective()
-    grad_norm = torch.cat([weight.grad.flatten(),
-                           bias.grad.flatten()]).norm().item()
-    iterations = optimizer.state[weight].get('n_iter', 0)
-    return weight.detach(), bias.detach(), iterations, grad_norm
+    def grad_norm() -> float:
+        objective()
+        return torch.cat([weight.grad.flatten(),
+                          bias.grad.flatten()]).norm().item()
+
+    norm, iterations = grad_norm(), 0
+    while norm > tolerance and iterations < max_iter:
+        optimizer.step(objective)
+        done = optimizer.state[weight].get('n_iter', 0)
+        stalled = done == iterations
+        iterations = done
+        norm = grad_norm()
+        if stalled:
+            break
+    if not norm <= tolerance:
+        raise ProbeConvergenceError(
+            f'logistic probe (L2 {weight_decay:g}) stopped at gradient norm '
+            f'{norm:.2e} > tolerance {tolerance:g} after {iterations} '
+            'L-BFGS iterations; raise max_iter or the tolerance.')
+    return weight.detach(), bias.detach(), iterations, norm
 
 
 class _RidgePath:
-    """Ridge solutions for several penalties from one Gram matrix.
+    """Ridge solutions for several penalties from one float64 Gram matrix.
 
     Minimises ``|X W - Y|^2 / N + alpha |W|^2`` for centred features ``X``
     and centred one-hot targets ``Y`` (the bias is the target mean), by a
@@ -124,11 +227,8 @@ class _RidgePath:
         self.num = features.shape[0]
         self.dual = features.shape[1] > features.shape[0]
         self.features = features
-        # The Gram matrix is the costly product: float32 is accurate enough
-        # for standardised features and penalties >= 1e-3 per sample.
-        single = features.float()
-        gram = single @ single.T if self.dual else single.T @ single
-        self.gram = gram.to(features.dtype)
+        self.gram = features @ features.T if self.dual else \
+            features.T @ features
         self.rhs = targets if self.dual else features.T @ targets
 
     def weight(self, alpha: float) -> Tensor:
@@ -145,44 +245,90 @@ def _ridge_residual(features: Tensor, targets: Tensor, weight: Tensor,
     return ((lhs - rhs).norm() / rhs.norm().clamp_min(1e-12)).item()
 
 
-def _fit_ridge(train, labels, num_classes, penalties, fit_ids, val_ids):
-    onehot = F.one_hot(labels, num_classes).to(train.dtype)
+class _RidgeFitter:
+    """Centred ridge fits of one set of training features."""
 
-    def centred(ids):
-        x, y = train[ids], onehot[ids]
-        return x, x.mean(0), y, y.mean(0)
+    def __init__(self, features: Tensor, labels: Tensor,
+                 num_classes: int) -> None:
+        onehot = F.one_hot(labels, num_classes).to(features.dtype)
+        self.x_mean, self.y_mean = features.mean(0), onehot.mean(0)
+        self.x = features - self.x_mean
+        self.y = onehot - self.y_mean
+        self.path = _RidgePath(self.x, self.y)
 
-    x, x_mean, y, y_mean = centred(fit_ids)
-    path = _RidgePath(x - x_mean, y - y_mean)
-    val_top1 = {}
-    for alpha in penalties:
-        weight = path.weight(alpha)
-        bias = y_mean - x_mean @ weight
-        val_top1[alpha] = _topk(train[val_ids] @ weight + bias,
-                                labels[val_ids], 1)
-    best = max(val_top1, key=lambda a: (val_top1[a], a))
-    all_ids = torch.arange(train.shape[0])
-    x, x_mean, y, y_mean = centred(all_ids)
-    path = _RidgePath(x - x_mean, y - y_mean)
-    weight = path.weight(best)
-    residual = _ridge_residual(x - x_mean, y - y_mean, weight, best)
-    return weight, y_mean - x_mean @ weight, best, val_top1, 0, residual
+    def __call__(self, alpha: float):
+        weight = self.path.weight(alpha)
+        return weight, self.y_mean - self.x_mean @ weight
+
+    def residual(self, weight: Tensor, alpha: float) -> float:
+        return _ridge_residual(self.x, self.y, weight, alpha)
 
 
-def _fit_logistic(train, labels, num_classes, penalties, fit_ids, val_ids,
-                  max_iter):
-    val_top1 = {}
-    init = None
-    for weight_decay in sorted(penalties, reverse=True):
-        weight, bias, _, _ = _solve(train[fit_ids], labels[fit_ids],
-                                    num_classes, weight_decay, max_iter, init)
-        init = (weight, bias)
-        logits = train[val_ids] @ weight + bias
-        val_top1[weight_decay] = _topk(logits, labels[val_ids], 1)
-    best = max(val_top1, key=lambda wd: (val_top1[wd], wd))
-    weight, bias, iterations, grad_norm = _solve(train, labels, num_classes,
-                                                 best, max_iter)
-    return weight, bias, best, val_top1, iterations, grad_norm
+def choose_penalty(
+    score: Callable[[float], float],
+    grid: Sequence[float],
+    max_extensions: int = MAX_GRID_EXTENSIONS
+) -> Tuple[float, Dict[float, float], int]:
+    """The largest interior penalty with the best validation score, the
+    grid extended by a decade on each edge that scores best.
+
+    A best score shared by an edge and an interior penalty is a plateau the
+    grid already contains (features so easy, or so weak, that the penalty
+    hardly matters there); a best score found only on an edge means the
+    optimum may lie beyond it. ``score`` is called once per penalty, from
+    the largest down (a logistic path warm-starts that way), and the
+    descent stops once two penalties in a row score below the best so far
+    (the smaller ones, the slowest to fit, could only matter to a
+    validation curve with two maxima).
+
+    Returns:
+        tuple: The chosen penalty, the score of every penalty tried and the
+        number of extensions.
+
+    Raises:
+        ProbeGridError: After ``max_extensions`` extensions the best score
+            is still found only on an edge.
+    """
+    grid = sorted({float(p) for p in grid}, reverse=True)
+    if len(grid) < 3 or grid[-1] <= 0:
+        raise ValueError('The penalty grid needs at least 3 positive values '
+                         f'(an edge on each side), got {grid}.')
+    scores: Dict[float, float] = {}
+    for penalty in grid:
+        scores[penalty] = score(penalty)
+        # Two smaller penalties in a row below the best so far: the best
+        # is inside the grid and weaker penalties (the slowest fits) are
+        # not needed.
+        best = max(scores.values())
+        if len(scores) >= 3 and all(v < best
+                                    for v in list(scores.values())[-2:]):
+            break
+    extensions = 0
+    while True:
+        low, high = min(scores), max(scores)
+        top = max(scores.values())
+        inner = [p for p, v in scores.items() if low < p < high and v == top]
+        if inner:
+            return max(inner), scores, extensions
+        if extensions == max_extensions:
+            side = 'smallest' if scores[low] == top else 'largest'
+            best = low if scores[low] == top else high
+            raise ProbeGridError(
+                f'the chosen L2 penalty {best:g} is the {side} tried '
+                f'({low:g} ... {high:g}, {extensions} decade(s) added): the '
+                'optimum lies outside the grid; pass a wider grid '
+                '(weight_decays) or more extensions.')
+        for edge, new in ((high, high * 10), (low, low / 10)):
+            if scores[edge] == top:
+                scores[new] = score(new)
+        extensions += 1
+
+
+def _standardise(train: Tensor, test: Tensor):
+    train, test = train.double(), test.double()
+    mean = train.mean(dim=0)
+    std = train.std(dim=0).clamp_min(1e-6)
+    return (train - mean) / std, (test - mean) / std
 
 
 def fit_linear_probe(train_features: Tensor,
@@ -190,34 +336,45 @@ def fit_linear_probe(train_features: Tensor,
                      test_features: Tensor,
                      test_labels: Tensor,
                      weight_decays: Optional[Sequence[float]] = None,
+                     method: str = 'logistic',
+                     split: Optional[Tuple[Tensor, Tensor]] = None,
                      val_fraction: float = 0.2,
-                     max_iter: int = 1000,
-                     seed: int = 0,
-                     method: str = 'ridge') -> ProbeResult:
-    """Fit a converged linear classifier and test it.
+                     tolerance: float = GRAD_TOLERANCE,
+                     max_iter: int = 5000,
+                     max_extensions: int = MAX_GRID_EXTENSIONS) -> ProbeResult:
+    """Fit a converged linear classifier, choose its penalty on a fixed
+    validation split, refit on all training features and test once.
 
-    Features are standardised with the training statistics. Each penalty of
-    ``weight_decays`` is fitted on ``1 - val_fraction`` of the training
-    features and scored on the rest (logistic: largest first, each fit
-    warm-started from the previous one); the best is refitted on all
-    training features.
+    Features are standardised with the training statistics. Each penalty
+    is fitted on the fit part of ``split`` and scored on its validation
+    part (logistic: largest first, each fit warm-started from the previous
+    one); the grid is extended where the best is on an edge (see
+    :func:`choose_penalty`); the chosen penalty is refitted on all training
+    features, and only that fit sees the test features.
 
     Args:
         train_features (Tensor): ``(N, D)`` training features.
         train_labels (Tensor): ``(N, )`` integer labels.
         test_features (Tensor): ``(M, D)`` test features.
         test_labels (Tensor): ``(M, )`` integer labels.
-        weight_decays (Sequence[float], optional): L2 penalties to choose
-            from; defaults to :data:`RIDGE_PENALTIES` (ridge, per sample) or
-            :data:`DEFAULT_WEIGHT_DECAYS` (logistic).
-        val_fraction (float): Held-out part of the training features.
-        max_iter (int): L-BFGS iteration limit of one fit.
-        seed (int): Seed of the held-out split.
-        method (str): ``'ridge'`` or ``'logistic'``.
+        weight_decays (Sequence[float], optional): Per-sample L2 penalties
+            to start from. Defaults to :data:`PENALTY_GRID`.
+        method (str): ``'logistic'`` (default) or ``'ridge'``.
+        split (tuple[Tensor], optional): ``(fit_ids, val_ids)`` into the
+            training features. Defaults to :func:`fixed_split` of the
+            labels, the same for every model on the same data.
+        val_fraction (float): Validation part of the default split.
+        tolerance (float): Gradient-norm tolerance of every logistic fit.
+        max_iter (int): L-BFGS iteration limit of one logistic fit.
+        max_extensions (int): Decades the grid may grow by.
 
     Returns:
         ProbeResult: Accuracies, the chosen penalty and the convergence
         certificate of the final fit.
+
+    Raises:
+        ProbeGridError: The chosen penalty stays on the grid's edge.
+        ProbeConvergenceError: A logistic fit misses its tolerance.
     """
     if train_features.shape[0] != train_labels.shape[0] or \
             test_features.shape[0] != test_labels.shape[0]:
@@ -226,45 +383,63 @@ def fit_linear_probe(train_features: Tensor,
                          f'{train_labels.shape[0]} (train), '
                          f'{test_features.shape[0]} vs '
                          f'{test_labels.shape[0]} (test).')
-    if not 0 < val_fraction < 1:
-        raise ValueError(f'val_fraction must be in (0, 1), got '
-                         f'{val_fraction}.')
-    train_features = train_features.double()
-    test_features = test_features.double()
-    mean = train_features.mean(dim=0)
-    std = train_features.std(dim=0).clamp_min(1e-6)
-    train_features = (train_features - mean) / std
-    test_features = (test_features - mean) / std
-    num_classes = int(max(train_labels.max(), test_labels.max())) + 1
-
-    generator = torch.Generator().manual_seed(seed)
-    order = torch.randperm(train_features.shape[0], generator=generator)
-    num_val = max(1, int(round(val_fraction * len(order))))
-    val_ids, fit_ids = order[:num_val], order[num_val:]
-    if method == 'ridge':
-        weight, bias, best, val_top1, iterations, certificate = _fit_ridge(
-            train_features, train_labels, num_classes, weight_decays
-            or RIDGE_PENALTIES, fit_ids, val_ids)
-    elif method == 'logistic':
-        weight, bias, best, val_top1, iterations, certificate = \
-            _fit_logistic(train_features, train_labels, num_classes,
-                          weight_decays or DEFAULT_WEIGHT_DECAYS, fit_ids,
-                          val_ids, max_iter)
-    else:
+    if method not in PROBE_METHODS:
         raise ValueError(f'method must be one of {PROBE_METHODS}, got '
                          f'{method!r}.')
-    test_logits = test_features @ weight + bias
-    train_logits = train_features @ weight + bias
+    fit_ids, val_ids = split if split is not None else fixed_split(
+        train_labels, val_fraction)
+    train, test = _standardise(train_features, test_features)
+    num_classes = int(max(train_labels.max(), test_labels.max())) + 1
+    x_fit, y_fit = train[fit_ids], train_labels[fit_ids]
+    x_val, y_val = train[val_ids], train_labels[val_ids]
+    grid = weight_decays or PENALTY_GRID
+
+    if method == 'ridge':
+        fit_part = _RidgeFitter(x_fit, y_fit, num_classes)
+
+        def score(alpha):
+            weight, bias = fit_part(alpha)
+            return _topk(x_val @ weight + bias, y_val, 1)
+
+        best, val_top1, extensions = choose_penalty(score, grid,
+                                                    max_extensions)
+        final = _RidgeFitter(train, train_labels, num_classes)
+        weight, bias = final(best)
+        certificate, iterations = final.residual(weight, best), 0
+    else:
+        # Warm starts come from the nearest larger penalty already solved.
+        solved: Dict[float, Tuple[Tensor, Tensor]] = {}
+
+        def score(weight_decay):
+            larger = [p for p in solved if p > weight_decay]
+            init = solved[min(larger)] if larger else None
+            weight, bias, _, _ = solve_logistic(x_fit, y_fit, num_classes,
+                                                weight_decay, tolerance,
+                                                max_iter, init)
+            solved[weight_decay] = (weight, bias)
+            return _topk(x_val @ weight + bias, y_val, 1)
+
+        best, val_top1, extensions = choose_penalty(score, grid,
+                                                    max_extensions)
+        weight, bias, iterations, certificate = solve_logistic(
+            train, train_labels, num_classes, best, tolerance, max_iter,
+            solved[best])
+    test_logits = test @ weight + bias
     return ProbeResult(
         top1=_topk(test_logits, test_labels, 1),
         top5=_topk(test_logits, test_labels, 5),
-        train_top1=_topk(train_logits, train_labels, 1),
+        train_top1=_topk(train @ weight + bias, train_labels, 1),
         weight_decay=best,
-        val_top1=val_top1,
+        val_top1=dict(sorted(val_top1.items())),
         iterations=iterations,
         grad_norm=certificate,
-        dims=train_features.shape[1],
-        method=method)
+        dims=train.shape[1],
+        method=method,
+        tolerance=tolerance if method == 'logistic' else 0.,
+        extensions=extensions,
+        num_fit=len(fit_ids),
+        num_val=len(val_ids),
+        split_id=_split_id(val_ids))
 
 
 def _pyramid_cfg(neck: Optional[dict]) -> Optional[dict]:
@@ -284,11 +459,13 @@ def _pyramid_cfg(neck: Optional[dict]) -> Optional[dict]:
 
 
 class FrozenFeatureExtractor(nn.Module):
-    """HiViT (and its iTPN pyramid, when the config has one) in eval mode,
-    returning pooled features of full images.
+    """A HiViT-family backbone (:class:`HiViT`, :class:`FastiTPN`) and its
+    iTPN pyramid, when the config has one, in eval mode, returning pooled
+    features of full images.
 
     Args:
-        model_cfg (dict): A model config whose ``backbone`` is a HiViT and
+        model_cfg (dict): A model config whose ``backbone`` is a subclass of
+            ``UnitPyramidBackbone`` (HiViT, FastiTPN) and
             whose ``neck`` (optional) is an ``iTPNPyramid`` or an
             ``iTPNLinearProbeNeck``: pretraining, classification and
             linear-probe configs all qualify.
@@ -304,14 +481,19 @@ class FrozenFeatureExtractor(nn.Module):
                  logger: str = 'current') -> None:
         super().__init__()
         backbone = copy.deepcopy(dict(model_cfg['backbone']))
-        if str(backbone.get('type', '')).split('.')[-1] != 'HiViT':
-            raise ValueError('The probe needs a HiViT backbone, the config '
-                             f"has {backbone.get('type')!r}.")
+        backbone_type = backbone.get('type')
+        backbone_cls = MODELS.get(backbone_type) if isinstance(
+            backbone_type, str) else backbone_type
+        if not (isinstance(backbone_cls, type)
+                and issubclass(backbone_cls, UnitPyramidBackbone)):
+            raise ValueError(
+                'The probe needs a backbone of the HiViT family '
+                f'(mmitpn.HiViT, mmitpn.FastiTPN); the config has '
+                f'{backbone_type!r}.')
         for key in ('init_cfg', 'frozen_stages', 'window_size',
                     'global_blocks'):
             backbone.pop(key, None)
         backbone.update(
-            type='HiViT',
             out_indices=(0, 1, 2),
             out_type='featmap',
             drop_path_rate=0.,

@@ -1,10 +1,14 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from mmitpn.evaluation import (FrozenFeatureExtractor, extract_features,
-                               fit_linear_probe)
+from mmitpn.evaluation import (PENALTY_GRID, FrozenFeatureExtractor,
+                               ProbeConvergenceError, ProbeGridError,
+                               choose_penalty, extract_features,
+                               fit_linear_probe, fixed_split, solve_logistic)
 from mmitpn.utils import extract_state_dict, load_checkpoint_file
 
 TINY = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4)
@@ -20,7 +24,7 @@ def clusters(num, dims=8, classes=3, seed=0, spread=1.5):
     return features, labels
 
 
-def test_probe_reaches_the_optimum_of_its_objective():
+def test_logistic_probe_converges_to_its_tolerance():
     train, train_labels = clusters(90, dims=2)
     test, test_labels = clusters(60, dims=2, seed=1)
     result = fit_linear_probe(
@@ -28,35 +32,149 @@ def test_probe_reaches_the_optimum_of_its_objective():
         train_labels,
         test,
         test_labels,
-        weight_decays=[1e-2],
-        method='logistic')
-    assert result.weight_decay == 1e-2 and result.grad_norm < 1e-5
-    assert result.method == 'logistic' and result.iterations > 0
+        weight_decays=[1e-1, 1e-2, 1e-3, 1e-4, 1e-5],
+        tolerance=1e-7)
+    assert result.method == 'logistic' and result.tolerance == 1e-7
+    assert result.grad_norm <= 1e-7 and result.iterations > 0
+    assert 1e-5 < result.weight_decay < 1e-1
     assert result.dims == 2 and result.top5 == 100.
     # The same objective minimised by plain gradient descent for long
-    # enough gives the same test predictions.
+    # enough gives the same weights and test predictions.
     x = (train.double() - train.double().mean(0)) / train.double().std(0)
     xt = (test.double() - train.double().mean(0)) / train.double().std(0)
     weight = torch.zeros(2, 3, dtype=torch.float64, requires_grad=True)
     bias = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    penalty = result.weight_decay
     for _ in range(20000):
         loss = F.cross_entropy(x @ weight + bias, train_labels) + \
-            0.5e-2 * weight.square().sum()
+            0.5 * penalty * weight.square().sum()
         grad_w, grad_b = torch.autograd.grad(loss, (weight, bias))
         with torch.no_grad():
             weight -= 0.5 * grad_w
             bias -= 0.5 * grad_b
+    solved, _, _, norm = solve_logistic(x, train_labels, 3, penalty, 1e-8)
+    assert norm <= 1e-8
+    assert torch.allclose(solved, weight.detach(), atol=1e-5)
     top1 = ((xt @ weight + bias).argmax(1) == test_labels).double().mean()
     assert result.top1 == pytest.approx(100. * top1.item())
+
+
+def test_logistic_probe_refuses_an_unconverged_fit():
+    train, labels = clusters(60, dims=4)
+    with pytest.raises(ProbeConvergenceError, match='gradient norm'):
+        solve_logistic(train.double(), labels, 3, 1e-6, 1e-12, max_iter=3)
+
+
+def test_penalty_on_the_edge_is_extended_or_refused():
+    calls = []
+
+    def peaked(optimum):
+
+        def score(penalty):
+            calls.append(penalty)
+            return -abs(math.log10(penalty) - math.log10(optimum))
+
+        return score
+
+    best, scores, extensions = choose_penalty(peaked(1e-2), [1e-3, 1e-1, 1])
+    assert (best, extensions) == (1e-1, 0)  # a tie goes to the larger
+    # Optimum below the grid: one decade added at the bottom, then interior.
+    calls.clear()
+    best, scores, extensions = choose_penalty(peaked(1e-4), [1e-3, 1e-2, 1e-1])
+    assert extensions == 2 and best == pytest.approx(1e-4)
+    assert calls == [
+        1e-1, 1e-2, 1e-3,
+        pytest.approx(1e-4),
+        pytest.approx(1e-5)
+    ]
+    # Above the grid too.
+    best, _, extensions = choose_penalty(peaked(100.), [1e-2, 1e-1, 1.])
+    assert extensions == 3 and best == pytest.approx(100.)
+    # Still on the edge after the allowed extensions: refused.
+    with pytest.raises(ProbeGridError, match='smallest tried'):
+        choose_penalty(peaked(1e-9), [1e-3, 1e-2, 1e-1], max_extensions=2)
+    with pytest.raises(ValueError, match='at least 3 positive'):
+        choose_penalty(peaked(1.), [1e-2, 1e-1])
+    # The descent stops two penalties below the best: no slow weak fits.
+    calls.clear()
+    best, scores, extensions = choose_penalty(peaked(1e-2), PENALTY_GRID)
+    assert (best, extensions) == (pytest.approx(1e-2), 0)
+    assert calls == pytest.approx([10., 1., 1e-1, 1e-2, 1e-3, 1e-4])
+    # Ties go to the larger penalty: a flat low end is not an edge.
+    best, _, extensions = choose_penalty(lambda p: float(p <= 1e-2),
+                                         [1e-3, 1e-2, 1e-1])
+    assert (best, extensions) == (1e-2, 0)
+
+
+def collinear(num, seed):
+    """Two standardised features whose difference alone carries the class:
+    the less the penalty, the better, down to the least-squares limit."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.arange(num) % 3
+    common = 10 * torch.randn(num, generator=generator)
+    signal = labels + 0.2 * torch.randn(num, generator=generator)
+    return torch.stack([common, common + signal], 1), labels
+
+
+@pytest.mark.parametrize('method', ['ridge', 'logistic'])
+def test_probe_extends_or_refuses_a_penalty_on_the_edge(method):
+    train, train_labels = collinear(300, 0)
+    test, test_labels = collinear(300, 1)
+    grid = [1e-2, 1e-1, 1.]
+    with pytest.raises(ProbeGridError, match='0.01 is the smallest tried'):
+        fit_linear_probe(
+            train,
+            train_labels,
+            test,
+            test_labels,
+            weight_decays=grid,
+            method=method,
+            max_extensions=0)
+    result = fit_linear_probe(
+        train,
+        train_labels,
+        test,
+        test_labels,
+        weight_decays=grid,
+        method=method)
+    assert result.extensions > 0 and result.weight_decay < 1e-2
+    assert min(result.val_top1) < result.weight_decay
+    assert result.val_top1[result.weight_decay] > result.val_top1[1e-2]
+
+
+def test_split_is_fixed_by_the_data_and_shared_by_every_model():
+    labels = torch.arange(200) % 3
+    fit_ids, val_ids = fixed_split(labels)
+    assert len(val_ids) == 40 and len(fit_ids) == 160
+    assert set(fit_ids.tolist()).isdisjoint(val_ids.tolist())
+    assert sorted(fit_ids.tolist() + val_ids.tolist()) == list(range(200))
+    torch.manual_seed(123)  # a model's seed does not move the split
+    again = fixed_split(labels.clone())
+    assert torch.equal(again[1], val_ids)
+    other = fixed_split(labels.roll(1))  # other data, other split
+    assert not torch.equal(other[1], val_ids)
+    # Two models (different features, same data) probe on the same split.
+    test, test_labels = clusters(60, dims=8, seed=1)
+    features = [clusters(200, dims=8, seed=s)[0] for s in (2, 3)]
+    results = [
+        fit_linear_probe(f, labels, test, test_labels, method='ridge')
+        for f in features
+    ]
+    assert results[0].split_id == results[1].split_id
+    assert results[0].num_val == 40 and results[0].num_fit == 160
+    with pytest.raises(ValueError, match='val_fraction'):
+        fixed_split(labels, 1.)
 
 
 @pytest.mark.parametrize('dims', [40, 500])  # primal and dual ridge
 def test_ridge_probe_is_the_closed_form_solution(dims):
     train, train_labels = clusters(300, dims=dims, spread=4.)
     test, test_labels = clusters(300, dims=dims, seed=1, spread=4.)
-    result = fit_linear_probe(train, train_labels, test, test_labels)
-    assert result.method == 'ridge' and result.grad_norm < 1e-5
-    assert set(result.val_top1) == {1e-3, 1e-2, 1e-1, 1., 10., 100.}
+    result = fit_linear_probe(
+        train, train_labels, test, test_labels, method='ridge')
+    assert result.method == 'ridge' and result.grad_norm < 1e-8
+    assert set(PENALTY_GRID) <= set(result.val_top1)
+    assert min(result.val_top1) < result.weight_decay < max(result.val_top1)
     assert result.val_top1[result.weight_decay] == max(
         result.val_top1.values())
     # The normal equations solved directly give the same test top-1.
@@ -123,9 +241,38 @@ def test_extractor_errors_name_what_is_wrong(pretraining_checkpoint, tmp_path):
     torch.save({'state_dict': {'encoder.w': torch.zeros(1)}}, other)
     with pytest.raises(KeyError, match=r'other.pth has no backbone\.\*'):
         FrozenFeatureExtractor(pixel_model_cfg(), other)
-    with pytest.raises(ValueError, match='HiViT backbone'):
+    with pytest.raises(ValueError, match="HiViT family.*'ResNet'"):
         FrozenFeatureExtractor(
             dict(backbone=dict(type='ResNet', depth=18)), None)
     with pytest.raises(ValueError, match="pool must be one of"):
         FrozenFeatureExtractor(pixel_model_cfg())(
             torch.randn(1, 3, 64, 64), pool='max')
+
+
+def test_extractor_takes_fast_itpn(tmp_path):
+    arch = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=1, num_heads=2)
+    cfg = dict(
+        backbone=dict(type='mmitpn.FastiTPN', arch=arch, img_size=32),
+        neck=dict(type='iTPNPyramid', embed_dims=64, fpn_dim=32))
+    source = FrozenFeatureExtractor(cfg)
+    state = {
+        f'backbone.{k}': v
+        for k, v in source.backbone.state_dict().items()
+    }
+    state.update({
+        f'neck.{k}': v
+        for k, v in source.pyramid.state_dict().items()
+    })
+    path = str(tmp_path / 'fast.pth')
+    torch.save({'state_dict': state}, path)
+    torch.manual_seed(1)  # another random init, overwritten by the load
+    extractor = FrozenFeatureExtractor(cfg, path)
+    assert type(extractor.backbone).__name__ == 'FastiTPN'
+    images = torch.randn(2, 3, 32, 32)
+    for kind, pool, dims in (('backbone', 'mean', 64), ('backbone', 'grid',
+                                                        64 * 4),
+                             ('pyramid', 'mean', 32 * 3), ('pyramid', 'grid',
+                                                           32 * 3 * 4)):
+        features = extractor(images, kind, pool)
+        assert features.shape == (2, dims)
+        assert torch.allclose(features, source(images, kind, pool))

@@ -1,5 +1,6 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
 """The probe CLI, the study's smoke run and honest reconstruction pictures."""
+import gzip
 import json
 import os
 import os.path as osp
@@ -19,7 +20,6 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOLS = osp.join(REPO, 'tools')
 FASHION_MNIST = osp.join(REPO, 'configs', 'cls', 'demo', '_base_',
                          'fashion-mnist_64px.py')
-DEBIAN_FASHION_MNIST = '/usr/share/datasets/fashion-mnist'
 TINY_HIVIT = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4)
 
 
@@ -56,10 +56,31 @@ def tiny_pixel_config(tmp_path, fpn_dim=32):
     return path
 
 
-def test_feature_probe_tool_reports_baselines(tmp_path, pretraining_checkpoint,
-                                              make_fashion_mnist):
+def learnable_fashion_mnist(folder, count):
+    """IDX files in Debian's layout whose images show their class (a
+    brightness step per class, plus noise), so every probe has an
+    interior optimum to find."""
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    labels = (np.arange(count) % 10).astype(np.uint8)
+    for prefix in ('train', 't10k'):
+        images = labels[:, None, None] * 24. + rng.normal(
+            0, 30, (count, 28, 28))
+        images = images.clip(0, 255).astype(np.uint8)
+        header = (0x0803).to_bytes(4, 'big') + b''.join(
+            n.to_bytes(4, 'big') for n in (count, 28, 28))
+        with gzip.open(folder / f'{prefix}-images-idx3-ubyte.gz', 'wb') as f:
+            f.write(header + images.tobytes())
+        header = (0x0801).to_bytes(4, 'big') + count.to_bytes(4, 'big')
+        with gzip.open(folder / f'{prefix}-labels-idx1-ubyte.gz', 'wb') as f:
+            f.write(header + labels.tobytes())
+    return str(folder)
+
+
+def test_feature_probe_tool_reports_baselines(tmp_path,
+                                              pretraining_checkpoint):
     checkpoint, _ = pretraining_checkpoint()
-    root = make_fashion_mnist(40)
+    root = learnable_fashion_mnist(tmp_path / 'fm', 60)
     data = Config.fromfile(FASHION_MNIST)
     for loader in ('train_dataloader', 'test_dataloader'):
         data[loader].dataset.data_root = root
@@ -69,8 +90,9 @@ def test_feature_probe_tool_reports_baselines(tmp_path, pretraining_checkpoint,
     log = run(
         osp.join(TOOLS, 'analysis_tools', 'feature_probe.py'),
         tiny_pixel_config(tmp_path), checkpoint, '--data', data_path,
-        '--features', 'backbone', 'pyramid', '--pool', 'mean', 'grid', '--out',
-        out)
+        '--features', 'backbone', 'pyramid', '--pool', 'mean', 'grid',
+        '--weight-decays', '1e-2', '1e-1', '1', '--baselines', 'random',
+        '--out', out)
     rows = json.load(open(out))
     models = [(r['model'], r['features'], r['pool']) for r in rows]
     assert models == [('pretrain.pth', 'backbone', 'mean'),
@@ -80,48 +102,203 @@ def test_feature_probe_tool_reports_baselines(tmp_path, pretraining_checkpoint,
                       ('random init', 'backbone', 'mean'),
                       ('random init', 'backbone', 'grid'),
                       ('random init', 'pyramid', 'mean'),
-                      ('random init', 'pyramid', 'grid'),
-                      ('raw pixels', 'pixels', '-')]
-    assert rows[-1]['dims'] == 3 * 64 * 64 and rows[0]['dims'] == 64
-    assert all(r['grad_norm'] < 1e-4 for r in rows)
-    assert '40 training and 40 test images' in log
-    assert 'missing keys []' in log and '| raw pixels | pixels |' in log
+                      ('random init', 'pyramid', 'grid')]
+    assert rows[0]['dims'] == 64 and rows[1]['dims'] == 64 * 16
+    reported = [r for r in rows if 'refused' not in r]
+    assert reported, rows
+    for row in reported:
+        assert row['method'] == 'logistic'
+        assert row['grad_norm'] <= row['tolerance'] == 1e-4
+        assert min(map(float, row['val_top1'])) < row['weight_decay'] < \
+            max(map(float, row['val_top1']))
+    # Every model was probed on the same fit / validation split.
+    assert len({r['split_id'] for r in reported}) == 1
+    assert '60 training and 60 test images' in log
+    assert 'missing keys []' in log and '| random init | pyramid |' in log
 
 
-@pytest.mark.skipif(
-    not osp.isdir(DEBIAN_FASHION_MNIST),
-    reason="needs Debian's dataset-fashion-mnist (make install)")
-def test_study_quick_run_writes_tables_figures_and_resumes(tmp_path):
-    args = [
-        osp.join(TOOLS, 'analysis_tools', 'itpn_study.py'), '--quick',
-        '--seeds', '0', '--objectives', 'none', 'itpn-pixel', '--work-dir',
-        str(tmp_path / 'study'), '--out',
-        str(tmp_path / 'study.md'), '--fig-dir',
-        str(tmp_path / 'figures')
-    ]
-    run(*args)
-    report = open(tmp_path / 'study.md').read()
-    for title in ('## Pretraining', '## Converged linear probes',
-                  '## Fine-tuning', '## Segmentation', '## Detection'):
-        assert title in report
-    assert '| a: iTPN backbone + pyramid | 1 |' in report
-    assert '| raw-pixels | 1 |' in report
-    for tag in ('loss_pixel', 'top1', 'mIoU', 'bbox_mAP'):
-        assert osp.isfile(tmp_path / 'figures' / f'itpn_study_{tag}.png')
-    seg = json.load(
-        open(tmp_path / 'study' / 'seg' / 'a' / 'seed0' / 'result.json'))
-    assert len(seg['curves']['mIoU']) == 6
-    # Every run has its result: a second call trains nothing.
-    log = run(*args)
-    assert 'trained' not in log and 'study finished' in log
-    # The record keeps the results when the work dirs are gone.
-    record = json.load(open(tmp_path / 'study' / 'itpn_study_results.json'))
-    assert record['seg/a/0']['curves'] == seg['curves']
-    shutil.rmtree(tmp_path / 'study' / 'seg')
-    log = run(*args, '--stages', 'seg')
-    assert 'trained' not in log
-    assert '| a: iTPN backbone + pyramid | 1 |' in open(tmp_path /
-                                                        'study.md').read()
+def study_tool():
+    sys.path.insert(0, osp.join(TOOLS, 'analysis_tools'))
+    import itpn_study
+    return itpn_study
+
+
+def probe_entry(top1, method='logistic'):
+    return dict(
+        top1=top1,
+        method=method,
+        weight_decay=1e-3,
+        val_top1={
+            '0.0001': top1 - 1,
+            '0.001': top1,
+            '0.01': top1 - 2
+        },
+        grad_norm=1e-5 if method == 'logistic' else 1e-9,
+        tolerance=1e-4 if method == 'logistic' else 0.)
+
+
+def probe_record(name, seed, top1):
+    probes = {
+        'backbone/mean': probe_entry(top1 - 3, 'ridge'),
+        'backbone/mean/logistic': probe_entry(top1)
+    }
+    return {
+        f'probe/{name}/{seed}':
+        dict(stage='probe', name=name, seed=seed, probes=probes, wall_s=1.)
+    }
+
+
+def test_study_report_gives_paired_intervals_and_no_best_column(tmp_path):
+    study = study_tool()
+    record = {}
+    for seed, (mae, itpn) in enumerate([(76., 75.), (77., 75.), (78., 75.)]):
+        record.update(probe_record('mae', seed, mae))
+        record.update(probe_record('itpn-pixel', seed, itpn))
+        curve = [[30, 20.], [60, 30. + seed]]
+        for name, offset in (('a', 1.), ('b', 0.)):
+            record[f'seg/{name}/{seed}'] = dict(
+                stage='seg',
+                name=name,
+                seed=seed,
+                wall_s=60.,
+                curves={'mIoU': [[s, v + offset * seed] for s, v in curve]})
+    path = tmp_path / 'record.json'
+    path.write_text(json.dumps(record))
+    out = tmp_path / 'study.md'
+    study.main([
+        '--report-only', '--record',
+        str(path), '--out',
+        str(out), '--work-dir',
+        str(tmp_path / 'wd'), '--fig-dir',
+        str(tmp_path / 'fig')
+    ])
+    report = out.read_text()
+    assert 'best' not in report
+    # mae - itpn-pixel = 1, 2, 3: mean 2, sd 1, t(0.975, 2) = 4.303.
+    assert ('| backbone/mean/logistic: mae - itpn-pixel | 3 | +2.00 '
+            '[-0.48, +4.48] (+1.00, +2.00, +3.00) |') in report
+    assert '| backbone/mean: mae - itpn-pixel | 3 | +2.00' in report
+    assert 'L-BFGS logistic regression (the headline)' in report
+    assert report.count('on the edge of the penalties tried in 0 of 6') == 2
+    # a - b at the last validation: 0, 1, 2.
+    assert '| a - b | 3 | +1.00 [-1.48, +3.48] (+0.00, +1.00, +2.00) |' \
+        in report
+    assert 'last validation minus the one before' in report
+
+
+def test_study_runs_resume_per_run_and_log_wall_times(tmp_path):
+    study = study_tool()
+    args = study.parse_args([
+        '--quick', '--work-dir',
+        str(tmp_path / 'wd'), '--out',
+        str(tmp_path / 'study.md')
+    ])
+    runs = study.Study(args)
+    calls = []
+
+    def fn(work_dir):
+        calls.append(work_dir)
+        return dict(value=len(calls))
+
+    first = runs.run('probe', 'mae', 0, fn)
+    assert runs.run('probe', 'mae', 0, fn) == first and len(calls) == 1
+    assert first['wall_s'] >= 0 and first['value'] == 1
+    shutil.rmtree(tmp_path / 'wd' / 'probe')
+    again = study.Study(args)  # a new session: the record is enough
+    assert again.run('probe', 'mae', 0, fn)['value'] == 1
+    assert len(calls) == 1
+    # A pretraining run is repeated when its checkpoints are gone.
+    runs.run('pretrain', 'mae', 0, fn)
+    shutil.rmtree(tmp_path / 'wd' / 'pretrain')
+    assert study.Study(args).run('pretrain', 'mae', 0, fn)['value'] == 3
+    log = (tmp_path / 'wd' / 'study.log').read_text()
+    assert log.count('done in') == 3 and 'probe mae seed 0' in log
+    record = json.load(open(args.record))
+    assert set(record) == {'probe/mae/0', 'pretrain/mae/0'}
+
+
+def test_preregistered_plan_configs(tmp_path):
+    study = study_tool()
+    args = study.parse_args(['--plan', 'prereg'])
+    assert (args.pretrain_images, args.pretrain_epochs, args.continue_from,
+            args.probe_max_iter) == (60000, 7, 3, 20000)
+    assert study.parse_args([]).probe_max_iter == 5000
+    assert args.record == osp.join('docs', 'itpn_study_prereg_results.json')
+    assert args.work_dir == osp.join('work_dirs', 'itpn_prereg')
+    assert args.fig_dir == osp.join('docs', 'figures', 'itpn_prereg')
+    cfg = study.pretrain_config('mae', args, 0)
+    assert cfg.train_cfg.max_epochs == 7
+    assert cfg.train_dataloader.dataset.indices == 60000
+    checkpoint = cfg.default_hooks.checkpoint
+    assert (checkpoint.interval, checkpoint.max_keep_ckpts,
+            checkpoint.save_optimizer) == (1, -1, False)
+    base = cfg.optim_wrapper.optimizer.lr
+    assert study.lr_after(1, args) == pytest.approx(base)
+    assert study.lr_after(7, args) == pytest.approx(1e-5)
+    arms = {
+        arm: study.continuation_config(arm, 'pixel_epoch_3.pth', args, 5)
+        for arm in ('cont-pixel', 'cont-mfm')
+    }
+    for arm, cfg in arms.items():
+        assert cfg.load_from == 'pixel_epoch_3.pth'
+        assert cfg.train_cfg.max_epochs == 4
+        assert cfg.optim_wrapper.optimizer.lr == pytest.approx(
+            study.lr_after(3, args))
+        assert cfg.param_scheduler[0]['end'] == 4
+        assert cfg.default_hooks.checkpoint.type == 'CheckpointHook'
+        assert cfg.randomness.seed == 5
+    assert 'mfm_head' in arms['cont-mfm'].model
+    assert 'mfm_head' not in arms['cont-pixel'].model
+    # Apart from MFM the two arms are the same run.
+    pixel, mfm = (arms[a].to_dict() for a in ('cont-pixel', 'cont-mfm'))
+    for cfg in (pixel, mfm):
+        cfg['model'].pop('mfm_head', None)
+        cfg['model'].pop('ema', None)
+    assert pixel == mfm
+
+
+def prereg_record(itpn_minus_mae, refuse=False):
+    record = {}
+    for seed in range(3):
+        for name, top1 in (('none', 60.), ('mae@1', 64.), ('mae@3', 66.),
+                           ('mae@7', 70. + seed), ('itpn-pixel@1',
+                                                   64.), ('itpn-pixel@3', 66.),
+                           ('itpn-pixel@7', 70. + seed + itpn_minus_mae[seed]),
+                           ('cont-pixel', 70.), ('cont-mfm', 70. + seed)):
+            record.update(probe_record(name, seed, top1))
+    if refuse:
+        record['probe/none/0']['probes']['backbone/mean/logistic'] = dict(
+            method='logistic', refused='on the edge')
+    return record
+
+
+def test_preregistered_verdicts_follow_the_gates():
+    study = study_tool()
+    args = study.parse_args(['--plan', 'prereg'])
+    text = '\n'.join(study.prereg_verdicts(prereg_record([1., 2., 3.]), args))
+    assert '| G1: every probe converged, penalty inside the grid | met |' \
+        in text
+    assert 'G2: MAE@7 >= 5 points above random init' in text
+    assert '| iTPN probes better than MAE | itpn-pixel@7 - mae@7: +2.00 ' \
+        '[-0.48, +4.48] (+1.00, +2.00, +3.00) | G1, G2 | no difference ' \
+        'shown (interval includes 0) |' in text
+    assert 'cont-mfm - cont-pixel: +1.00' in text
+    assert 'a - b, final mIoU | G1, G3 | no verdict (not reached) |' in text
+    text = '\n'.join(
+        study.prereg_verdicts(prereg_record([2., 2.1, 2.2]), args))
+    assert 'G1, G2 | itpn-pixel@7 higher |' in text
+    text = '\n'.join(
+        study.prereg_verdicts(prereg_record([2., 2.1, 2.2], True), args))
+    assert 'FAILED: 1 probe(s) refused' in text
+    assert text.count('no verdict (gate not met)') == 2
+    assert 'not reached (needs mae and none' in text
+    partial = {
+        k: v
+        for k, v in prereg_record([1., 1., 1.]).items() if k.endswith('/0')
+    }
+    text = '\n'.join(study.prereg_verdicts(partial, args))
+    assert 'not reached (9 of 27 probe runs done)' in text
+    assert text.count('no verdict (not reached)') == 3
 
 
 def test_reconstruction_never_uses_hidden_units(tmp_path,

@@ -14,9 +14,12 @@ units) is pretrained on Fashion-MNIST training images with each objective:
 
 and then, per seed:
 
-- ``probe``: converged linear probes (closed-form ridge classifiers,
-  ``mmitpn.evaluation``) on the frozen backbone tokens and pyramid levels,
-  mean-pooled and per unit, next to raw pixels;
+- ``probe``: converged linear probes (``mmitpn.evaluation``: L-BFGS
+  logistic regression on mean-pooled features, the headline; closed-form
+  ridge on every feature set, the fast check; penalties chosen on a
+  validation split fixed by the data, never on the test split) on the
+  frozen backbone tokens and pyramid levels, mean-pooled and per unit,
+  next to raw pixels;
 - ``finetune``: end-to-end fine-tuning on Fashion-MNIST (top-1 per epoch);
 - ``seg`` / ``det``: the integral-transfer ablation: UperNet and Mask R-CNN
   on the generated shapes sets (``make_shapes_seg.py`` /
@@ -25,15 +28,23 @@ and then, per seed:
   MAE-style backbone with a fresh pyramid, (d) no pretraining; validation
   mIoU / mAP at regular intervals.
 
+``--plan prereg`` runs the pre-registered study of
+``docs/itpn_study_preregistration.md`` instead (7 epochs on all 60,000
+images, probes after epochs 1, 3 and 7, the MFM continuation arms) and
+adds its gates and deciding statistics to the report.
+
 Every training run goes through ``tools/train.py`` with a generated config
-kept in its work directory. A run whose ``result.json`` exists is not
-repeated, so an interrupted study resumes where it stopped. The report
-(Markdown tables with mean +- std over seeds, matplotlib figures with one
-band per variant) is rewritten after every run.
+kept in its work directory. A run whose ``result.json`` (or record entry)
+exists is not repeated, so an interrupted study resumes where it stopped,
+in this session or a later one; each run's wall time is logged and
+recorded. The report (Markdown tables with mean +- std over seeds, paired
+differences with t-based 95 % intervals, matplotlib figures with one band
+per variant) is rewritten after every run.
 
 Examples:
     python tools/analysis_tools/itpn_study.py --seeds 0 1 2
-    python tools/analysis_tools/itpn_study.py --quick     # a few minutes
+    python tools/analysis_tools/itpn_study.py --plan prereg  # ~4 CPU-hours
+    python tools/analysis_tools/itpn_study.py --report-only  # tables only
 """
 import argparse
 import copy
@@ -86,6 +97,9 @@ TRANSFER_INITS = {
     'd: no pretraining': ('none', False),
 }
 STAGES = ('pretrain', 'probe', 'finetune', 'seg', 'det')
+# The logistic probe runs on mean-pooled features only: on the per-unit ones
+# (1,024-12,288 dims) one L-BFGS path takes tens of minutes on one CPU thread.
+LOGISTIC_POOLS = ('mean', )
 
 FULL = dict(
     pretrain_images=20000,
@@ -109,15 +123,42 @@ QUICK = dict(
     seg_points=6,
     det_images=16,
     det_epochs=1)
+# The pre-registered study (docs/itpn_study_preregistration.md): all 60,000
+# training images, 7 epochs, probes of the checkpoints after epochs 1, 3 and
+# 7; the MFM arm continues the pixel run's epoch-3 checkpoint to epoch 7.
+PREREG = dict(
+    probe_max_iter=20000,
+    pretrain_images=60000,
+    pretrain_epochs=7,
+    continue_from=3,
+    probe_train_images=20000,
+    test_images=10000)
+PREREG_QUICK = dict(
+    pretrain_images=64,
+    pretrain_epochs=2,
+    continue_from=1,
+    probe_train_images=64,
+    test_images=64)
+PREREG_OBJECTIVES = ('mae', 'itpn-pixel')
+CONTINUATIONS = {'cont-pixel': 'itpn-pixel', 'cont-mfm': 'itpn-pixel-mfm'}
+PREREG_SEEDS = (0, 1, 2)
 
 
-def parse_args():
+def parse_args(argv: Optional[List[str]] = None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--work-dir', default='work_dirs/itpn_study')
     parser.add_argument(
-        '--out', default='docs/itpn_study.md', help='Markdown report')
+        '--plan',
+        choices=('study', 'prereg'),
+        default='study',
+        help="'study': the 3-epoch ablations; 'prereg': the pre-registered "
+        'study of docs/itpn_study_preregistration.md (its own work dir, '
+        'record and report)')
+    parser.add_argument('--work-dir')
+    parser.add_argument('--out', help='Markdown report')
     parser.add_argument(
-        '--fig-dir', default='docs/figures', help='where figures go')
+        '--fig-dir',
+        help='where figures go (default: docs/figures, or '
+        'docs/figures/itpn_prereg with --plan prereg)')
     parser.add_argument(
         '--record',
         help='JSON file collecting every run\'s result (kept in the '
@@ -139,17 +180,47 @@ def parse_args():
         action='store_true',
         help='tiny budgets (a few minutes; the smoke test)')
     parser.add_argument('--mask-ratio', type=float, default=0.75)
+    parser.add_argument(
+        '--report-only',
+        action='store_true',
+        help='rebuild the tables and figures from the record; run nothing')
+    parser.add_argument(
+        '--fashion-mnist-root',
+        help='folder with the Fashion-MNIST IDX files (default: the '
+        'Debian package\'s /usr/share/datasets/fashion-mnist)')
     for key, value in FULL.items():
         parser.add_argument(f'--{key.replace("_", "-")}', type=int)
+    parser.add_argument('--continue-from', type=int)
     add_debug_argument(parser)
-    args = parser.parse_args()
-    budget = QUICK if args.quick else FULL
+    parser.add_argument(
+        '--probe-max-iter',
+        type=int,
+        help='L-BFGS iteration limit of one logistic fit (default 5000; '
+        '20000 with --plan prereg)')
+    args = parser.parse_args(argv)
+    prereg = args.plan == 'prereg'
+    budget = dict(FULL, probe_max_iter=5000)
+    if args.quick:
+        budget.update(QUICK)
+    if prereg:
+        budget.update(PREREG_QUICK if args.quick else PREREG)
     for key, value in budget.items():
-        if getattr(args, key) is None:
+        if getattr(args, key, None) is None:
             setattr(args, key, value)
+    name = 'itpn_prereg' if prereg else 'itpn_study'
+    if args.work_dir is None:
+        args.work_dir = osp.join('work_dirs', name)
+    if args.out is None:
+        args.out = osp.join(
+            'docs', 'itpn_study_prereg.md' if prereg else 'itpn_study.md')
+    if args.fig_dir is None:
+        args.fig_dir = osp.join('docs', 'figures', 'itpn_prereg') \
+            if prereg else osp.join('docs', 'figures')
     if args.record is None:
         folder = args.work_dir if args.quick else osp.dirname(args.out)
-        args.record = osp.join(folder, 'itpn_study_results.json')
+        args.record = osp.join(
+            folder, 'itpn_study_prereg_results.json'
+            if prereg else 'itpn_study_results.json')
     return args
 
 
@@ -217,6 +288,13 @@ def pretrain_model(objective: str, mask_ratio: float) -> dict:
     return model
 
 
+def with_root(dataset: dict, args) -> dict:
+    """A Fashion-MNIST dataset config reading ``--fashion-mnist-root``."""
+    if args.fashion_mnist_root is None:
+        return dataset
+    return dict(dataset, data_root=args.fashion_mnist_root)
+
+
 def pretrain_config(objective: str, args, seed: int) -> Config:
     data = Config.fromfile(CLS_DATA)
     pipeline = [
@@ -240,7 +318,7 @@ def pretrain_config(objective: str, args, seed: int) -> Config:
                 sampler=dict(type='DefaultSampler', shuffle=True),
                 collate_fn=dict(type='default_collate'),
                 dataset=dict(
-                    data.train_dataloader.dataset,
+                    with_root(data.train_dataloader.dataset, args),
                     indices=args.pretrain_images,
                     pipeline=pipeline)),
             optim_wrapper=dict(
@@ -259,9 +337,55 @@ def pretrain_config(objective: str, args, seed: int) -> Config:
                 type='EpochBasedTrainLoop', max_epochs=args.pretrain_epochs),
             default_hooks=dict(
                 logger=dict(interval=20),
-                checkpoint=dict(
-                    interval=args.pretrain_epochs, max_keep_ckpts=1)),
+                checkpoint=pretrain_checkpoints(args)),
             randomness=dict(seed=seed)))
+    return cfg
+
+
+def pretrain_checkpoints(args) -> dict:
+    """The last checkpoint (the study), or one after every epoch, weights
+    only (the pre-registered plan probes epochs 1, 3 and 7)."""
+    if args.plan == 'prereg':
+        return dict(interval=1, max_keep_ckpts=-1, save_optimizer=False)
+    return dict(interval=args.pretrain_epochs, max_keep_ckpts=1)
+
+
+def lr_after(epoch: int, args) -> float:
+    """Learning rate of the pretraining schedule after ``epoch`` epochs
+    (1 warm-up epoch, then cosine to 1e-5)."""
+    base, eta_min = 1.5e-4 * 128 / 256 * 8, 1e-5
+    progress = (epoch - 1) / max(args.pretrain_epochs - 1, 1)
+    return eta_min + (base - eta_min) * (1 + np.cos(np.pi * progress)) / 2
+
+
+def continuation_config(arm: str, checkpoint: str, args, seed: int) -> Config:
+    """An arm of the MFM continuation: the pixel run's checkpoint after
+    ``continue_from`` epochs trained to ``pretrain_epochs`` with pixel
+    reconstruction only (``cont-pixel``) or pixel + MFM (``cont-mfm``).
+
+    Both arms start from the same weights, the learning rate the pixel run
+    had there, a fresh AdamW state and the same cosine decay; an MFM
+    teacher copies the loaded backbone at its first update.
+    """
+    cfg = pretrain_config(CONTINUATIONS[arm], args, seed)
+    epochs = args.pretrain_epochs - args.continue_from
+    cfg.optim_wrapper.optimizer.lr = float(lr_after(args.continue_from, args))
+    cfg.param_scheduler = [
+        dict(
+            type='CosineAnnealingLR',
+            eta_min=1e-5,
+            by_epoch=True,
+            begin=0,
+            end=epochs,
+            convert_to_iter_based=True)
+    ]
+    cfg.train_cfg.max_epochs = epochs
+    cfg.default_hooks.checkpoint = dict(
+        type='CheckpointHook',
+        interval=epochs,
+        max_keep_ckpts=1,
+        save_optimizer=False)
+    cfg.load_from = checkpoint
     return cfg
 
 
@@ -274,6 +398,8 @@ def finetune_config(checkpoint: Optional[str], args, seed: int) -> Config:
     else:
         backbone.init_cfg.checkpoint = checkpoint
     cfg.model.head.in_channels = DIMS
+    for loader in (cfg.train_dataloader, cfg.val_dataloader):
+        loader.dataset = with_root(loader.dataset, args)
     cfg.train_dataloader.dataset.indices = args.finetune_images
     cfg.val_dataloader.dataset.indices = args.test_images
     cfg.test_dataloader = cfg.val_dataloader
@@ -471,7 +597,10 @@ class Study:
         work_dir = osp.join(self.root, stage, name, f'seed{seed}')
         path = osp.join(work_dir, 'result.json')
         key = f'{stage}/{name}/{seed}'
-        if osp.isfile(path) or (key in self.record and stage != 'pretrain'):
+        # Pretraining and continuations are repeated when their work dir
+        # is gone: later stages need their checkpoints.
+        if osp.isfile(path) or (key in self.record
+                                and stage not in ('pretrain', 'continue')):
             return self.record[key]
         self.log(f'{stage} {name} seed {seed}')
         start = time.perf_counter()
@@ -503,16 +632,46 @@ class Study:
 
     # ------------------------------------------------------------ stages
 
-    def checkpoint(self, objective: str, seed: int) -> Optional[str]:
+    def checkpoint(self,
+                   objective: str,
+                   seed: int,
+                   epoch: Optional[int] = None) -> Optional[str]:
+        """The pretraining (or continuation) checkpoint of a run after
+        ``epoch`` epochs (default: its last)."""
         if objective == 'none':
             return None
-        path = osp.join(self.root, 'pretrain', objective, f'seed{seed}',
-                        f'epoch_{self.args.pretrain_epochs}.pth')
+        stage = 'continue' if objective in CONTINUATIONS else 'pretrain'
+        if epoch is None:
+            epoch = self.args.pretrain_epochs
+            if stage == 'continue':
+                epoch -= self.args.continue_from
+        path = osp.join(self.root, stage, objective, f'seed{seed}',
+                        f'epoch_{epoch}.pth')
         if not osp.isfile(path):
             raise FileNotFoundError(
-                f'{path} is missing: run the pretrain stage for '
+                f'{path} is missing: run the {stage} stage for '
                 f'{objective!r} seed {seed} first.')
         return path
+
+    def continuation(self, arm: str, seed: int) -> dict:
+
+        def fn(work_dir):
+            start = self.checkpoint('itpn-pixel', seed,
+                                    self.args.continue_from)
+            seconds = train_run(
+                continuation_config(arm, start, self.args, seed), work_dir,
+                self.log)
+            records = read_scalars(work_dir)
+            losses = {
+                key: curve(records, key)
+                for key in sorted(
+                    {k
+                     for r in records
+                     for k in r if k.startswith('loss')})
+            }
+            return dict(train_s=seconds, losses=losses, start=start)
+
+        return self.run('continue', arm, seed, fn)
 
     def pretrain(self, objective: str, seed: int) -> dict:
 
@@ -532,17 +691,54 @@ class Study:
 
         return self.run('pretrain', objective, seed, fn)
 
-    def probe(self, objective: str, seed: int, data) -> dict:
-        from mmitpn.evaluation import (FrozenFeatureExtractor,
-                                       extract_features, fit_linear_probe)
+    def fit_probes(self, name: str, features, data, pool: str) -> dict:
+        """Ridge (the fast check) on every feature set and L-BFGS logistic
+        regression (the headline) on mean-pooled ones, both on the split
+        the data fix; a refusal is recorded as such, never as a number."""
+        from mmitpn.evaluation import (ProbeConvergenceError, ProbeGridError,
+                                       fit_linear_probe)
+        methods = ['ridge'] + (['logistic'] if pool in LOGISTIC_POOLS else [])
+        probes = {}
+        for method in methods:
+            key = name if method == 'ridge' else f'{name}/{method}'
+            start = time.perf_counter()
+            try:
+                result = fit_linear_probe(
+                    features[0],
+                    data[0][1],
+                    features[1],
+                    data[1][1],
+                    method=method,
+                    max_iter=self.args.probe_max_iter).as_dict()
+            except (ProbeGridError, ProbeConvergenceError) as error:
+                result = dict(method=method, refused=str(error))
+                self.log(f'  {key}: refused: {error}')
+            else:
+                self.log(f'  {key}: top-1 {result["top1"]:.2f} (L2 '
+                         f'{result["weight_decay"]:g}, '
+                         f'{result["extensions"]} extension(s), '
+                         f'certificate {result["grad_norm"]:.1e})')
+            result['fit_s'] = time.perf_counter() - start
+            probes[key] = result
+        return probes
+
+    def probe(self,
+              objective: str,
+              seed: int,
+              data,
+              epoch: Optional[int] = None) -> dict:
+        """Probes of a run's checkpoint (after ``epoch`` epochs, named
+        ``objective@epoch``; default: the last, named ``objective``)."""
+        from mmitpn.evaluation import FrozenFeatureExtractor, extract_features
+        arch = CONTINUATIONS.get(objective, objective)
+        name = objective if epoch is None else f'{objective}@{epoch}'
 
         def fn(work_dir):
             torch.manual_seed(seed)
             model_cfg = pretrain_model(
-                'itpn-pixel' if objective == 'none' else objective,
-                self.args.mask_ratio)
+                'itpn-pixel' if arch == 'none' else arch, self.args.mask_ratio)
             extractor = FrozenFeatureExtractor(
-                model_cfg, self.checkpoint(objective, seed))
+                model_cfg, self.checkpoint(objective, seed, epoch))
             kinds = ['backbone']
             if model_cfg['neck'] is not None:
                 kinds.append('pyramid')
@@ -554,29 +750,20 @@ class Study:
                             extractor, images, kind=kind, pool=pool)
                         for images, _ in data
                     ]
-                    result = fit_linear_probe(
-                        features[0],
-                        data[0][1],
-                        features[1],
-                        data[1][1],
-                        seed=seed)
-                    probes[f'{kind}/{pool}'] = result.as_dict()
-                    self.log(f'  {kind}/{pool}: top-1 {result.top1:.2f} '
-                             f'(L2 {result.weight_decay:g}, residual '
-                             f'{result.grad_norm:.1e})')
+                    probes.update(
+                        self.fit_probes(f'{kind}/{pool}', features, data,
+                                        pool))
             return dict(probes=probes)
 
-        return self.run('probe', objective, seed, fn)
+        return self.run('probe', name, seed, fn)
 
     def raw_pixel_probe(self, seed: int, data) -> dict:
-        from mmitpn.evaluation import extract_features, fit_linear_probe
+        from mmitpn.evaluation import extract_features
 
         def fn(work_dir):
             features = [extract_features(None, images) for images, _ in data]
-            result = fit_linear_probe(
-                features[0], data[0][1], features[1], data[1][1], seed=seed)
-            self.log(f'  raw pixels: top-1 {result.top1:.2f}')
-            return dict(probes={'pixels/-': result.as_dict()})
+            return dict(
+                probes=self.fit_probes('pixels/-', features, data, '-'))
 
         return self.run('probe', 'raw-pixels', seed, fn)
 
@@ -634,16 +821,38 @@ def load_probe_data(args):
     data_cfg = Config.fromfile(CLS_DATA)
     pipeline = data_cfg.test_dataloader.dataset.pipeline
     return [
-        load_labelled_images(loader.dataset, pipeline,
-                             data_cfg.data_preprocessor, limit)
+        load_labelled_images(
+            with_root(loader.dataset, args), pipeline,
+            data_cfg.data_preprocessor, limit)
         for loader, limit in ((data_cfg.train_dataloader,
                                args.probe_train_images),
                               (data_cfg.test_dataloader, args.test_images))
     ]
 
 
-def main():
-    args = parse_args()
+def run_prereg(args, study: Study, report) -> None:
+    """The pre-registered plan, one run at a time in a fixed order (every
+    run of seed 0 first, so the first verdicts need the fewest runs);
+    recorded runs are skipped, so it resumes across sessions."""
+    data = load_probe_data(args)
+    epochs = sorted({1, args.continue_from, args.pretrain_epochs})
+    for seed in args.seeds:
+        for objective in PREREG_OBJECTIVES:
+            study.pretrain(objective, seed)
+            report.write()
+        study.probe('none', seed, data)
+        for objective in PREREG_OBJECTIVES:
+            for epoch in epochs:
+                study.probe(objective, seed, data, epoch)
+                report.write()
+        for arm in CONTINUATIONS:
+            study.continuation(arm, seed)
+            study.probe(arm, seed, data)
+            report.write()
+
+
+def main(argv: Optional[List[str]] = None):
+    args = parse_args(argv)
     study = Study(args)
     study.log(f'study: seeds {args.seeds}, stages {args.stages}, budgets '
               f'{ {k: getattr(args, k) for k in FULL} }')
@@ -651,6 +860,13 @@ def main():
     pretrained = [o
                   for o in objectives if o != 'none'] + list(args.mfm_variants)
     report = Report(args, study)
+    if args.report_only:
+        report.write()
+        return
+    if args.plan == 'prereg':
+        run_prereg(args, study, report)
+        study.log('pre-registered plan finished')
+        return
     if 'pretrain' in args.stages:
         for seed in args.seeds:
             for objective in pretrained:
@@ -658,13 +874,13 @@ def main():
                 report.write()
     if 'probe' in args.stages:
         data = load_probe_data(args)
-        # The raw-pixel probe depends on the seed only through its held-out
-        # split: once is enough (D = 12,288 makes it the slowest probe).
-        study.raw_pixel_probe(args.seeds[0], data)
         for seed in args.seeds:
             for objective in objectives + list(args.mfm_variants):
                 study.probe(objective, seed, data)
                 report.write()
+        # The raw-pixel probe does not depend on a seed (the split is fixed
+        # by the data): once is enough (D = 12,288 makes it the slowest).
+        study.raw_pixel_probe(args.seeds[0], data)
     if 'finetune' in args.stages:
         for seed in args.seeds:
             for objective in objectives:
@@ -694,8 +910,135 @@ def mean_std(values) -> str:
     return f'{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}'
 
 
+def paired_difference(first: Dict[int, float],
+                      second: Dict[int, float]) -> Optional[dict]:
+    """Mean of ``first - second`` over the seeds both have, with a t-based
+    95 % interval (None with fewer than 2 common seeds)."""
+    from scipy import stats
+    seeds = sorted(set(first) & set(second))
+    if len(seeds) < 2:
+        return None
+    diffs = np.array([first[s] - second[s] for s in seeds])
+    half = stats.t.ppf(0.975,
+                       len(diffs) - 1) * diffs.std(ddof=1) / np.sqrt(
+                           len(diffs))
+    return dict(
+        mean=float(diffs.mean()),
+        low=float(diffs.mean() - half),
+        high=float(diffs.mean() + half),
+        diffs=[float(d) for d in diffs],
+        seeds=seeds)
+
+
+def difference_cell(diff: Optional[dict]) -> str:
+    if diff is None:
+        return '-'
+    per_seed = ', '.join(f'{d:+.2f}' for d in diff['diffs'])
+    return (f'{diff["mean"]:+.2f} [{diff["low"]:+.2f}, {diff["high"]:+.2f}]'
+            f' ({per_seed})')
+
+
+# Comparisons of the report: (first, second) by run name, per stage.
+PROBE_PAIRS = (('mae', 'itpn-pixel'), ('itpn-pixel-mfm', 'itpn-pixel'),
+               ('itpn-pixel', 'none'), ('mae', 'none'))
+TRANSFER_PAIRS = (('a', 'b'), ('a', 'c'), ('b', 'c'), ('b', 'd'), ('c', 'd'),
+                  ('a', 'd'))
+
+HEADLINE = 'backbone/mean/logistic'
+
+
+def prereg_verdicts(record: Dict[str, dict], args) -> List[str]:
+    """The gates and deciding statistics of
+    docs/itpn_study_preregistration.md, computed from the record."""
+    seeds = list(PREREG_SEEDS)
+    last, middle = args.pretrain_epochs, args.continue_from
+
+    def top1(name: str, key: str = HEADLINE) -> Dict[int, float]:
+        values = {}
+        for seed in seeds:
+            probe = record.get(f'probe/{name}/{seed}', {}).get('probes', {})
+            if 'top1' in probe.get(key, {}):
+                values[seed] = probe[key]['top1']
+        return values
+
+    def complete(*groups) -> bool:
+        return all(len(g) == len(seeds) for g in groups)
+
+    probes = [
+        p for key, r in record.items() if key.startswith('probe/')
+        for p in r['probes'].values()
+    ]
+    refused = [p for p in probes if 'refused' in p]
+    unconverged = [
+        p for p in probes if p.get('method') == 'logistic' and 'top1' in p
+        and p['grad_norm'] > p['tolerance']
+    ]
+    expected = len(seeds) * (1 + 2 * 3 + 2)
+    done = sum(key.startswith('probe/') for key in record)
+    if refused or unconverged:
+        gate1 = (f'FAILED: {len(refused)} probe(s) refused, '
+                 f'{len(unconverged)} above tolerance')
+    elif done < expected:
+        gate1 = f'not reached ({done} of {expected} probe runs done)'
+    else:
+        gate1 = 'met'
+    mae, mae_mid, none = top1(f'mae@{last}'), top1(f'mae@{middle}'), top1(
+        'none')
+    if not complete(mae, mae_mid, none):
+        gate2 = 'not reached (needs mae and none probes of all 3 seeds)'
+        gain = rise = None
+    else:
+        gain, rise = paired_difference(mae,
+                                       none), paired_difference(mae, mae_mid)
+        ok = gain['mean'] >= 5 and rise['low'] > 0
+        gate2 = ('met' if ok else 'FAILED') + (
+            f': MAE@{last} - none {difference_cell(gain)}; MAE@{last} - '
+            f'MAE@{middle} {difference_cell(rise)}')
+    gate3 = ('not reached (the in-domain dense transfer stage is not '
+             'implemented yet)')
+    lines = [
+        '## Gates and deciding statistics (pre-registered)', '', 'As fixed in '
+        '[itpn_study_preregistration.md](itpn_study_preregistration.md) '
+        'before any of these runs: headline metric the logistic probe of '
+        'mean-pooled backbone features; differences paired by seed, mean '
+        '[t-based 95 % interval] (per seed).', '', '| gate | outcome |',
+        '|---|---|',
+        f'| G1: every probe converged, penalty inside the grid | {gate1} |',
+        f'| G2: MAE@{last} >= 5 points above random init, and rising from '
+        f'epoch {middle} to {last} (interval above 0) | {gate2} |',
+        f'| G3: dense transfer long enough (fresh pyramid - none >= 2 mIoU, '
+        f'last 20 % adds < 1 mIoU) | {gate3} |', '',
+        '| claim | statistic | gates | verdict |', '|---|---|---|---|'
+    ]
+    gates_ok = gate1 == 'met' and gate2.startswith('met')
+    for claim, first, second, gates in (('iTPN probes better than MAE',
+                                         f'itpn-pixel@{last}', f'mae@{last}',
+                                         'G1, G2'),
+                                        ('MFM helps over pixel-only',
+                                         'cont-mfm', 'cont-pixel', 'G1, G2')):
+        a, b = top1(first), top1(second)
+        if not complete(a, b):
+            statistic, verdict = '-', 'no verdict (not reached)'
+        else:
+            diff = paired_difference(a, b)
+            statistic = f'{first} - {second}: {difference_cell(diff)}'
+            if not gates_ok:
+                verdict = 'no verdict (gate not met)'
+            elif diff['low'] > 0:
+                verdict = f'{first} higher'
+            elif diff['high'] < 0:
+                verdict = f'{second} higher'
+            else:
+                verdict = 'no difference shown (interval includes 0)'
+        lines.append(f'| {claim} | {statistic} | {gates} | {verdict} |')
+    lines.append('| pretrained pyramid better than a fresh one | a - b, '
+                 'final mIoU | G1, G3 | no verdict (not reached) |')
+    return lines + ['']
+
+
 class Report:
-    """Markdown tables (mean ± sample std over seeds) and figures."""
+    """Markdown tables (mean ± sample std over seeds; paired differences
+    over seeds with t-based 95 % intervals) and figures."""
 
     def __init__(self, args, study: Study) -> None:
         self.args = args
@@ -708,6 +1051,28 @@ class Report:
             grouped.setdefault(result['name'], []).append(result)
         return grouped
 
+    @staticmethod
+    def by_seed(runs: List[dict], value) -> Dict[int, float]:
+        values = {}
+        for run in runs:
+            number = value(run)
+            if number is not None:
+                values[run['seed']] = number
+        return values
+
+    def differences(self, grouped, pairs, value, label) -> List[str]:
+        lines = []
+        for first, second in pairs:
+            if first in grouped and second in grouped:
+                diff = paired_difference(
+                    self.by_seed(grouped[first], value),
+                    self.by_seed(grouped[second], value))
+                if diff is not None:
+                    lines.append(f'| {label(first)} - {label(second)} | '
+                                 f'{len(diff["seeds"])} | '
+                                 f'{difference_cell(diff)} |')
+        return lines
+
     def write(self) -> None:
         lines = ['# iTPN ablations at small scale (CPU)', '']
         lines += [
@@ -716,8 +1081,13 @@ class Report:
             '[itpn_study_writeup.md](itpn_study_writeup.md)). Budgets: ' +
             ', '.join(f'{k}={getattr(self.args, k)}' for k in FULL) +
             f', mask ratio {self.args.mask_ratio}. Mean ± sample standard '
-            'deviation over seeds; wall times on this machine.', ''
+            'deviation over seeds; differences are paired by seed: mean '
+            '[t-based 95 % interval] (per seed). One seed drives '
+            'pretraining, the probe and downstream training of a run '
+            'alike. Wall times on this machine.', ''
         ]
+        if self.args.plan == 'prereg':
+            lines += prereg_verdicts(self.study.record, self.args)
         lines += self.pretrain_table() + self.probe_table()
         lines += self.finetune_table() + self.transfer_tables()
         os.makedirs(osp.dirname(osp.abspath(self.args.out)), exist_ok=True)
@@ -746,18 +1116,44 @@ class Report:
         return lines + ['']
 
     def probe_table(self) -> List[str]:
-        grouped = self.group(self.study.results('probe'))
+        results = self.study.results('probe')
+        grouped = self.group(results)
         if not grouped:
             return []
-        columns = [
-            'backbone/mean', 'backbone/grid', 'pyramid/mean', 'pyramid/grid',
-            'pixels/-'
-        ]
+        order = ('backbone/mean', 'backbone/grid', 'pyramid/mean',
+                 'pyramid/grid', 'pixels/-')
+        keys = sorted(
+            {k
+             for r in results
+             for k in r['probes']},
+            key=lambda k:
+            (order.index(k.rsplit('/logistic')[0])
+             if k.rsplit('/logistic')[0] in order else len(order), k))
+        methods = [('ridge', [k for k in keys if not k.endswith('/logistic')]),
+                   ('logistic', [k for k in keys if k.endswith('/logistic')])]
+        lines = []
+        for method, columns in methods:
+            if not columns:
+                continue
+            probes = [
+                r['probes'][c] for r in results for c in columns
+                if c in r['probes']
+            ]
+            lines += self.probe_method_table(grouped, method, columns, probes)
+        return lines
+
+    def probe_method_table(self, grouped, method, columns, probes):
+
+        def top1(column):
+            return lambda run: run['probes'].get(column, {}).get('top1')
+
+        title = ('L-BFGS logistic regression (the headline)'
+                 if method == 'logistic' else 'closed-form ridge classifier')
         lines = [
-            '## Converged linear probes (top-1 %, Fashion-MNIST test)', '',
-            'Closed-form ridge classifier on standardised frozen features, '
-            'L2 chosen on 20 % of the training features; `mean`: each map '
-            'mean-pooled, '
+            f'## Converged linear probes, {title} (top-1 %, Fashion-MNIST '
+            'test)', '',
+            'Standardised frozen features; L2 chosen on a validation part '
+            'of the training features; `mean`: each map mean-pooled, '
             '`grid`: each map averaged to the 4x4 unit grid and kept per '
             'unit. `none` is the randomly initialised model of each seed.', '',
             '| model | seeds | ' + ' | '.join(columns) + ' |',
@@ -765,19 +1161,46 @@ class Report:
         ]
         for name, runs in grouped.items():
             cells = [
-                mean_std(
-                    [r['probes'][c]['top1'] for r in runs if c in r['probes']])
+                mean_std(list(self.by_seed(runs, top1(c)).values()))
                 for c in columns
             ]
             lines.append(f'| {name} | {len(runs)} | ' + ' | '.join(cells) +
                          ' |')
-        worst = max((p['grad_norm'] for r in self.study.results('probe')
-                     for p in r['probes'].values()),
-                    default=0.)
-        return lines + [
-            '', 'Largest relative residual of the normal equations of any '
-            f'probe: {worst:.1e}.', ''
+        refused = [p for p in probes if 'refused' in p]
+        solved = [p for p in probes if 'top1' in p]
+        on_edge = [
+            p for p in solved
+            if p['weight_decay'] in (min(map(float, p['val_top1'])),
+                                     max(map(float, p['val_top1'])))
         ]
+        grids = sorted({(min(map(float, p['val_top1'])),
+                         max(map(float, p['val_top1'])))
+                        for p in solved})
+        worst = max((p['grad_norm'] for p in solved), default=0.)
+        lines += [
+            '', f'{len(solved)} probes solved, {len(refused)} refused '
+            '(penalty still on an edge after the extensions, or a fit '
+            'above its gradient tolerance: no number); penalties '
+            'tried: ' + ', '.join(f'{lo:g} ... {hi:g}' for lo, hi in grids) +
+            f'; chosen penalty on the edge of the penalties tried in '
+            f'{len(on_edge)} of {len(solved)} (their top-1 is a lower '
+            'bound of the probe\'s). Largest convergence certificate '
+            '(gradient norm, or relative residual of the normal '
+            f'equations): {worst:.1e}.', ''
+        ]
+        diffs = []
+        for column in columns:
+            diffs += [
+                line.replace('| ', f'| {column}: ',
+                             1) for line in self.differences(
+                                 grouped, PROBE_PAIRS, top1(column), str)
+            ]
+        if diffs:
+            lines += [
+                f'Paired differences ({method}, top-1 points):', '',
+                '| comparison | seeds | difference |', '|---|---|---|'
+            ] + diffs + ['']
+        return lines
 
     def finetune_table(self) -> List[str]:
         grouped = self.group(self.study.results('finetune'))
@@ -794,6 +1217,13 @@ class Report:
             minutes = np.mean([r['wall_s'] for r in runs]) / 60
             lines.append(f'| {name} | {len(runs)} | {epochs} | '
                          f'{mean_std(per_epoch[:, -1])} | {minutes:.1f} min |')
+        diffs = self.differences(grouped, PROBE_PAIRS,
+                                 lambda r: r['top1'][-1][1], str)
+        if diffs:
+            lines += [
+                '', 'Paired differences of the final top-1 (points):', '',
+                '| comparison | seeds | difference |', '|---|---|---|'
+            ] + diffs
         return lines + ['']
 
     def transfer_tables(self) -> List[str]:
@@ -808,24 +1238,33 @@ class Report:
             grouped = self.group(self.study.results(task))
             if not grouped:
                 continue
+            scale = 100. if task == 'det' else 1.
             lines += [
                 f'## {title}', '',
                 '| initialisation | seeds | value at each validation | '
-                'final | best | wall time per run |',
-                '|---|---|---|---|---|---|'
+                'final | last validation minus the one before | wall time '
+                'per run |', '|---|---|---|---|---|---|'
             ]
             for name in sorted(grouped):
                 runs = grouped[name]
                 values = np.array([[p[1] for p in r['curves'][key]]
-                                   for r in runs])
-                scale = 100. if task == 'det' else 1.
-                values = values * scale
+                                   for r in runs]) * scale
                 points = ', '.join(f'{v:.1f}' for v in values.mean(0))
                 minutes = np.mean([r['wall_s'] for r in runs]) / 60
+                gain = values[:, -1] - values[:, -2] if values.shape[1] > 1 \
+                    else [None]
                 lines.append(
                     f'| {names.get(name, name)} | {len(runs)} | {points} | '
-                    f'{mean_std(values[:, -1])} | '
-                    f'{mean_std(values.max(1))} | {minutes:.1f} min |')
+                    f'{mean_std(values[:, -1])} | {mean_std(gain)} | '
+                    f'{minutes:.1f} min |')
+            diffs = self.differences(grouped, TRANSFER_PAIRS,
+                                     lambda r: r['curves'][key][-1][1] * scale,
+                                     str)
+            if diffs:
+                lines += [
+                    '', 'Paired differences of the final value:', '',
+                    '| comparison | seeds | difference |', '|---|---|---|'
+                ] + diffs
             lines.append('')
         return lines
 
