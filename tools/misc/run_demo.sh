@@ -63,7 +63,7 @@ pictures_s=$(( $(now) - start )); times > "$times_file"; pictures_cpu=$(( $(chil
 step "4/4 converged linear probe of the frozen features, and of the same network at random init"
 start=$(now); times > "$times_file"; cpu0=$(children_cpu)
 "$python" tools/analysis_tools/feature_probe.py "$config" "$checkpoint" \
-  --data configs/cls/demo/_base_/objects_64px.py --baselines random \
+  --data configs/cls/demo/_base_/objects_64px.py --baselines random --method ridge \
   --train-images "$probe_train" --data-options \
   train_dataloader.dataset.data_root="$data" test_dataloader.dataset.data_root="$data" \
   --out "$work_dir/probe.json" 2>&1 | tee "$work_dir/probe.txt"
