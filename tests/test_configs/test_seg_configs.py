@@ -53,9 +53,19 @@ def shrink(cfg, tmp_path, data_root, checkpoint):
     model.neck.update(embed_dims=64, fpn_dim=32)
     if model.neck.init_cfg is not None:
         model.neck.init_cfg.checkpoint = checkpoint
-    model.decode_head.update(
-        in_channels=[48, 64, 96, 96], channels=32, num_classes=4)
-    model.auxiliary_head.update(in_channels=96, channels=16, num_classes=4)
+    if model.decode_head.type == 'Mask2FormerHead':
+        # One pixel-decoder and one transformer-decoder layer, few queries
+        # and points: the full-width head stays, the iteration is short.
+        model.decode_head.update(
+            in_channels=[48, 64, 96, 96], num_classes=4, num_queries=10)
+        model.decode_head.loss_cls.class_weight = [1.0] * 4 + [0.1]
+        model.decode_head.pixel_decoder.encoder.num_layers = 1
+        model.decode_head.transformer_decoder.num_layers = 1
+        model.decode_head.train_cfg.num_points = 256
+    else:
+        model.decode_head.update(
+            in_channels=[48, 64, 96, 96], channels=32, num_classes=4)
+        model.auxiliary_head.update(in_channels=96, channels=16, num_classes=4)
     model.test_cfg = dict(mode='whole')
     loader = cfg.train_dataloader
     loader.update(batch_size=2, num_workers=0, persistent_workers=False)

@@ -48,15 +48,17 @@ def test_downstream_benchmark_tiny(tmp_path):
         'finetune vit-b (mmpretrain)',
         'mask-rcnn fast-itpn-base, windows 14 + 4 global blocks',
         'mask-rcnn fast-itpn-base, windows + migration keep 0.5 from block 6',
-        'mask-rcnn fast-itpn-base, windows 14 + 8 gathering tokens', '--iters',
-        '1', '--warmup', '0', '--json', str(tmp_path / 'results.json'))
+        'dino fast-itpn-base', 'mask2former itpn-base', '--iters', '1',
+        '--warmup', '0', '--json', str(tmp_path / 'results.json'))
     results = json.load(open(tmp_path / 'results.json'))['results']
-    assert [r['batch_size'] for r in results] == [1, 1, 2, 8, 1, 1, 1]
+    assert [r['batch_size'] for r in results] == [1, 1, 2, 8, 1, 1, 1, 2]
     for result in results:
         assert result['train_s'] > 0 and result['train_peak_mb'] > 0
     assert 'mask-rcnn itpn-base clip / mask-rcnn itpn-base clip, global ' \
         'rel-pos bias: train step' in out
     assert '| upernet itpn-base | 64x64 | 2 |' in out
+    assert '| dino fast-itpn-base | 96x64 | 1 |' in out
+    assert '| mask2former itpn-base | 64x64 | 2 |' in out
 
 
 def test_attention_benchmark_tiny():

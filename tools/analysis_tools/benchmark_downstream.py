@@ -30,7 +30,11 @@ Cases (``--cases``, default ``base``):
 - UperNet at 512x512 for iTPN-B against mmseg's Swin-B UperNet;
 - ImageNet fine-tuning at 224 (the config's mixup/cutmix included) for
   iTPN-B against mmpretrain's ViT-B MAE fine-tuning config;
-- ``large``: the same for iTPN-L against Swin-L / ViT-L where they exist.
+- ``large``: the same for iTPN-L against Swin-L / ViT-L where they exist;
+- ``dino``: DINO 5-scale at 1344x800 for iTPN-B and Fast-iTPN-B against
+  mmdet's DINO-5scale Swin-L config with Swin-B's backbone (window 12, as
+  Swin-L's), and Mask2Former at 512x512 for iTPN-B and Fast-iTPN-B against
+  mmseg's Swin-S Mask2Former (mmseg's Swin-B one is at 640x640).
 
 Example::
 
@@ -234,8 +238,52 @@ CASES: Dict[str, dict] = {
         config=_config(
             'det/itpn-large_pixel-1600e-pre_mask-rcnn_32xb2-amp-1x_coco.py'),
         size=DET_SIZE),
+    'dino itpn-base':
+    dict(
+        task='det',
+        group='dino',
+        config=_config(
+            'det/itpn-base_pixel-1600e-pre_dino-5scale_8xb2-12e_coco.py'),
+        size=DET_SIZE),
+    'dino fast-itpn-base':
+    dict(
+        task='det',
+        group='dino',
+        config=_config(
+            'det/fast-itpn-base_clip-l-1600e-pre_dino-5scale_8xb2-12e_coco.py'
+        ),
+        size=DET_SIZE),
+    'dino swin-b (mmdet)':
+    dict(
+        task='det',
+        group='dino',
+        config='mmdet::dino/dino-5scale_swin-l_8xb2-12e_coco.py',
+        swin=SWIN_B,
+        neck_channels=SWIN_B_CHANNELS,
+        size=DET_SIZE),
+    'mask2former itpn-base':
+    dict(
+        task='seg',
+        group='dino',
+        config=_config('seg/itpn-base_pixel-1600e-pre_mask2former_8xb2-160k_'
+                       'ade20k-512x512.py'),
+        size=(512, 512)),
+    'mask2former fast-itpn-base':
+    dict(
+        task='seg',
+        group='dino',
+        config=_config('seg/fast-itpn-base_clip-l-1600e-pre_mask2former_'
+                       '8xb2-160k_ade20k-512x512.py'),
+        size=(512, 512)),
+    'mask2former swin-s (mmseg)':
+    dict(
+        task='seg',
+        group='dino',
+        config='mmseg::mask2former/mask2former_swin-s_8xb2-160k_ade20k-'
+        '512x512.py',
+        size=(512, 512)),
 }
-GROUPS = ('base', 'large', 'reduction')
+GROUPS = ('base', 'large', 'reduction', 'dino')
 TINY_HIVIT = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4)
 TINY_SWIN = dict(embed_dims=32, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8])
 TINY_SIZES = dict(det=(64, 96), seg=(64, 64), cls=(64, 64))
@@ -353,7 +401,8 @@ def shrink(cfg: Config, case: dict) -> None:
         if task == 'seg':
             levels = [model.neck.fpn_dim + c for c in (16, 32, 64)]
             model.decode_head.in_channels = levels + levels[-1:]
-            model.auxiliary_head.in_channels = levels[-1]
+            if model.get('auxiliary_head'):
+                model.auxiliary_head.in_channels = levels[-1]
         if task == 'cls':
             model.head.in_channels = 64
     elif 'Swin' in backbone.type:
@@ -363,7 +412,8 @@ def shrink(cfg: Config, case: dict) -> None:
             model.neck.in_channels = channels
         else:
             model.decode_head.in_channels = channels
-            model.auxiliary_head.in_channels = channels[2]
+            if model.get('auxiliary_head'):
+                model.auxiliary_head.in_channels = channels[2]
     else:  # ViT in mmpretrain
         backbone.update(
             arch=dict(
@@ -373,6 +423,15 @@ def shrink(cfg: Config, case: dict) -> None:
                 feedforward_channels=128),
             img_size=TINY_SIZES[task][0])
         model.head.in_channels = 64
+    if model.type == 'DINO':
+        model.encoder.num_layers = model.decoder.num_layers = 1
+        model.num_queries = 10
+        model.dn_cfg.group_cfg.num_dn_queries = 10
+    if model.get('decode_head', {}).get('type') == 'Mask2FormerHead':
+        model.decode_head.pixel_decoder.encoder.num_layers = 1
+        model.decode_head.transformer_decoder.num_layers = 1
+        model.decode_head.update(num_queries=10)
+        model.decode_head.train_cfg.num_points = 256
     if task == 'seg':
         cfg.crop_size = TINY_SIZES['seg']
         model.data_preprocessor.size = TINY_SIZES['seg']
@@ -565,7 +624,11 @@ def main():
                'unfused attention'),
               ('mask-rcnn fast-itpn-base, windows 14 + 4 global blocks',
                'mask-rcnn swin-b (mmdet)'),
-              ('mask-rcnn fast-itpn-base', 'mask-rcnn itpn-base')]
+              ('mask-rcnn fast-itpn-base', 'mask-rcnn itpn-base'),
+              ('dino itpn-base', 'dino swin-b (mmdet)'),
+              ('dino fast-itpn-base', 'dino swin-b (mmdet)'),
+              ('mask2former itpn-base', 'mask2former swin-s (mmseg)'),
+              ('mask2former fast-itpn-base', 'mask2former swin-s (mmseg)')]
     by_name = {r['case']: r for r in results}
     for ours, peer in ratios:
         if ours in by_name and peer in by_name:

@@ -45,6 +45,12 @@ PAPER_TABLE_1 = 'iTPN paper (CVPR 2023), Table 1; not reproduced by mmitpn'
 PAPER_TABLE_2 = 'iTPN paper (CVPR 2023), Table 2; not reproduced by mmitpn'
 FAST_README = ('official Fast-iTPN repository README; not reproduced by '
                'mmitpn')
+FAST_PAPER_DINO = ('Fast-iTPN paper (TPAMI 2024, arXiv 2211.12735 v2+), '
+                   'DINO 1x; not reproduced by mmitpn')
+FAST_PAPER_MASKDINO = (
+    'Fast-iTPN paper (TPAMI 2024, arXiv 2211.12735 v2+), MaskDINO (not in '
+    'mmdet or mmseg; this Mask2Former config is its nearest available '
+    'counterpart); not reproduced by mmitpn')
 
 
 def _cls(top1: float, source: str) -> List[dict]:
@@ -72,13 +78,23 @@ def _det(box: float, mask: float) -> List[dict]:
     ]
 
 
-def _seg(miou: float) -> List[dict]:
+def _det_box(box: float, source: str) -> List[dict]:
+    return [
+        dict(
+            Task='Object Detection',
+            Dataset='COCO',
+            Metrics={'box AP': box},
+            Source=source)
+    ]
+
+
+def _seg(miou: float, source: str = PAPER_TABLE_2) -> List[dict]:
     return [
         dict(
             Task='Semantic Segmentation',
             Dataset='ADE20K',
             Metrics={'mIoU': miou},
-            Source=PAPER_TABLE_2)
+            Source=source)
     ]
 
 
@@ -124,6 +140,14 @@ RESULTS: Dict[str, List[dict]] = {
     _seg(54.7),
     'itpn-large_pixel-1600e-in1k-ft-pre_upernet_8xb2-amp-160k_ade20k-512x512':
     _seg(56.1),
+    'fast-itpn-base_clip-l-1600e-pre_dino-5scale_8xb2-12e_coco':
+    _det_box(58.4, FAST_PAPER_DINO),
+    'fast-itpn-large_clip-l-1600e-pre_dino-5scale_8xb2-12e_coco':
+    _det_box(58.8, FAST_PAPER_DINO),
+    'fast-itpn-base_clip-l-1600e-pre_mask2former_8xb2-160k_ade20k-512x512':
+    _seg(57.5, FAST_PAPER_MASKDINO),
+    'fast-itpn-large_clip-l-1600e-pre_mask2former_8xb2-160k_ade20k-512x512':
+    _seg(58.7, FAST_PAPER_MASKDINO),
 }
 
 

@@ -1,0 +1,21 @@
+# Fast-iTPN-B DINO 1x, the detector of the Fast-iTPN paper (58.4 box AP
+# published, not reproduced here), from the official CLIP-L distilled
+# pretraining weights (converted with
+# tools/model_converters/fast_itpn_to_mmitpn.py) with the iTPN-B DINO
+# recipe. The released checkpoints have no pyramid: it starts fresh
+# (fpn_depth 1, as the Fast-iTPN Mask R-CNN).
+_base_ = ['./itpn-base_pixel-1600e-pre_dino-5scale_8xb2-12e_coco.py']
+
+pretrained = 'checkpoints/fast-itpn-base_clip-l-1600e-pre.pth'
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='mmitpn.FastiTPN',
+        arch='fast-itpn-base',
+        img_size=224,
+        drop_path_rate=0.05,
+        out_indices=(0, 1, 2),
+        with_cp=True,
+        init_cfg=dict(
+            type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
+    neck=dict(fpn_depth=1, init_cfg=None))
