@@ -30,6 +30,7 @@ model = dict(
 train_dataloader = dict(
     batch_size=batch_size,
     num_workers=0,
+    persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
     collate_fn=dict(type='default_collate'),
     dataset=dict(
@@ -79,7 +80,8 @@ train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=3)
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=1))
+    checkpoint=dict(
+        type='mmitpn.SafeCheckpointHook', interval=1, max_keep_ckpts=1))
 randomness = dict(seed=0)
 custom_hooks = [
     dict(type='IterationSeedHook'),

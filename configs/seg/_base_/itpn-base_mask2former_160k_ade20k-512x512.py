@@ -67,3 +67,5 @@ custom_hooks = [
 ]
 # The lr above is for 8 GPUs x 2 images; other world sizes scale it linearly.
 auto_scale_lr = dict(enable=True, base_batch_size=16)
+# Atomic checkpoints whose message hub resumes under any launcher.
+default_hooks = dict(checkpoint=dict(type='mmitpn.SafeCheckpointHook'))
