@@ -47,11 +47,12 @@ def test_downstream_benchmark_tiny(tmp_path):
         'mask-rcnn itpn-base clip, global rel-pos bias', 'upernet itpn-base',
         'finetune vit-b (mmpretrain)',
         'mask-rcnn fast-itpn-base, windows 14 + 4 global blocks',
-        'mask-rcnn fast-itpn-base, windows + migration keep 0.5 from block 6',
-        'dino fast-itpn-base', 'mask2former itpn-base', '--iters', '1',
-        '--warmup', '0', '--json', str(tmp_path / 'results.json'))
+        'mask-rcnn itpn-base, migration keep 0.75 from block 6',
+        'upernet fast-itpn-base, windows + 8 gathering tokens + migration '
+        'keep 0.5', 'dino fast-itpn-base', 'mask2former itpn-base', '--iters',
+        '1', '--warmup', '0', '--json', str(tmp_path / 'results.json'))
     results = json.load(open(tmp_path / 'results.json'))['results']
-    assert [r['batch_size'] for r in results] == [1, 1, 2, 8, 1, 1, 1, 2]
+    assert [r['batch_size'] for r in results] == [1, 1, 2, 8, 1, 1, 2, 1, 2]
     for result in results:
         assert result['train_s'] > 0 and result['train_peak_mb'] > 0
     assert 'mask-rcnn itpn-base clip / mask-rcnn itpn-base clip, global ' \
@@ -59,6 +60,29 @@ def test_downstream_benchmark_tiny(tmp_path):
     assert '| upernet itpn-base | 64x64 | 2 |' in out
     assert '| dino fast-itpn-base | 96x64 | 1 |' in out
     assert '| mask2former itpn-base | 64x64 | 2 |' in out
+
+    # Resuming re-measures nothing already in the file, and refuses a file
+    # measured with other settings.
+    resumed = run(
+        osp.join(TOOLS, 'benchmark_downstream.py'), '--tiny', '--cases',
+        'upernet itpn-base', 'upernet swin-b (mmseg)', '--iters', '1',
+        '--warmup', '0', '--json', str(tmp_path / 'results.json'), '--resume')
+    again = json.load(open(tmp_path / 'results.json'))['results']
+    assert again[:len(results)] == results
+    assert [r['case']
+            for r in again[len(results):]] == ['upernet swin-b (mmseg)']
+    assert 'upernet itpn-base / upernet swin-b (mmseg): train step' in resumed
+    refused = subprocess.run([
+        sys.executable,
+        osp.join(TOOLS, 'benchmark_downstream.py'), '--tiny', '--cases',
+        'upernet itpn-base', '--iters', '2', '--json',
+        str(tmp_path / 'results.json'), '--resume'
+    ],
+                             capture_output=True,
+                             text=True,
+                             cwd=REPO)
+    assert refused.returncode != 0
+    assert 'pass the same --iters' in refused.stderr + refused.stdout
 
 
 def test_attention_benchmark_tiny():

@@ -6,7 +6,7 @@ mmdet / mmseg / mmpretrain's own configs) one worker process builds the
 model at full size (no pretrained weights are loaded), runs ``--warmup``
 untimed and ``--iters`` timed training steps (forward, backward and the
 config's own optimizer) on random inputs of the recipe's largest training
-size, then ``--iters`` timed inferences, and reports the median step time
+size, then as many inferences, and reports the median step time
 and the process's peak resident memory (CPU) or peak allocated memory
 (GPU). Every case runs in its own process, so peaks are not shared.
 
@@ -21,9 +21,11 @@ Cases (``--cases``, default ``base``):
 - the Fast-iTPN-B detector as shipped, with windows as iTPN-B's, and
   both with ``fused_attention=False`` (the ``(N, N)`` product the fused
   kernel avoids; what Fast-iTPN ran before the shared template);
-- ``reduction``: the Fast-iTPN-B detector with token gathering (windows
-  everywhere, 8 gathering tokens), token migration (half the tokens from
-  block 6) and migration with windows;
+- ``speed``: the token-reduction options of the backbone (ViTDet windows,
+  windows with gathering tokens, token migration at keep 0.75 and 0.5 from
+  block 6, and migration with gathering) on the iTPN-B and
+  Fast-iTPN-B Mask R-CNN at 1344x800 and UperNet at 512x512, next to the
+  global-attention model as shipped and Swin-B; ratios against both;
 - the CLIP-B detector as shipped (no relative position bias, as the
   official detector) and with the global relative position bias tables it
   had before (``rel_pos_type='bias_table'``);
@@ -39,10 +41,13 @@ Cases (``--cases``, default ``base``):
 Example::
 
     python tools/analysis_tools/benchmark_downstream.py --cases base
+    python tools/analysis_tools/benchmark_downstream.py --cases speed \
+        --warmup 0 --iters 1 --json speed.json --resume
     python tools/analysis_tools/benchmark_downstream.py --tiny   # seconds
 """
 import argparse
 import json
+import os
 import os.path as osp
 import platform
 import resource
@@ -50,7 +55,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import torch
 from mmengine.config import Config
@@ -72,7 +77,6 @@ SWIN_B = dict(embed_dims=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32])
 SWIN_B_CHANNELS = [128, 256, 512, 1024]
 DET_SIZE = (800, 1344)
 WINDOWS = dict(window_size=14, global_blocks=(5, 11, 17, 23))
-GATHERING = dict(window_size=14, gathering_tokens=8)
 FAST_DET = _config(
     'det/fast-itpn-base_clip-l-1600e-pre_mask-rcnn_32xb2-amp-1x_coco.py')
 CASES: Dict[str, dict] = {
@@ -122,28 +126,6 @@ CASES: Dict[str, dict] = {
         group='base',
         config=FAST_DET,
         backbone=dict(WINDOWS, fused_attention=False),
-        size=DET_SIZE),
-    'mask-rcnn fast-itpn-base, windows 14 + 8 gathering tokens':
-    dict(
-        task='det',
-        group='reduction',
-        config=FAST_DET,
-        backbone=GATHERING,
-        size=DET_SIZE),
-    'mask-rcnn fast-itpn-base, migration keep 0.5 from block 6':
-    dict(
-        task='det',
-        group='reduction',
-        config=FAST_DET,
-        backbone=dict(token_migration=dict(start_block=6, keep_ratio=0.5)),
-        size=DET_SIZE),
-    'mask-rcnn fast-itpn-base, windows + migration keep 0.5 from block 6':
-    dict(
-        task='det',
-        group='reduction',
-        config=FAST_DET,
-        backbone=dict(
-            WINDOWS, token_migration=dict(start_block=6, keep_ratio=0.5)),
         size=DET_SIZE),
     'mask-rcnn itpn-base clip':
     dict(
@@ -283,7 +265,77 @@ CASES: Dict[str, dict] = {
         '512x512.py',
         size=(512, 512)),
 }
-GROUPS = ('base', 'large', 'reduction', 'dino')
+
+
+def _migration(keep_ratio: float) -> dict:
+    return dict(token_migration=dict(start_block=6, keep_ratio=keep_ratio))
+
+
+# The token-reduction options of the backbone template, each applied to the
+# shipped iTPN-B and Fast-iTPN-B detector and segmentor. Windows are 14 units
+# at 1344x800 (ViTDet's size; 4x6 windows of the padded 56x84 grid) and 16
+# at 512x512 (2x2 windows of the 32x32 grid: 14 would pad it to 42x42).
+SPEED_VARIANTS = {
+    'global attention':
+    lambda window: {},
+    'windows + 4 global blocks':
+    lambda window: dict(window_size=window, global_blocks=(5, 11, 17, 23)),
+    'windows + 8 gathering tokens':
+    lambda window: dict(window_size=window, gathering_tokens=8),
+    'migration keep 0.75 from block 6':
+    lambda window: _migration(0.75),
+    'migration keep 0.5 from block 6':
+    lambda window: _migration(0.5),
+    'windows + 8 gathering tokens + migration keep 0.5':
+    lambda window: dict(
+        window_size=window, gathering_tokens=8, **_migration(0.5)),
+}
+SPEED_TASKS = {
+    'mask-rcnn':
+    dict(
+        task='det',
+        size=DET_SIZE,
+        window=14,
+        peer='mask-rcnn swin-b (mmdet)',
+        configs={
+            'itpn-base':
+            _config('det/itpn-base_pixel-1600e-pre_mask-rcnn_32xb2-amp-1x_'
+                    'coco.py'),
+            'fast-itpn-base':
+            FAST_DET
+        }),
+    'upernet':
+    dict(
+        task='seg',
+        size=(512, 512),
+        window=16,
+        peer='upernet swin-b (mmseg)',
+        configs={
+            'itpn-base':
+            _config('seg/itpn-base_pixel-1600e-pre_upernet_8xb2-amp-160k_'
+                    'ade20k-512x512.py'),
+            'fast-itpn-base':
+            _config('seg/fast-itpn-base_clip-l-1600e-pre_upernet_8xb2-amp-'
+                    '160k_ade20k-512x512.py')
+        }),
+}
+
+
+def speed_case_name(task: str, family: str, variant: str) -> str:
+    return f'{task} {family}, {variant}'
+
+
+for _task, _spec in SPEED_TASKS.items():
+    CASES[_spec['peer']]['group'] = ('base', 'speed')
+    for _family, _path in _spec['configs'].items():
+        for _variant, _backbone in SPEED_VARIANTS.items():
+            CASES[speed_case_name(_task, _family, _variant)] = dict(
+                task=_spec['task'],
+                group='speed',
+                config=_path,
+                backbone=_backbone(_spec['window']),
+                size=_spec['size'])
+GROUPS = ('base', 'large', 'speed', 'dino')
 TINY_HIVIT = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4)
 TINY_SWIN = dict(embed_dims=32, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8])
 TINY_SIZES = dict(det=(64, 96), seg=(64, 64), cls=(64, 64))
@@ -309,10 +361,23 @@ def parse_args():
         '--tiny',
         action='store_true',
         help='tiny architectures and 64 px inputs (the test)')
-    parser.add_argument('--json', help='also write the results here')
+    parser.add_argument(
+        '--json',
+        help='also write the results here, after every case (a long run '
+        'that stops keeps what it measured)')
+    parser.add_argument(
+        '--resume',
+        action='store_true',
+        help='skip the cases already in --json (measured with the same '
+        '--iters, --warmup, --batch-size and --tiny)')
     parser.add_argument('--worker', help=argparse.SUPPRESS)
     add_debug_argument(parser)
     return parser.parse_args()
+
+
+def groups(case: dict) -> Tuple[str, ...]:
+    group = case['group']
+    return (group, ) if isinstance(group, str) else group
 
 
 def select_cases(names: List[str]) -> List[str]:
@@ -321,7 +386,7 @@ def select_cases(names: List[str]) -> List[str]:
         if name == 'all':
             selected += list(CASES)
         elif name in GROUPS:
-            selected += [k for k, v in CASES.items() if v['group'] == name]
+            selected += [k for k, v in CASES.items() if name in groups(v)]
         elif name in CASES:
             selected.append(name)
         else:
@@ -538,7 +603,7 @@ def measure(name: str, args) -> dict:
 
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    infer_times = timed(predict, args.iters, 1)
+    infer_times = timed(predict, args.iters, args.warmup)
     return dict(
         case=name,
         config=case['config'],
@@ -546,8 +611,10 @@ def measure(name: str, args) -> dict:
         batch_size=batch,
         params_m=parameters / 1e6,
         train_s=statistics.median(train_times),
+        train_times_s=train_times,
         train_peak_mb=train_peak,
         infer_s=statistics.median(infer_times),
+        infer_times_s=infer_times,
         infer_peak_mb=peak_memory_mb())
 
 
@@ -581,56 +648,108 @@ def machine() -> str:
             f'({describe_cpu()}), {torch.get_num_threads()} threads')
 
 
+RATIOS = [('mask-rcnn itpn-base', 'mask-rcnn swin-b (mmdet)'),
+          ('cascade itpn-base', 'cascade swin-b (mmdet)'),
+          ('upernet itpn-base', 'upernet swin-b (mmseg)'),
+          ('finetune itpn-base', 'finetune vit-b (mmpretrain)'),
+          ('upernet itpn-large', 'upernet swin-l (mmseg)'),
+          ('finetune itpn-large', 'finetune vit-l (mmpretrain)'),
+          ('mask-rcnn itpn-base clip',
+           'mask-rcnn itpn-base clip, global rel-pos bias'),
+          ('mask-rcnn fast-itpn-base', 'mask-rcnn swin-b (mmdet)'),
+          ('mask-rcnn fast-itpn-base',
+           'mask-rcnn fast-itpn-base, unfused attention'),
+          ('mask-rcnn fast-itpn-base, windows 14 + 4 global blocks',
+           'mask-rcnn fast-itpn-base, windows 14 + 4 global blocks, '
+           'unfused attention'),
+          ('mask-rcnn fast-itpn-base, windows 14 + 4 global blocks',
+           'mask-rcnn swin-b (mmdet)'),
+          ('mask-rcnn fast-itpn-base', 'mask-rcnn itpn-base'),
+          ('dino itpn-base', 'dino swin-b (mmdet)'),
+          ('dino fast-itpn-base', 'dino swin-b (mmdet)'),
+          ('mask2former itpn-base', 'mask2former swin-s (mmseg)'),
+          ('mask2former fast-itpn-base', 'mask2former swin-s (mmseg)')]
+for _task, _spec in SPEED_TASKS.items():
+    for _family in _spec['configs']:
+        _global = speed_case_name(_task, _family, 'global attention')
+        RATIOS.append((_global, _spec['peer']))
+        for _variant in list(SPEED_VARIANTS)[1:]:
+            _case = speed_case_name(_task, _family, _variant)
+            RATIOS += [(_case, _global), (_case, _spec['peer'])]
+
+
+def load_finished(path: str, args) -> List[dict]:
+    """The results of an earlier run with the same settings, to resume."""
+    if not osp.exists(path):
+        return []
+    with open(path) as f:
+        saved = json.load(f)
+    if saved.get('settings') != settings(args):
+        raise SystemExit(f'{path} was measured with {saved.get("settings")}, '
+                         f'not {settings(args)}: pass the same --iters, '
+                         '--warmup, --batch-size and --tiny, or another '
+                         '--json.')
+    return saved['results']
+
+
+def settings(args) -> dict:
+    return dict(
+        iters=args.iters,
+        warmup=args.warmup,
+        batch_size=args.batch_size,
+        tiny=args.tiny)
+
+
+def print_row(result: dict) -> None:
+    height, width = result['size']
+    # A process's peak resident memory only grows: on the CPU the
+    # inference peak cannot be told apart from the training one.
+    infer_peak = f'{result["infer_peak_mb"] / 1024:.2f}' \
+        if torch.cuda.is_available() else '-'
+    print(
+        f'| {result["case"]} | {width}x{height} | {result["batch_size"]} | '
+        f'{result["params_m"]:.1f} | {result["train_s"]:.2f} | '
+        f'{result["train_peak_mb"] / 1024:.2f} | {result["infer_s"]:.2f} | '
+        f'{infer_peak} |',
+        flush=True)
+
+
 def main():
     args = parse_args()
     if args.worker:
         print(json.dumps(measure(args.worker, args)))
         return
     names = select_cases(args.cases)
+    if args.resume and not args.json:
+        raise SystemExit('--resume needs --json (the file to resume).')
+    results = load_finished(args.json, args) if args.resume else []
     print(f'machine: {machine()}; median of {args.iters} timed steps after '
           f'{args.warmup}; fp32')
     print('| case | input | batch | params (M) | train step (s) | train '
           'peak (GB) | inference (s) | inference peak (GB) |')
     print('|---|---|---|---|---|---|---|---|')
-    results = []
+    for result in results:
+        print_row(result)
+    finished = {r['case'] for r in results}
     for name in names:
+        if name in finished:
+            continue
         result = run_worker(name, args)
         results.append(result)
-        height, width = result['size']
-        # A process's peak resident memory only grows: on the CPU the
-        # inference peak cannot be told apart from the training one.
-        infer_peak = f'{result["infer_peak_mb"] / 1024:.2f}' \
-            if torch.cuda.is_available() else '-'
-        print(
-            f'| {name} | {width}x{height} | {result["batch_size"]} | '
-            f'{result["params_m"]:.1f} | '
-            f'{result["train_s"]:.2f} | '
-            f'{result["train_peak_mb"] / 1024:.2f} | '
-            f'{result["infer_s"]:.2f} | {infer_peak} |',
-            flush=True)
-    ratios = [('mask-rcnn itpn-base', 'mask-rcnn swin-b (mmdet)'),
-              ('cascade itpn-base', 'cascade swin-b (mmdet)'),
-              ('upernet itpn-base', 'upernet swin-b (mmseg)'),
-              ('finetune itpn-base', 'finetune vit-b (mmpretrain)'),
-              ('upernet itpn-large', 'upernet swin-l (mmseg)'),
-              ('finetune itpn-large', 'finetune vit-l (mmpretrain)'),
-              ('mask-rcnn itpn-base clip',
-               'mask-rcnn itpn-base clip, global rel-pos bias'),
-              ('mask-rcnn fast-itpn-base', 'mask-rcnn swin-b (mmdet)'),
-              ('mask-rcnn fast-itpn-base',
-               'mask-rcnn fast-itpn-base, unfused attention'),
-              ('mask-rcnn fast-itpn-base, windows 14 + 4 global blocks',
-               'mask-rcnn fast-itpn-base, windows 14 + 4 global blocks, '
-               'unfused attention'),
-              ('mask-rcnn fast-itpn-base, windows 14 + 4 global blocks',
-               'mask-rcnn swin-b (mmdet)'),
-              ('mask-rcnn fast-itpn-base', 'mask-rcnn itpn-base'),
-              ('dino itpn-base', 'dino swin-b (mmdet)'),
-              ('dino fast-itpn-base', 'dino swin-b (mmdet)'),
-              ('mask2former itpn-base', 'mask2former swin-s (mmseg)'),
-              ('mask2former fast-itpn-base', 'mask2former swin-s (mmseg)')]
+        print_row(result)
+        if args.json:
+            # Written whole, then renamed: the file is never half-written.
+            with open(args.json + '.tmp', 'w') as f:
+                json.dump(
+                    dict(
+                        machine=machine(),
+                        settings=settings(args),
+                        results=results),
+                    f,
+                    indent=1)
+            os.replace(args.json + '.tmp', args.json)
     by_name = {r['case']: r for r in results}
-    for ours, peer in ratios:
+    for ours, peer in RATIOS:
         if ours in by_name and peer in by_name:
             a, b = by_name[ours], by_name[peer]
             step = a['train_s'] / b['train_s']
@@ -638,9 +757,6 @@ def main():
             infer = a['infer_s'] / b['infer_s']
             print(f'{ours} / {peer}: train step {step:.2f}x, train peak '
                   f'memory {memory:.2f}x, inference {infer:.2f}x')
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(dict(machine=machine(), results=results), f, indent=1)
 
 
 if __name__ == '__main__':
