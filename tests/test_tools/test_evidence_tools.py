@@ -178,7 +178,7 @@ def test_study_report_gives_paired_intervals_and_no_best_column(tmp_path):
     assert ('| backbone/mean/logistic: mae - itpn-pixel | 3 | +2.00 '
             '[-0.48, +4.48] (+1.00, +2.00, +3.00) |') in report
     assert '| backbone/mean: mae - itpn-pixel | 3 | +2.00' in report
-    assert 'L-BFGS logistic regression (the headline)' in report
+    assert 'Newton logistic regression (the headline)' in report
     assert report.count('on the edge of the penalties tried in 0 of 6') == 2
     # a - b at the last validation: 0, 1, 2.
     assert '| a - b | 3 | +1.00 [-1.48, +3.48] (+0.00, +1.00, +2.00) |' \
@@ -221,8 +221,8 @@ def test_preregistered_plan_configs(tmp_path):
     study = study_tool()
     args = study.parse_args(['--plan', 'prereg'])
     assert (args.pretrain_images, args.pretrain_epochs, args.continue_from,
-            args.probe_max_iter) == (60000, 7, 3, 20000)
-    assert study.parse_args([]).probe_max_iter == 5000
+            args.probe_max_iter) == (60000, 7, 3, 1000)
+    assert study.parse_args([]).probe_max_iter == 1000
     assert args.record == osp.join('docs', 'itpn_study_prereg_results.json')
     assert args.work_dir == osp.join('work_dirs', 'itpn_prereg')
     assert args.fig_dir == osp.join('docs', 'figures', 'itpn_prereg')
@@ -231,7 +231,7 @@ def test_preregistered_plan_configs(tmp_path):
     assert cfg.train_dataloader.dataset.indices == 60000
     checkpoint = cfg.default_hooks.checkpoint
     assert (checkpoint.interval, checkpoint.max_keep_ckpts,
-            checkpoint.save_optimizer) == (1, -1, False)
+            checkpoint.save_optimizer) == (1, -1, True)
     base = cfg.optim_wrapper.optimizer.lr
     assert study.lr_after(1, args) == pytest.approx(base)
     assert study.lr_after(7, args) == pytest.approx(1e-5)
