@@ -217,6 +217,32 @@ def test_study_runs_resume_per_run_and_log_wall_times(tmp_path):
     assert set(record) == {'probe/mae/0', 'pretrain/mae/0'}
 
 
+def test_interrupted_training_resumes_from_its_last_checkpoint(tmp_path):
+    study = study_tool()
+    work_dir = tmp_path / 'run'
+    work_dir.mkdir()
+    assert study.last_checkpoint(str(work_dir)) is None
+    (work_dir / 'last_checkpoint').write_text(str(work_dir / 'epoch_2.pth'))
+    assert study.last_checkpoint(str(work_dir)) is None  # file gone
+    (work_dir / 'epoch_2.pth').write_bytes(b'')
+    assert study.last_checkpoint(str(work_dir)) == str(work_dir /
+                                                       'epoch_2.pth')
+    # The resumed session's scalars replace the first session's from its
+    # first step on (steps 3-4 were logged again after resuming at 2).
+    sessions = (('20261202_010000', (1, 2, 3, 4), 0), ('20261202_020000',
+                                                       (3, 4, 5), 2))
+    for stamp, steps, offset in sessions:
+        folder = work_dir / stamp / 'vis_data'
+        folder.mkdir(parents=True)
+        (folder / 'scalars.json').write_text(''.join(
+            json.dumps(dict(step=step, loss=float(step + offset))) + '\n'
+            for step in steps))
+    records = study.read_scalars(str(work_dir))
+    assert [(r['step'], r['loss']) for r in records] == [(1, 1.), (2, 2.),
+                                                         (3, 5.), (4, 6.),
+                                                         (5, 7.)]
+
+
 def test_preregistered_plan_configs(tmp_path):
     study = study_tool()
     args = study.parse_args(['--plan', 'prereg'])

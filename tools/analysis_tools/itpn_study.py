@@ -575,8 +575,7 @@ def train_run(cfg: Config, work_dir: str, log) -> float:
         sessions = []
     start = time.perf_counter()
     with open(osp.join(work_dir, 'stdout.log'), 'a') as out:
-        result = subprocess.run(
-            command, stdout=out, stderr=subprocess.STDOUT)
+        result = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT)
     seconds = time.perf_counter() - start
     sessions.append(
         dict(
@@ -881,21 +880,32 @@ def load_probe_data(args):
 def run_prereg(args, study: Study, report) -> None:
     """The pre-registered plan, one run at a time in a fixed order (every
     run of seed 0 first, so the first verdicts need the fewest runs);
-    recorded runs are skipped, so it resumes across sessions."""
-    data = load_probe_data(args)
+    recorded runs are skipped, so it resumes across sessions. The probe
+    images are loaded when the first probe not yet recorded needs them."""
+    data = []
+
+    def probe(objective: str, seed: int, epoch: Optional[int] = None):
+        name = objective if epoch is None else f'{objective}@{epoch}'
+        if f'probe/{name}/{seed}' not in study.record and not data:
+            start = time.perf_counter()
+            data.extend(load_probe_data(args))
+            study.log(f'  probe images loaded in '
+                      f'{(time.perf_counter() - start) / 60:.1f} min')
+        study.probe(objective, seed, data, epoch)
+
     epochs = sorted({1, args.continue_from, args.pretrain_epochs})
     for seed in args.seeds:
         for objective in PREREG_OBJECTIVES:
             study.pretrain(objective, seed)
             report.write()
-        study.probe('none', seed, data)
+        probe('none', seed)
         for objective in PREREG_OBJECTIVES:
             for epoch in epochs:
-                study.probe(objective, seed, data, epoch)
+                probe(objective, seed, epoch)
                 report.write()
         for arm in CONTINUATIONS:
             study.continuation(arm, seed)
-            study.probe(arm, seed, data)
+            probe(arm, seed)
             report.write()
 
 
