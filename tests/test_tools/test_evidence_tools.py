@@ -178,7 +178,7 @@ def test_study_report_gives_paired_intervals_and_no_best_column(tmp_path):
     assert ('| backbone/mean/logistic: mae - itpn-pixel | 3 | +2.00 '
             '[-0.48, +4.48] (+1.00, +2.00, +3.00) |') in report
     assert '| backbone/mean: mae - itpn-pixel | 3 | +2.00' in report
-    assert 'Newton logistic regression (the headline)' in report
+    assert 'probes, logistic regression (the headline)' in report
     assert report.count('on the edge of the penalties tried in 0 of 6') == 2
     # a - b at the last validation: 0, 1, 2.
     assert '| a - b | 3 | +1.00 [-1.48, +3.48] (+0.00, +1.00, +2.00) |' \

@@ -1205,7 +1205,7 @@ class Report:
         def top1(column):
             return lambda run: run['probes'].get(column, {}).get('top1')
 
-        title = ('Newton logistic regression (the headline)'
+        title = ('logistic regression (the headline)'
                  if method == 'logistic' else 'closed-form ridge classifier')
         lines = [
             f'## Converged linear probes, {title} (top-1 %, Fashion-MNIST '
