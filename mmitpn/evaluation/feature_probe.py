@@ -469,9 +469,10 @@ def fit_linear_probe(train_features: Tensor,
         def score(weight_decay):
             larger = [p for p in solved if p > weight_decay]
             init = solved[min(larger)] if larger else None
-            weight, bias, steps, norm = solve_logistic(
-                x_fit, y_fit, num_classes, weight_decay, tolerance, max_iter,
-                init)
+            weight, bias, steps, norm = solve_logistic(x_fit, y_fit,
+                                                       num_classes,
+                                                       weight_decay, tolerance,
+                                                       max_iter, init)
             solved[weight_decay] = (weight, bias)
             convergence[weight_decay] = dict(grad_norm=norm, iterations=steps)
             return _topk(x_val @ weight + bias, y_val, 1)
