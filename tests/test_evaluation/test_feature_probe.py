@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from scipy import optimize
 
 from mmitpn.evaluation import (PENALTY_GRID, FrozenFeatureExtractor,
                                ProbeConvergenceError, ProbeGridError,
@@ -57,6 +58,57 @@ def test_logistic_probe_converges_to_its_tolerance():
     assert torch.allclose(solved, weight.detach(), atol=1e-5)
     top1 = ((xt @ weight + bias).argmax(1) == test_labels).double().mean()
     assert result.top1 == pytest.approx(100. * top1.item())
+
+
+@pytest.mark.parametrize('penalty', PENALTY_GRID)
+def test_logistic_solver_reaches_the_known_optimum(penalty):
+    # Two points x = -1 (class 0) and x = +1 (class 1): by symmetry the
+    # optimum is W = (-a, a), equal biases, where a solves the stationarity
+    # condition penalty * a = sigmoid(-2 a) (a root found independently).
+    features = torch.tensor([[-1.], [1.]], dtype=torch.float64)
+    labels = torch.tensor([0, 1])
+    root = optimize.brentq(lambda a: penalty * a - 1 / (1 + math.exp(2 * a)),
+                           0., 50.)
+    weight, bias, iterations, norm = solve_logistic(features, labels, 2,
+                                                    penalty, 1e-10)
+    assert norm <= 1e-10 and iterations > 0
+    assert weight.flatten().tolist() == pytest.approx([-root, root], rel=1e-8)
+    assert (bias[1] - bias[0]).item() == pytest.approx(0., abs=1e-8)
+
+
+def test_logistic_probe_converges_at_every_penalty_of_the_grid():
+    # Nearly separable, strongly correlated features: the ill-conditioned
+    # case where L-BFGS stalled above its tolerance at penalties <= 1e-6.
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.arange(600) % 5
+    mixing = torch.randn(30, 30, generator=generator)
+    features = (torch.randn(5, 30, generator=generator)[labels] +
+                0.3 * torch.randn(600, 30, generator=generator)) @ mixing
+    features = ((features - features.mean(0)) / features.std(0)).double()
+    init = None
+    for penalty in sorted(PENALTY_GRID, reverse=True):
+        weight, bias, _, norm = solve_logistic(
+            features, labels, 5, penalty, 1e-4, init=init)
+        init = (weight, bias)
+        # The certificate is the gradient of the stated objective.
+        w = weight.clone().requires_grad_(True)
+        b = bias.clone().requires_grad_(True)
+        loss = F.cross_entropy(features @ w + b, labels) + \
+            0.5 * penalty * w.square().sum()
+        grads = torch.autograd.grad(loss, (w, b))
+        exact = torch.cat([g.flatten() for g in grads]).norm().item()
+        assert exact == pytest.approx(norm, rel=1e-6, abs=1e-12)
+        assert norm <= 1e-4, penalty
+    # The probe records the certificate of every penalty it tried.
+    test_labels = torch.arange(100) % 5
+    result = fit_linear_probe(features[:500], labels[:500], features[500:],
+                              test_labels)
+    assert set(result.convergence) == set(result.val_top1)
+    assert all(c['grad_norm'] <= 1e-4 and c['iterations'] >= 0
+               for c in result.convergence.values())
+    assert set(
+        result.as_dict()['convergence']) == {str(p)
+                                             for p in result.val_top1}
 
 
 def test_logistic_probe_refuses_an_unconverged_fit():

@@ -178,7 +178,7 @@ def test_study_report_gives_paired_intervals_and_no_best_column(tmp_path):
     assert ('| backbone/mean/logistic: mae - itpn-pixel | 3 | +2.00 '
             '[-0.48, +4.48] (+1.00, +2.00, +3.00) |') in report
     assert '| backbone/mean: mae - itpn-pixel | 3 | +2.00' in report
-    assert 'L-BFGS logistic regression (the headline)' in report
+    assert 'probes, logistic regression (the headline)' in report
     assert report.count('on the edge of the penalties tried in 0 of 6') == 2
     # a - b at the last validation: 0, 1, 2.
     assert '| a - b | 3 | +1.00 [-1.48, +3.48] (+0.00, +1.00, +2.00) |' \
@@ -217,12 +217,38 @@ def test_study_runs_resume_per_run_and_log_wall_times(tmp_path):
     assert set(record) == {'probe/mae/0', 'pretrain/mae/0'}
 
 
+def test_interrupted_training_resumes_from_its_last_checkpoint(tmp_path):
+    study = study_tool()
+    work_dir = tmp_path / 'run'
+    work_dir.mkdir()
+    assert study.last_checkpoint(str(work_dir)) is None
+    (work_dir / 'last_checkpoint').write_text(str(work_dir / 'epoch_2.pth'))
+    assert study.last_checkpoint(str(work_dir)) is None  # file gone
+    (work_dir / 'epoch_2.pth').write_bytes(b'')
+    assert study.last_checkpoint(str(work_dir)) == str(work_dir /
+                                                       'epoch_2.pth')
+    # The resumed session's scalars replace the first session's from its
+    # first step on (steps 3-4 were logged again after resuming at 2).
+    sessions = (('20261202_010000', (1, 2, 3, 4), 0), ('20261202_020000',
+                                                       (3, 4, 5), 2))
+    for stamp, steps, offset in sessions:
+        folder = work_dir / stamp / 'vis_data'
+        folder.mkdir(parents=True)
+        (folder / 'scalars.json').write_text(''.join(
+            json.dumps(dict(step=step, loss=float(step + offset))) + '\n'
+            for step in steps))
+    records = study.read_scalars(str(work_dir))
+    assert [(r['step'], r['loss']) for r in records] == [(1, 1.), (2, 2.),
+                                                         (3, 5.), (4, 6.),
+                                                         (5, 7.)]
+
+
 def test_preregistered_plan_configs(tmp_path):
     study = study_tool()
     args = study.parse_args(['--plan', 'prereg'])
     assert (args.pretrain_images, args.pretrain_epochs, args.continue_from,
-            args.probe_max_iter) == (60000, 7, 3, 20000)
-    assert study.parse_args([]).probe_max_iter == 5000
+            args.probe_max_iter) == (60000, 7, 3, 1000)
+    assert study.parse_args([]).probe_max_iter == 1000
     assert args.record == osp.join('docs', 'itpn_study_prereg_results.json')
     assert args.work_dir == osp.join('work_dirs', 'itpn_prereg')
     assert args.fig_dir == osp.join('docs', 'figures', 'itpn_prereg')
@@ -231,7 +257,7 @@ def test_preregistered_plan_configs(tmp_path):
     assert cfg.train_dataloader.dataset.indices == 60000
     checkpoint = cfg.default_hooks.checkpoint
     assert (checkpoint.interval, checkpoint.max_keep_ckpts,
-            checkpoint.save_optimizer) == (1, -1, False)
+            checkpoint.save_optimizer) == (1, -1, True)
     base = cfg.optim_wrapper.optimizer.lr
     assert study.lr_after(1, args) == pytest.approx(base)
     assert study.lr_after(7, args) == pytest.approx(1e-5)

@@ -6,13 +6,13 @@ Frozen features of a checkpoint (stride-16 backbone tokens, the pretrained
 pyramid levels, or both; mean-pooled or kept per unit) are extracted once
 from the labelled data of a classification data config (its test pipeline,
 for training and test images alike), and a linear classifier is solved to
-a stated tolerance (L-BFGS logistic regression, the default; closed-form
-ridge as a fast check). Its L2 penalty is chosen on a fixed 20 % of the
-training features (the same split for every model on the same data) from
-a grid of 1e-7 ... 10 per sample that is extended where the choice is on
-its edge; the test split is scored once, by the refitted probe. The same
-probe on the raw input pixels and on a randomly initialised model of the
-same config is reported in the same table.
+a stated tolerance (trust-region Newton logistic regression, the default;
+closed-form ridge as a fast check). Its L2 penalty is chosen on a fixed
+20 % of the training features (the same split for every model on the same
+data) from a grid of 1e-7 ... 10 per sample that is extended where the
+choice is on its edge; the test split is scored once, by the refitted
+probe. The same probe on the raw input pixels and on a randomly
+initialised model of the same config is reported in the same table.
 
 Example (the checkpoint of the photograph demo, ``make demo-photos``, on
 Fashion-MNIST):
@@ -88,7 +88,7 @@ def parse_args():
         '--method',
         choices=PROBE_METHODS,
         default='logistic',
-        help='L-BFGS logistic regression (default) or closed-form ridge '
+        help='Newton logistic regression (default) or closed-form ridge '
         '(a fast check)')
     parser.add_argument(
         '--weight-decays',

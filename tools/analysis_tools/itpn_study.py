@@ -14,9 +14,10 @@ units) is pretrained on Fashion-MNIST training images with each objective:
 
 and then, per seed:
 
-- ``probe``: converged linear probes (``mmitpn.evaluation``: L-BFGS
-  logistic regression on mean-pooled features, the headline; closed-form
-  ridge on every feature set, the fast check; penalties chosen on a
+- ``probe``: converged linear probes (``mmitpn.evaluation``:
+  trust-region Newton logistic regression on mean-pooled features, the
+  headline; closed-form ridge on every feature set, the fast check;
+  penalties chosen on a
   validation split fixed by the data, never on the test split) on the
   frozen backbone tokens and pyramid levels, mean-pooled and per unit,
   next to raw pixels;
@@ -98,7 +99,8 @@ TRANSFER_INITS = {
 }
 STAGES = ('pretrain', 'probe', 'finetune', 'seg', 'det')
 # The logistic probe runs on mean-pooled features only: on the per-unit ones
-# (1,024-12,288 dims) one L-BFGS path takes tens of minutes on one CPU thread.
+# (1,024-12,288 dims) one path of exact fits is too slow on one CPU thread
+# (ridge, closed form, covers them).
 LOGISTIC_POOLS = ('mean', )
 
 FULL = dict(
@@ -127,7 +129,7 @@ QUICK = dict(
 # training images, 7 epochs, probes of the checkpoints after epochs 1, 3 and
 # 7; the MFM arm continues the pixel run's epoch-3 checkpoint to epoch 7.
 PREREG = dict(
-    probe_max_iter=20000,
+    probe_max_iter=1000,
     pretrain_images=60000,
     pretrain_epochs=7,
     continue_from=3,
@@ -195,11 +197,10 @@ def parse_args(argv: Optional[List[str]] = None):
     parser.add_argument(
         '--probe-max-iter',
         type=int,
-        help='L-BFGS iteration limit of one logistic fit (default 5000; '
-        '20000 with --plan prereg)')
+        help='Newton iteration limit of one logistic fit (default 1000)')
     args = parser.parse_args(argv)
     prereg = args.plan == 'prereg'
-    budget = dict(FULL, probe_max_iter=5000)
+    budget = dict(FULL, probe_max_iter=1000)
     if args.quick:
         budget.update(QUICK)
     if prereg:
@@ -346,7 +347,9 @@ def pretrain_checkpoints(args) -> dict:
     """The last checkpoint (the study), or one after every epoch, weights
     only (the pre-registered plan probes epochs 1, 3 and 7)."""
     if args.plan == 'prereg':
-        return dict(interval=1, max_keep_ckpts=-1, save_optimizer=False)
+        # The optimiser state too: an interrupted run resumes from its
+        # last epoch (a few MB per checkpoint at this size).
+        return dict(interval=1, max_keep_ckpts=-1, save_optimizer=True)
     return dict(interval=args.pretrain_epochs, max_keep_ckpts=1)
 
 
@@ -512,40 +515,84 @@ def det_config(checkpoint, with_pyramid, data_root, args, seed) -> Config:
 
 
 def read_scalars(work_dir: str) -> List[dict]:
-    """All records of the run's latest mmengine ``scalars.json``."""
-    paths = sorted(
-        glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
-    if not paths:
-        return []
-    with open(paths[-1]) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    """The records of the run's mmengine ``scalars.json`` files, oldest
+    first: a resumed run's later file replaces the earlier one's records
+    from its first step on."""
+    records: List[dict] = []
+    for path in sorted(
+            glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))):
+        with open(path) as f:
+            part = [json.loads(line) for line in f if line.strip()]
+        if part:
+            records = [r for r in records if r['step'] < part[0]['step']]
+        records += part
+    return records
 
 
 def curve(records: List[dict], key: str) -> List[list]:
     return [[r['step'], r[key]] for r in records if key in r]
 
 
+def last_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint an interrupted run of ``work_dir`` resumes from (the
+    one mmengine's ``last_checkpoint`` file names), if it still exists."""
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(pointer):
+        return None
+    with open(pointer) as f:
+        path = f.read().strip()
+    return path if osp.isfile(path) else None
+
+
 def train_run(cfg: Config, work_dir: str, log) -> float:
-    """Train a generated config with tools/train.py; returns wall seconds."""
+    """Train a generated config with tools/train.py; returns the wall
+    seconds of all its sessions.
+
+    A run interrupted after a checkpoint with its optimiser state (the
+    pre-registered plan saves one every epoch) resumes from it; every
+    session's wall time is kept in ``sessions.json`` of the work dir and
+    logged. Resumed runs redraw masks and crops from the resumed epoch on
+    (mmengine restores weights, optimiser, schedule and the data order's
+    epoch, not the random state), statistically the same run.
+    """
     os.makedirs(work_dir, exist_ok=True)
     config = osp.join(work_dir, 'config.py')
-    cfg.dump(config)
+    sessions_file = osp.join(work_dir, 'sessions.json')
+    sessions = []
+    if osp.isfile(sessions_file):
+        with open(sessions_file) as f:
+            sessions = json.load(f)
+    resume = last_checkpoint(work_dir)
+    command = [
+        sys.executable,
+        osp.join(REPO, 'tools', 'train.py'), config, '--work-dir', work_dir
+    ]
+    if resume is not None:
+        command += ['--resume', resume]
+        log(f'  resuming {work_dir} from {osp.basename(resume)}')
+    else:
+        cfg.dump(config)
+        sessions = []
     start = time.perf_counter()
-    with open(osp.join(work_dir, 'stdout.log'), 'w') as out:
-        result = subprocess.run([
-            sys.executable,
-            osp.join(REPO, 'tools', 'train.py'), config, '--work-dir', work_dir
-        ],
-                                stdout=out,
-                                stderr=subprocess.STDOUT)
+    with open(osp.join(work_dir, 'stdout.log'), 'a') as out:
+        result = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT)
     seconds = time.perf_counter() - start
+    sessions.append(
+        dict(
+            wall_s=seconds,
+            resumed_from=None if resume is None else osp.basename(resume),
+            rc=result.returncode))
+    with open(sessions_file, 'w') as f:
+        json.dump(sessions, f, indent=1)
     if result.returncode != 0:
         with open(osp.join(work_dir, 'stdout.log')) as f:
             tail = f.read()[-3000:]
         raise RuntimeError(f'{config} failed (rc {result.returncode}):\n'
                            f'{tail}')
-    log(f'  trained {work_dir} in {seconds / 60:.1f} min')
-    return seconds
+    total = sum(s['wall_s'] for s in sessions)
+    log(f'  trained {work_dir} in {seconds / 60:.1f} min ({len(sessions)} '
+        f'session(s), {total / 60:.1f} min in all)')
+    return total
 
 
 class Study:
@@ -692,7 +739,7 @@ class Study:
         return self.run('pretrain', objective, seed, fn)
 
     def fit_probes(self, name: str, features, data, pool: str) -> dict:
-        """Ridge (the fast check) on every feature set and L-BFGS logistic
+        """Ridge (the fast check) on every feature set and Newton logistic
         regression (the headline) on mean-pooled ones, both on the split
         the data fix; a refusal is recorded as such, never as a number."""
         from mmitpn.evaluation import (ProbeConvergenceError, ProbeGridError,
@@ -833,21 +880,32 @@ def load_probe_data(args):
 def run_prereg(args, study: Study, report) -> None:
     """The pre-registered plan, one run at a time in a fixed order (every
     run of seed 0 first, so the first verdicts need the fewest runs);
-    recorded runs are skipped, so it resumes across sessions."""
-    data = load_probe_data(args)
+    recorded runs are skipped, so it resumes across sessions. The probe
+    images are loaded when the first probe not yet recorded needs them."""
+    data = []
+
+    def probe(objective: str, seed: int, epoch: Optional[int] = None):
+        name = objective if epoch is None else f'{objective}@{epoch}'
+        if f'probe/{name}/{seed}' not in study.record and not data:
+            start = time.perf_counter()
+            data.extend(load_probe_data(args))
+            study.log(f'  probe images loaded in '
+                      f'{(time.perf_counter() - start) / 60:.1f} min')
+        study.probe(objective, seed, data, epoch)
+
     epochs = sorted({1, args.continue_from, args.pretrain_epochs})
     for seed in args.seeds:
         for objective in PREREG_OBJECTIVES:
             study.pretrain(objective, seed)
             report.write()
-        study.probe('none', seed, data)
+        probe('none', seed)
         for objective in PREREG_OBJECTIVES:
             for epoch in epochs:
-                study.probe(objective, seed, data, epoch)
+                probe(objective, seed, epoch)
                 report.write()
         for arm in CONTINUATIONS:
             study.continuation(arm, seed)
-            study.probe(arm, seed, data)
+            probe(arm, seed)
             report.write()
 
 
@@ -1147,7 +1205,7 @@ class Report:
         def top1(column):
             return lambda run: run['probes'].get(column, {}).get('top1')
 
-        title = ('L-BFGS logistic regression (the headline)'
+        title = ('logistic regression (the headline)'
                  if method == 'logistic' else 'closed-form ridge classifier')
         lines = [
             f'## Converged linear probes, {title} (top-1 %, Fashion-MNIST '
