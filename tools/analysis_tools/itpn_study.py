@@ -63,6 +63,7 @@ import torch
 from mmengine.config import Config
 
 from mmitpn.utils.cli import add_debug_argument, run_tool
+from mmitpn.utils.statistics import paired_difference
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CLS_DATA = osp.join(REPO, 'configs', 'cls', 'demo', '_base_',
@@ -966,26 +967,6 @@ def mean_std(values) -> str:
     if len(values) == 1:
         return f'{values[0]:.2f} (1 seed)'
     return f'{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}'
-
-
-def paired_difference(first: Dict[int, float],
-                      second: Dict[int, float]) -> Optional[dict]:
-    """Mean of ``first - second`` over the seeds both have, with a t-based
-    95 % interval (None with fewer than 2 common seeds)."""
-    from scipy import stats
-    seeds = sorted(set(first) & set(second))
-    if len(seeds) < 2:
-        return None
-    diffs = np.array([first[s] - second[s] for s in seeds])
-    half = stats.t.ppf(0.975,
-                       len(diffs) - 1) * diffs.std(ddof=1) / np.sqrt(
-                           len(diffs))
-    return dict(
-        mean=float(diffs.mean()),
-        low=float(diffs.mean() - half),
-        high=float(diffs.mean() + half),
-        diffs=[float(d) for d in diffs],
-        seeds=seeds)
 
 
 def difference_cell(diff: Optional[dict]) -> str:
