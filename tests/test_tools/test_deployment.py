@@ -123,8 +123,7 @@ def test_a_dynamic_migration_graph_is_refused_as_it_would_be_wrong(tmp_path):
     model = build_export_model(cfg, 'backbone')
     with pytest.raises(ValueError, match='token_migration drops a number'):
         export_onnx(model, images(1, 32, 48, 0), str(tmp_path / 'm.onnx'))
-    # Traced for 32x48 (6 units, 1 dropped), the graph keeps dropping one
-    # token at 64x64 (16 units, 4 should go): it runs, with wrong results.
+    # One graph per size instead: exact at its size.
     path = str(tmp_path / 'static.onnx')
     export_onnx(model, images(1, 32, 48, 0), path, dynamic=False)
     assert max(onnx_max_abs_diff(path, model, images(1, 32, 48, 1))) < ATOL
