@@ -18,9 +18,9 @@ from torch import Tensor
 from .export_model import ExportModel, find_backbone, output_names
 
 # Opset 17 is the first with LayerNormalization (one node per LayerNorm
-# instead of seven), which ONNX Runtime >= 1.14, TensorRT >= 8.6 and
-# OpenVINO run; later opsets add nothing that these graphs use (attention
-# is decomposed into MatMul/Softmax either way before opset 23).
+# instead of a chain of reductions); recent, and long supported by
+# deployment runtimes. The TorchScript exporter writes attention as
+# MatMul/Softmax at every opset it supports (up to 20).
 DEFAULT_OPSET = 17
 INPUT_NAME = 'images'
 
