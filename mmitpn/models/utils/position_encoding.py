@@ -34,10 +34,23 @@ def build_2d_sincos_pos_embed(grid_size: Tuple[int, int],
     return pos.float().unsqueeze(0)
 
 
+def same_grid(src_grid: Tuple[int, int], dst_grid: Tuple[int, int]) -> bool:
+    """Whether a resize from ``src_grid`` to ``dst_grid`` can be skipped.
+
+    Never while a graph is traced (ONNX) or exported (``torch.export``):
+    the shortcut would freeze the traced size into the graph, which then
+    fails at every other size; the resize it records is the identity at
+    the same size. Eager results are unchanged.
+    """
+    if torch.jit.is_tracing() or torch.compiler.is_exporting():
+        return False
+    return tuple(src_grid) == tuple(dst_grid)
+
+
 def resize_pos_embed(pos_embed: Tensor, src_grid: Tuple[int, int],
                      dst_grid: Tuple[int, int]) -> Tensor:
     """Bicubically resize a ``(1, H*W, C)`` position embedding."""
-    if tuple(src_grid) == tuple(dst_grid):
+    if same_grid(src_grid, dst_grid):
         return pos_embed
     channels = pos_embed.shape[-1]
     grid = pos_embed.reshape(1, *src_grid, channels).permute(0, 3, 1, 2)
@@ -93,7 +106,7 @@ def resize_rel_pos_bias_table(table: Tensor, src_grid: Tuple[int, int],
         src_grid (tuple[int, int]): Grid ``(sh, sw)`` the table was made for.
         dst_grid (tuple[int, int]): Target grid ``(dh, dw)``.
     """
-    if tuple(src_grid) == tuple(dst_grid):
+    if same_grid(src_grid, dst_grid):
         return table
     num_heads = table.shape[-1]
     src = (2 * src_grid[0] - 1, 2 * src_grid[1] - 1)

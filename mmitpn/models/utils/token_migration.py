@@ -54,7 +54,9 @@ def start_migration(x: Tensor, keep_ratio: float) -> MigrationState:
         MigrationState: With ``delta`` of the tokens as they are now.
     """
     batch, num_tokens, _ = x.shape
-    drop = num_dropped(num_tokens, keep_ratio)
+    # A Python int even while traced (where sizes are tensors): the count
+    # of dropped tokens, hence the graph, is fixed per input size.
+    drop = num_dropped(int(num_tokens), keep_ratio)
     with torch.no_grad():
         normed = F.normalize(x.float(), dim=-1)
         source, target = normed[:, 0::2], normed[:, 1::2]

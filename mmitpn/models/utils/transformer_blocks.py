@@ -424,14 +424,12 @@ class AttentionBlock(nn.Module):
             real = window_partition(
                 x.new_ones(1, x.shape[1], 1), grid_size,
                 window_size).flatten().bool()
+            # masked_fill, not a masked assignment into a slice: the ONNX
+            # exporter turns the latter into writes at the wrong keys.
+            real = torch.cat([real.new_ones(gather.shape[1]), real])
             gather_bias = torch.zeros(
-                1,
-                1,
-                1,
-                real.numel() + gather.shape[1],
-                dtype=q.dtype,
-                device=x.device)
-            gather_bias[..., gather.shape[1]:][..., ~real] = float('-inf')
+                real.shape, dtype=q.dtype, device=x.device).masked_fill(
+                    ~real, float('-inf')).reshape(1, 1, 1, -1)
         else:
             q, k, v = attn.project_qkv(y)
             bias = attn.position_bias(q, grid_size, rel_pos_index)
@@ -481,7 +479,10 @@ def window_unpartition(windows: Tensor, grid_size: Tuple[int, int],
                        window_size: int, batch: int) -> Tensor:
     """Inverse of :func:`window_partition`, padding removed."""
     height, width = grid_size
-    rows, cols = -(-height // window_size), -(-width // window_size)
+    # Ceiling division without negative operands: traced into ONNX, a
+    # floor division of negative sizes truncates towards zero instead.
+    rows = (height + window_size - 1) // window_size
+    cols = (width + window_size - 1) // window_size
     channels = windows.shape[-1]
     x = windows.view(batch, rows, cols, window_size, window_size, channels)
     x = x.permute(0, 1, 3, 2, 4, 5).reshape(batch, rows * window_size,
