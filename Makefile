@@ -11,6 +11,9 @@
 # make demo-det    Mask R-CNN from it on generated COCO shapes
 # make demo-seg    UperNet from it on generated shapes masks
 # make summary     build every HiViT arch and print parameters, MACs, a forward
+# make device-check-local  the GPU check's device command, proven here: a Python
+#                  3.12 env of the lent machine's torch 2.11 and the carried wheel
+#                  bundle, gpu_check.py --dry-run (tools/misc/device_check_local.sh)
 # All install the stack into $(VENV) first when it is missing or stale.
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
@@ -28,7 +31,7 @@ DET_DEMO := configs/det/demo/hivit-demo_skimage-pre_mask-rcnn_1xb4-6e_shapes-coc
 SEG_DEMO := configs/seg/demo/hivit-demo_skimage-pre_upernet_1xb8-1k_shapes-seg-128px.py
 
 .PHONY: install test lint docs demo demo-photos demo-cls demo-det demo-seg \
-	summary
+	summary device-check-local
 
 # The stamp holds the install's wall time in seconds (make demo reports it).
 $(STAMP): setup.py requirements/build.txt requirements/mminstall.txt \
@@ -84,3 +87,6 @@ demo-seg: install
 
 summary: install
 	$(PYTHON) tools/analysis_tools/hivit_summary.py
+
+device-check-local:
+	tools/misc/device_check_local.sh

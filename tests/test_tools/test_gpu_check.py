@@ -1,0 +1,198 @@
+# Copyright (c) mmitpn contributors. All rights reserved.
+"""tools/analysis_tools/gpu_check.py: the row order, skips, the time limit
+and the written results (tiny models on the CPU), and the full dry run."""
+import json
+import os.path as osp
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOOLS = osp.join(REPO, 'tools', 'analysis_tools')
+sys.path.insert(0, TOOLS)
+import gpu_check  # noqa: E402
+
+PEAKS = {'bf16': dict(nominal=None, measured=1.0)}
+
+
+class Attention(torch.nn.Module):
+
+    def __init__(self, fused: bool):
+        super().__init__()
+        self.proj = torch.nn.Linear(8, 24)
+        self.fused = fused
+
+    def forward(self, x):
+        q, k, v = self.proj(x).view(2, 16, 3, 2, 4).unbind(2)
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))
+        if self.fused:
+            return F.scaled_dot_product_attention(q, k, v)
+        return (q @ k.transpose(-2, -1)).softmax(-1) @ v
+
+
+def tiny_check(name, fused=True, sleep=0.0, fail=False, missing=None):
+
+    def build():
+        if fail:
+            raise RuntimeError('broken path')
+        model = Attention(fused)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+
+        def step():
+            time.sleep(sleep)
+            model(torch.randn(2, 16, 8)).sum().backward()
+            optimizer.step()
+            optimizer.zero_grad()
+
+        return model, step, 2
+
+    return gpu_check.Check(name, 'bf16', build, missing=lambda: missing)
+
+
+def arguments(*argv):
+    return gpu_check.parse_args(list(argv))
+
+
+def run(rows, args, out_dir=None):
+    deadline = gpu_check.Deadline(args.time_limit)
+    report = gpu_check.Report(
+        dict(started_utc='now', _start=deadline.start), out_dir)
+    failures = gpu_check.run_checks(rows, args, deadline, PEAKS, report)
+    return failures, report.rows
+
+
+def test_rows_report_rates_flops_and_the_attention_kernel(tmp_path):
+    args = arguments('--iters', '3', '--warmup', '1', '--out-dir',
+                     str(tmp_path))
+    failures, rows = run([
+        tiny_check(gpu_check.BENCHMARK.format('mmitpn')),
+        tiny_check(gpu_check.BENCHMARK.format('mmpretrain'), fused=False),
+        tiny_check('needs ops', missing='skipped: no ops here'),
+        tiny_check('broken', fail=True)
+    ], args, str(tmp_path))
+    assert failures == 1
+    assert [row['status'] for row in rows] == \
+        ['ok', 'ok', 'skipped', 'failed']
+    fused, explicit = rows[:2]
+    for row in (fused, explicit):
+        assert row['timed_steps'] == 3 and row['batch'] == 2
+        assert row['img_per_s'] == pytest.approx(2 / row['step_s'])
+        assert row['tflop_per_step'] > 0
+        # No nominal peak for this "GPU": MFU against the measured one.
+        assert row['mfu'] == pytest.approx(row['tflop_per_step'] /
+                                           row['step_s'])
+    assert fused['attention'] in ('flash (CPU) x1', 'math x1')
+    assert explicit['attention'] == 'no scaled_dot_product_attention call'
+    assert rows[2]['note'] == 'skipped: no ops here'
+    assert rows[3]['note'] == 'failed: RuntimeError: broken path'
+    data = json.load(open(tmp_path / 'gpu_check.json'))
+    assert [row['check'] for row in data['rows']] == \
+        [row['check'] for row in rows]
+    ratio = fused['img_per_s'] / explicit['img_per_s']
+    assert data['comparisons'] == [
+        f'mmitpn / mmpretrain (bf16, same network and batch): {ratio:.2f}x '
+        'images/s'
+    ]
+    markdown = (tmp_path / 'gpu_check.md').read_text()
+    assert '| needs ops | bf16 |  |  |  |  |  |  |  | skipped: no ops here |' \
+        in markdown
+    assert data['comparisons'][0] in markdown
+
+
+def test_the_time_limit_stops_timing_and_leaves_the_rest_out(tmp_path):
+    args = arguments('--iters', '1000', '--warmup', '0', '--time-limit', '0.5',
+                     '--min-check-time', '0.1')
+    failures, rows = run([
+        tiny_check('slow', sleep=0.05),
+        tiny_check('after'),
+        tiny_check('skipped anyway', missing='skipped: no ops here')
+    ], args, str(tmp_path))
+    assert failures == 0
+    slow, after, skipped = rows
+    assert slow['status'] == 'ok' and 1 <= slow['timed_steps'] < 1000
+    assert slow['note'] == \
+        f'{slow["timed_steps"]} of 1000 timed steps (time limit)'
+    assert after['status'] == 'not run'
+    assert after['note'] == 'time limit: 0 s of 0.5 s left'
+    # A check that cannot run here is reported as skipped even past the
+    # limit: the table says why, not only that time ran out.
+    assert skipped['status'] == 'skipped'
+    written = json.load(open(tmp_path / 'gpu_check.json'))['rows']
+    assert [row['status'] for row in written] == ['ok', 'not run', 'skipped']
+
+
+def test_the_order_puts_the_mmpretrain_comparison_and_bf16_first():
+    names = [(c.name, c.dtype) for c in gpu_check.checks(arguments(), '')]
+    assert names[:2] == [(gpu_check.BENCHMARK.format('mmitpn'), 'bf16'),
+                         (gpu_check.BENCHMARK.format('mmpretrain'), 'bf16')]
+    dtypes = [dtype for _, dtype in names]
+    # bf16 then fp16 of pretraining and fine-tuning, then downstream.
+    assert dtypes[:7] == ['bf16'] * 7 and dtypes[7:14] == ['fp16'] * 7
+    assert names[6][0] == 'finetune itpn-base (IN-1K, 224)'
+    assert all(
+        name.startswith(('mask-rcnn', 'upernet')) for name, _ in names[14:])
+
+
+def test_skip_reasons():
+    assert gpu_check.missing_module('no_such_module_x', 'no-such') == \
+        'skipped: no-such is not installed'
+    assert gpu_check.missing_mmcv_ops('no_such_module_x', 'no-such') == \
+        'skipped: no-such is not installed'
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--iters', '0'], '--iters 0: give at least 1'),
+    (['--time-limit', '-1'], '--time-limit -1.0: give seconds >= 0'),
+])
+def test_bad_arguments(argv, message):
+    with pytest.raises(ValueError, match=message):
+        arguments(*argv)
+
+
+def test_a_zero_time_limit_still_writes_every_row(tmp_path):
+    result = subprocess.run([
+        sys.executable,
+        osp.join(TOOLS, 'gpu_check.py'), '--dry-run', '--time-limit', '0',
+        '--out-dir',
+        str(tmp_path)
+    ],
+                            capture_output=True,
+                            text=True,
+                            cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = json.load(open(tmp_path / 'gpu_check.json'))
+    assert data['info']['finished'] is True
+    assert len(data['rows']) == 10
+    assert {row['status'] for row in data['rows']} <= {'not run', 'skipped'}
+    assert {row['dtype'] for row in data['rows']} == {'fp32'}
+
+
+def test_dry_run_builds_and_steps_every_path(tmp_path):
+    result = subprocess.run([
+        sys.executable,
+        osp.join(TOOLS, 'gpu_check.py'), '--dry-run', '--out-dir',
+        str(tmp_path)
+    ],
+                            capture_output=True,
+                            text=True,
+                            cwd=REPO)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    rows = json.load(open(tmp_path / 'gpu_check.json'))['rows']
+    assert [row['check'] for row in rows] == [
+        'pretrain benchmark mmitpn (mmpretrain-base)',
+        'pretrain benchmark mmpretrain (mmpretrain-base)',
+        'pretrain pixel itpn-base', 'pretrain pixel+mfm itpn-base',
+        'pretrain clip-b itpn-base', 'pretrain pixel fast-itpn-base',
+        'finetune itpn-base (IN-1K, 224)', 'mask-rcnn itpn-base (1344x800)',
+        'mask-rcnn fast-itpn-base (1344x800)', 'upernet itpn-base (512)'
+    ]
+    # This environment has mmcv's compiled ops: every path runs.
+    assert all(row['status'] == 'built' for row in rows), rows
+    assert all('one step in' in row['note'] for row in rows)
+    # The iTPN blocks call scaled_dot_product_attention.
+    assert all(row['attention'] != 'no scaled_dot_product_attention call'
+               for row in rows[:7]), rows
