@@ -5,7 +5,7 @@ import io
 import logging
 import math
 import os.path as osp
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 
 import numpy as np
 import pytest
@@ -16,6 +16,27 @@ from mmengine.runner import Runner
 
 from mmitpn.registry import MODELS
 from mmitpn.utils import adapt_cfg_to_device
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the time of each test file (setup, call and teardown of its
+    tests; with pytest-xdist, summed over workers), slowest first, so that
+    CI's log shows where the suite's time goes and which file grew.
+    Imports and collection are not included."""
+    seconds = defaultdict(float)
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if isinstance(report, pytest.TestReport):
+                seconds[report.nodeid.split('::')[0]] += report.duration
+    if not seconds:
+        return
+    terminalreporter.write_sep('=', 'time per test file')
+    for path, total in sorted(seconds.items(), key=lambda item: -item[1]):
+        terminalreporter.write_line(f'{total:8.1f} s  {path}')
+    terminalreporter.write_line(
+        f'{sum(seconds.values()):8.1f} s  in {len(seconds)} file'
+        f'{"s" if len(seconds) > 1 else ""}')
+
 
 KEY_LISTINGS = osp.join(
     osp.dirname(osp.abspath(__file__)), 'data', 'official_keys')

@@ -23,11 +23,11 @@ PRETRAIN = osp.join(REPO, 'configs', 'pretrain',
 @pytest.fixture(scope='module')
 def clip_checkpoint(tmp_path_factory):
     """What ``tools/train.py`` writes for the CLIP-B recipe at tiny size."""
-    from open_clip.model import _build_vision_tower
+    from mmitpn.models.target_generators import build_vision_tower
     folder = tmp_path_factory.mktemp('clip')
     vision_cfg = dict(
         image_size=64, layers=1, width=32, head_width=16, patch_size=16)
-    tower = _build_vision_tower(32, vision_cfg)
+    tower = build_vision_tower(32, vision_cfg)
     teacher = str(folder / 'teacher.pth')
     torch.save({
         f'visual.{k}': v

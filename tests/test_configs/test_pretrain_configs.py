@@ -22,7 +22,7 @@ TINY = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4)
 
 def tiny_teacher(tmp_path, model_name, embed_dim, image_size=64):
     """A random open_clip tower saved as a CLIP-style state dict."""
-    from open_clip.model import _build_vision_tower
+    from mmitpn.models.target_generators import build_vision_tower
     patch = 14 if '-14' in model_name else 16
     vision_cfg = dict(
         image_size=image_size // 16 * patch,
@@ -30,7 +30,7 @@ def tiny_teacher(tmp_path, model_name, embed_dim, image_size=64):
         width=32,
         head_width=16,
         patch_size=patch)
-    tower = _build_vision_tower(embed_dim, vision_cfg)
+    tower = build_vision_tower(embed_dim, vision_cfg)
     path = str(tmp_path / f'clip_{patch}_{embed_dim}.pth')
     torch.save({f'visual.{k}': v for k, v in tower.state_dict().items()}, path)
     return dict(vision_cfg=vision_cfg, embed_dim=embed_dim, ckpt=path)

@@ -6,6 +6,13 @@ used) or a ``scalars.json`` / ``<timestamp>.json`` file. Training lines give
 the losses, each loss term, ``lr`` and timing; validation lines give the
 metrics (``accuracy/top1``, ``coco/bbox_mAP``, ``mIoU``, ...).
 
+mmpretrain's and mmdet's ``analyze_logs.py`` are scripts; the importable
+part, ``mmpretrain.utils.load_json_log``, tells training from validation
+lines by an ``lr`` key and stops at a truncated last line (a killed run)
+with a bare ``JSONDecodeError``; :func:`read_log` here names the file and
+line, finds a work dir's latest log, and the summary and epoch-aligned
+curves have no library counterpart.
+
 Examples:
     python tools/analysis_tools/analyze_logs.py plot work_dirs/run_a \
         work_dirs/run_b --keys loss loss_pixel --out loss.png

@@ -40,13 +40,13 @@ import resource
 import statistics
 import subprocess
 import sys
-import time
 
 import torch
 from mmengine.config import Config
 from mmengine.logging import MessageHub
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
+from torch.utils import benchmark
 
 from mmitpn.registry import MODELS
 from mmitpn.utils import adapt_cfg_to_device, cpu_has_native_bf16, describe_cpu
@@ -92,17 +92,8 @@ def matmul_peak(dtype: torch.dtype, size: int = 2048, repeat: int = 10):
     b = torch.randn(size, size, device=device(), dtype=dtype)
     for _ in range(2):
         a @ b
-    synchronize()
-    start = time.perf_counter()
-    for _ in range(repeat):
-        a @ b
-    synchronize()
-    return 2 * size**3 * repeat / (time.perf_counter() - start) / 1e9
-
-
-def synchronize():
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+    timer = benchmark.Timer(stmt='a @ b', globals=dict(a=a, b=b))
+    return 2 * size**3 / timer.timeit(repeat).mean / 1e9
 
 
 def mmpretrain_model_cfg(model_cfg: Config) -> dict:
@@ -222,13 +213,10 @@ def measure(args) -> dict:
         step()
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    step_times = []
-    for _ in range(args.iters):
-        synchronize()
-        start = time.perf_counter()
-        step()
-        synchronize()
-        step_times.append(time.perf_counter() - start)
+    # One timed step at a time (each changes the weights): Timer
+    # synchronises the GPU around it.
+    timer = benchmark.Timer(stmt='step()', globals=dict(step=step))
+    step_times = [timer.timeit(1).median for _ in range(args.iters)]
     if torch.cuda.is_available():
         peak_mb = torch.cuda.max_memory_allocated() / 2**20
     else:

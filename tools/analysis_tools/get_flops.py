@@ -9,6 +9,15 @@ weights on the CPU (a detector at 1024 px takes about a minute; its proposal
 count, hence the RoI heads' share, depends on the random weights, and is
 printed).
 
+mmpretrain's and mmdet's tools of this name are scripts, not importable
+code; the library call they make, ``mmengine.analysis.
+get_model_complexity_info``, traces the model with ``torch.jit`` and counts
+no ``aten::scaled_dot_product_attention`` (it logs "Unsupported operator"),
+i.e. misses the attention products of every block: on a tiny HiViT at
+64 px it skips both attention calls and reports 2.92 M against the 2.82 M
+MACs of ``torch.utils.flop_counter`` here. This tool is therefore a thin
+call of PyTorch's counter (``mmitpn.utils.count_macs``).
+
 Examples:
     python tools/analysis_tools/get_flops.py \
         configs/det/itpn-base_pixel-1600e-pre_mask-rcnn_32xb2-amp-1x_coco.py \

@@ -214,9 +214,10 @@ def amp_wrapper(optim_wrapper: dict, dtype: str, dry_run: bool) -> dict:
 def random_clip_teacher(folder: str, model_name: str) -> str:
     """An OpenAI-architecture CLIP image tower with random weights."""
     import open_clip
-    from open_clip.model import _build_vision_tower
+
+    from mmitpn.models.target_generators import build_vision_tower
     config = open_clip.get_model_config(model_name)
-    tower = _build_vision_tower(
+    tower = build_vision_tower(
         config['embed_dim'],
         config['vision_cfg'],
         quick_gelu=config.get('quick_gelu', False))

@@ -7,6 +7,13 @@ palette, the config, versions, the converters' architecture notes); drops
 the optimizer, the parameter schedulers and the message hub. The output is
 named ``<name>-<first 8 hex digits of its sha256>.pth``.
 
+mmpretrain's and mmdet's ``publish_model.py`` are scripts (nothing
+importable does this in mmpretrain, mmdet or mmengine). They read the
+checkpoint with a bare ``torch.load``, which under torch >= 2.6
+(``weights_only=True``) refuses a training checkpoint's message hub, and
+keep all of ``meta``; this one reads tensors and plain data only unless
+``--unsafe-load`` is given, and keeps only what inference needs.
+
 Example:
     python tools/misc/publish_model.py work_dirs/run/epoch_100.pth \
         itpn-base_pixel-1600e_in1k.pth

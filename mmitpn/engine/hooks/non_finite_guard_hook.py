@@ -5,7 +5,9 @@ from typing import List, Optional
 
 import torch
 from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper, OptimWrapperDict
+from torch.utils.hooks import RemovableHandle
 
 from mmitpn.registry import HOOKS
 
@@ -25,16 +27,42 @@ def _grad_norm(optimizer: torch.optim.Optimizer) -> float:
     return torch.linalg.vector_norm(norms).item()
 
 
+def _non_finite_loss(outputs) -> Optional[str]:
+    """``'<name> is <value>'`` for the first non-finite loss term of a
+    model's loss dict (the entries whose name holds ``'loss'``, as
+    ``BaseModel.parse_losses`` sums them), or None."""
+    if not isinstance(outputs, dict):
+        return None
+    for name, value in outputs.items():
+        if 'loss' not in name:
+            continue
+        for term in value if isinstance(value, (list, tuple)) else [value]:
+            if torch.is_tensor(term) and not torch.isfinite(term).all():
+                return f'{name} is {term.detach().float().mean().item()}'
+    return None
+
+
 @HOOKS.register_module()
 class NonFiniteGuardHook(Hook):
     """Guard training against NaN / Inf losses and gradients.
 
-    Every optimizer wrapper of the runner is watched:
+    Every optimizer wrapper of the runner is watched through PyTorch's public
+    hook points (nothing of the wrapper is replaced, so any
+    ``OptimWrapper`` subclass works unchanged):
 
-    - a non-finite loss skips its backward pass and optimizer step;
-    - a non-finite gradient norm skips the optimizer step. Wrappers with a
-      dynamic loss scaler (fp16 ``AmpOptimWrapper``) are left to it: it
-      skips overflowing steps and lowers the scale, which is routine;
+    - a forward hook on the model reads the loss dict of each training
+      forward; a non-finite loss term marks the iteration as bad;
+    - an optimizer step pre-hook (``Optimizer.register_step_pre_hook``)
+      checks the gradient norm; for a bad iteration it sets every gradient
+      to None, and PyTorch's optimizers skip parameters without a gradient
+      altogether (no update, no momentum or weight decay, no step count),
+      so the step changes nothing. Wrappers with a dynamic loss scaler
+      (fp16 ``AmpOptimWrapper``) are left to it for gradients: it skips
+      overflowing steps and lowers the scale, which is routine (a
+      non-finite loss there also lowers the scale once);
+    - the backward pass of a bad iteration still runs (a hook cannot skip
+      it); its gradients, including those accumulated over earlier
+      iterations with ``accumulative_counts``, are discarded after it;
     - each skipped iteration is logged with its number; after
       ``max_consecutive`` bad iterations in a row the run stops with
       :class:`DivergenceError` (a non-zero exit) instead of training on;
@@ -59,6 +87,8 @@ class NonFiniteGuardHook(Hook):
         self.consecutive = 0
         self.skipped_total = 0
         self._problem: Optional[str] = None
+        self._in_train_iter = False
+        self._handles: List[RemovableHandle] = []
 
     @staticmethod
     def _wrappers(runner) -> List[OptimWrapper]:
@@ -68,41 +98,50 @@ class NonFiniteGuardHook(Hook):
         return [wrapper]
 
     def before_train(self, runner) -> None:
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        self._handles.append(model.register_forward_hook(self._check_loss))
         for wrapper in self._wrappers(runner):
-            self._guard(wrapper)
+            self._handles.append(
+                wrapper.optimizer.register_step_pre_hook(
+                    self._pre_step_check(wrapper)))
 
-    def _guard(self, wrapper: OptimWrapper) -> None:
-        if getattr(wrapper, '_non_finite_guarded', False):
-            return
-        update_params, step = wrapper.update_params, wrapper.step
+    def after_train(self, runner) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
 
-        def guarded_update(loss, *args, **kwargs):
-            if not torch.isfinite(loss).all():
-                self._problem = f'loss is {loss.detach().float().item()}'
-                wrapper.zero_grad()
-                return
-            update_params(loss, *args, **kwargs)
+    def _check_loss(self, module, args, outputs) -> None:
+        if self._in_train_iter and self._problem is None:
+            self._problem = _non_finite_loss(outputs)
 
-        def guarded_step(*args, **kwargs):
-            if self.check_grad and not hasattr(wrapper, 'loss_scaler'):
-                norm = _grad_norm(wrapper.optimizer)
+    def _pre_step_check(self, wrapper: OptimWrapper):
+        scaled = hasattr(wrapper, 'loss_scaler')
+
+        def check(optimizer, args, kwargs) -> None:
+            if self._problem is None and self.check_grad and not scaled:
+                norm = _grad_norm(optimizer)
                 if not math.isfinite(norm):
                     self._problem = f'gradient norm is {norm}'
-                    return
-            step(*args, **kwargs)
+            if self._problem is not None:
+                optimizer.zero_grad(set_to_none=True)
 
-        wrapper.update_params = guarded_update
-        wrapper.step = guarded_step
-        wrapper._non_finite_guarded = True
+        return check
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None):
+        self._in_train_iter = True
 
     def after_train_iter(self,
                          runner,
                          batch_idx: int,
                          data_batch=None,
                          outputs=None) -> None:
+        self._in_train_iter = False
         if self._problem is None:
             self.consecutive = 0
             return
+        for wrapper in self._wrappers(runner):
+            wrapper.zero_grad()
         self.consecutive += 1
         self.skipped_total += 1
         runner.logger.warning(

@@ -3,8 +3,8 @@
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-from mmengine.model import BaseModel
 from mmengine.model.weight_init import trunc_normal_
+from mmpretrain.models import BaseSelfSupervisor
 from mmpretrain.models.utils import CosineEMA
 from torch import Tensor, nn
 
@@ -20,8 +20,13 @@ DEFAULT_PREPROCESSOR = dict(
     to_rgb=True)
 
 
-class iTPNBase(BaseModel):
+class iTPNBase(BaseSelfSupervisor):
     """Backbone and pyramid shared by the iTPN objectives.
+
+    An mmpretrain ``BaseSelfSupervisor`` (its ``forward`` modes
+    ``'tensor'`` and ``'loss'``, ``get_layer_depth`` and data preprocessor
+    handling) whose backbone must be of the HiViT family and whose features
+    are the pyramid's; each subclass adds its heads and ``loss``.
 
     The checkpoint keys ``backbone.*`` (:class:`HiViT`) and ``neck.*``
     (:class:`iTPNPyramid`) are exactly those the classification, detection
@@ -44,9 +49,6 @@ class iTPNBase(BaseModel):
                  neck: Optional[dict],
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(
-            data_preprocessor=data_preprocessor or dict(DEFAULT_PREPROCESSOR),
-            init_cfg=init_cfg)
         backbone = dict(backbone)
         backbone.setdefault('out_indices', (0, 1, 2))
         backbone.setdefault('out_type', 'raw')
@@ -55,18 +57,23 @@ class iTPNBase(BaseModel):
             raise ValueError('iTPN pretraining feeds all three HiViT stages '
                              "to the pyramid: use out_indices=(0, 1, 2) and "
                              "out_type='raw'.")
-        self.backbone = build_part(backbone)
-        if not isinstance(self.backbone, UnitPyramidBackbone):
+        backbone_module = build_part(backbone)
+        if not isinstance(backbone_module, UnitPyramidBackbone):
             raise TypeError(
                 f'{type(self).__name__} needs a HiViT-family backbone '
                 '(mmitpn.HiViT, mmitpn.FastiTPN), got '
                 f'{backbone.get("type")!r}.')
-        self.neck = build_part(neck) if neck is not None else None
-        if self.neck is not None and \
-                self.neck.embed_dims != self.backbone.embed_dims:
+        neck_module = build_part(neck) if neck is not None else None
+        if neck_module is not None and \
+                neck_module.embed_dims != backbone_module.embed_dims:
             raise ValueError(
-                f'neck.embed_dims={self.neck.embed_dims} does not match the '
-                f'backbone width {self.backbone.embed_dims}.')
+                f'neck.embed_dims={neck_module.embed_dims} does not match '
+                f'the backbone width {backbone_module.embed_dims}.')
+        super().__init__(
+            backbone=backbone_module,
+            neck=neck_module,
+            data_preprocessor=data_preprocessor or dict(DEFAULT_PREPROCESSOR),
+            init_cfg=init_cfg)
 
     @property
     def grid_size(self) -> Tuple[int, int]:
@@ -82,31 +89,11 @@ class iTPNBase(BaseModel):
         for a model without pyramid (MAE-style baseline)."""
         return backbone_outs if self.neck is None else self.neck(backbone_outs)
 
-    def forward(self,
-                inputs: Tensor,
-                data_samples: Optional[List] = None,
-                mode: str = 'tensor'):
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'tensor':
-            return self.extract_feat(inputs)
-        raise RuntimeError(f'Invalid mode {mode!r}: iTPN pretraining models '
-                           "support 'loss' and 'tensor'.")
-
-    def loss(self, inputs: Tensor,
-             data_samples: Optional[List]) -> Dict[str, Tensor]:
-        raise NotImplementedError
-
     def _refuse(self, reason: str) -> None:
         """A combination of this algorithm and its backbone that cannot
         work, refused when the config is built."""
         raise ValueError(f'{type(self).__name__} with backbone '
                          f'{type(self.backbone).__name__}: {reason}')
-
-    def get_layer_depth(self, param_name: str) -> Tuple[int, int]:
-        """Layer id for layer-wise lr decay (see
-        ``UnitPyramidBackbone.get_layer_depth``)."""
-        return self.backbone.get_layer_depth(param_name, 'backbone.')
 
 
 @MODELS.register_module()

@@ -7,14 +7,37 @@ from typing import Dict, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModule
-from torch import Tensor
+from mmpretrain.models.utils import resize_pos_embed
+from torch import Tensor, nn
 
 from mmitpn.registry import MODELS
 from mmitpn.utils import extract_state_dict, load_checkpoint_file
-from ..utils.position_encoding import resize_pos_embed
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+# The smallest text tower open_clip's CLIP accepts (a few hundred
+# parameters); only the image tower of the model is kept.
+UNUSED_TEXT_TOWER = dict(
+    context_length=1, vocab_size=1, width=8, heads=1, layers=1)
+
+
+def build_vision_tower(embed_dim: int,
+                       vision_cfg: dict,
+                       quick_gelu: bool = False) -> nn.Module:
+    """An open_clip image tower with random weights, built offline.
+
+    open_clip's public ``CLIP`` class builds it (with a negligible text
+    tower that is dropped), so no private open_clip function is needed.
+
+    Args:
+        embed_dim (int): Output width (the tower's projection).
+        vision_cfg (dict): ``CLIPVisionCfg`` fields, e.g. the
+            ``vision_cfg`` of ``open_clip.get_model_config('ViT-B-16')``.
+        quick_gelu (bool): QuickGELU activations (OpenAI's weights).
+    """
+    import open_clip
+    return open_clip.CLIP(
+        embed_dim, vision_cfg, UNUSED_TEXT_TOWER, quick_gelu=quick_gelu).visual
 
 
 def is_torchscript_archive(path: str) -> bool:
@@ -88,7 +111,6 @@ class CLIPTeacher(BaseModule):
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         import open_clip
-        from open_clip.model import _build_vision_tower
         if not ckpt:
             raise ValueError('CLIPTeacher needs teacher_ckpt, a local CLIP '
                              'checkpoint; nothing is downloaded.')
@@ -105,7 +127,7 @@ class CLIPTeacher(BaseModule):
             raise ValueError('A custom vision_cfg needs embed_dim.')
         self.embed_dim = embed_dim
         self.ckpt = ckpt
-        self.visual = _build_vision_tower(
+        self.visual = build_vision_tower(
             embed_dim, vision_cfg, quick_gelu=bool(quick_gelu))
         self.visual.output_tokens = True
         self._load_weights(ckpt, model_name)
@@ -151,10 +173,11 @@ class CLIPTeacher(BaseModule):
         side = round((pos.shape[0] - 1)**0.5)
         if (side, side) == self.grid_size:
             return
-        resized = resize_pos_embed(pos[1:].unsqueeze(0), (side, side),
-                                   self.grid_size)[0]
-        self.visual.positional_embedding = torch.nn.Parameter(
-            torch.cat([pos[:1], resized]), requires_grad=False)
+        resized = resize_pos_embed(
+            pos.unsqueeze(0), (side, side), self.grid_size,
+            num_extra_tokens=1)[0]
+        self.visual.positional_embedding = nn.Parameter(
+            resized, requires_grad=False)
         self.visual.grid_size = self.grid_size
         self.visual.image_size = tuple(g * self.patch_size
                                        for g in self.grid_size)

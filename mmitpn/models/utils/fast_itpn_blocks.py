@@ -10,16 +10,10 @@ from typing import Tuple
 
 import torch
 import torch.nn.functional as F
+from mmpretrain.models.utils import LayerNorm2d
 from torch import Tensor, nn
 
 from .transformer_blocks import Attention, AttentionBlock, MlpBlock, dropout
-
-
-class ChannelLayerNorm(nn.LayerNorm):
-    """LayerNorm over the channels of an NCHW map."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
 class ConvPatchEmbed(nn.Module):
@@ -46,7 +40,7 @@ class ConvMlp(nn.Module):
         super().__init__()
         self.fc1 = nn.Conv2d(channels, hidden_channels, 1)
         self.act = nn.GELU()
-        self.ffn_ln = ChannelLayerNorm(hidden_channels, eps=norm_eps)
+        self.ffn_ln = LayerNorm2d(hidden_channels, eps=norm_eps)
         self.fc2 = nn.Conv2d(hidden_channels, channels, 1)
         self.drop = dropout(drop)
 
@@ -57,7 +51,7 @@ class ConvMlp(nn.Module):
 
 class ConvMlpBlock(MlpBlock):
     """Stem block on NCHW maps: ``x + drop_path(mlp(norm2(x)))`` with
-    :class:`ChannelLayerNorm` and :class:`ConvMlp` (no layer scale)."""
+    mmpretrain's ``LayerNorm2d`` and :class:`ConvMlp` (no layer scale)."""
 
     def __init__(self,
                  channels: int,
@@ -69,7 +63,7 @@ class ConvMlpBlock(MlpBlock):
 
     @staticmethod
     def build_norm(dim: int, norm_eps: float) -> nn.Module:
-        return ChannelLayerNorm(dim, eps=norm_eps)
+        return LayerNorm2d(dim, eps=norm_eps)
 
     @staticmethod
     def build_mlp(dim: int, hidden_dim: int, drop: float,
@@ -83,7 +77,7 @@ class ConvPatchMerge(nn.Module):
 
     def __init__(self, channels: int, norm_eps: float = 1e-6) -> None:
         super().__init__()
-        self.norm = ChannelLayerNorm(channels, eps=norm_eps)
+        self.norm = LayerNorm2d(channels, eps=norm_eps)
         self.reduction = nn.Conv2d(channels, 2 * channels, 2, stride=2)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -121,7 +115,13 @@ class SeparateQKVAttention(Attention):
 
 
 class SwiGLU(nn.Module):
-    """``w3(ffn_ln(silu(w1 x) * w2 x))``."""
+    """``w3(ffn_ln(silu(w1 x) * w2 x))``.
+
+    mmpretrain's ``SwiGLUFFN`` (``norm_cfg=dict(type='LN')``,
+    ``add_identity=False``) computes the same, but with ``w1`` and ``w2``
+    fused into one ``w12`` layer; this one keeps the official parameter
+    names, so Fast-iTPN checkpoints load without re-packing.
+    """
 
     def __init__(self,
                  dim: int,

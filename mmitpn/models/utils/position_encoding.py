@@ -14,6 +14,13 @@ def build_2d_sincos_pos_embed(grid_size: Tuple[int, int],
 
     A quarter of the channels each holds sin(y), cos(y), sin(x), cos(x) at
     geometrically spaced frequencies; tokens are in row-major order.
+
+    Kept instead of mmpretrain's ``build_2d_sincos_position_embedding``:
+    on square grids both agree (to 2e-7: this one is computed in float64),
+    but for an ``H x W`` grid mmpretrain's builds the embedding of the
+    transposed ``W x H`` grid, so on the non-square grids of e.g. a
+    ``(256, 192)`` input its rows do not fit the row-major tokens of
+    HiViT.
     """
     if embed_dims % 4 != 0:
         raise ValueError('The sin-cos position embedding needs embed_dims '
@@ -49,7 +56,13 @@ def same_grid(src_grid: Tuple[int, int], dst_grid: Tuple[int, int]) -> bool:
 
 def resize_pos_embed(pos_embed: Tensor, src_grid: Tuple[int, int],
                      dst_grid: Tuple[int, int]) -> Tensor:
-    """Bicubically resize a ``(1, H*W, C)`` position embedding."""
+    """Bicubically resize a ``(1, H*W, C)`` position embedding.
+
+    The same resize as mmpretrain's ``resize_pos_embed`` with
+    ``num_extra_tokens=0`` (tested), kept because that one returns its input
+    whenever the grids match, also while a graph is traced or exported,
+    which freezes the traced size into ONNX / ``torch.export`` graphs.
+    """
     if same_grid(src_grid, dst_grid):
         return pos_embed
     channels = pos_embed.shape[-1]
@@ -100,6 +113,11 @@ def relative_position_index(grid_size: Tuple[int, int]) -> Tensor:
 def resize_rel_pos_bias_table(table: Tensor, src_grid: Tuple[int, int],
                               dst_grid: Tuple[int, int]) -> Tensor:
     """Bicubically resize a relative position bias table between grids.
+
+    As the official HiViT detection and segmentation code does (and Swin's
+    bicubic resize). mmpretrain's ``resize_relative_position_bias_table``
+    is another method (BEiT's geometric-progression cubic spline) and
+    needs ``scipy.interpolate.interp2d``, which SciPy 1.14 removed.
 
     Args:
         table (Tensor): ``((2*sh-1)*(2*sw-1), num_heads)``.

@@ -3,7 +3,9 @@
 
 Parameter names follow the official iTPN code (``norm1``, ``attn.qkv``,
 ``norm2``, ``mlp.fc1``, ``gamma_1``, ...), so official checkpoints convert
-with a prefix change only.
+with a prefix change only. That is why layer scale is a plain ``gamma_1`` /
+``gamma_2`` parameter and not mmpretrain's ``LayerScale`` module (the same
+product, stored as ``gamma_1.weight``).
 """
 from typing import Dict, Optional, Tuple
 

@@ -47,7 +47,13 @@ def collate(batch):
     return dict(inputs=inputs, bad=batch[0][1])
 
 
-def make_runner(tmp_path, schedule, max_consecutive=3, lr=0.1):
+def make_runner(tmp_path,
+                schedule,
+                max_consecutive=3,
+                lr=0.1,
+                optimizer=None,
+                check_grad=True,
+                **wrapper):
     data = [(torch.ones(2), flag) for flag in schedule]
     return Runner(
         model=ToyModel(),
@@ -58,10 +64,14 @@ def make_runner(tmp_path, schedule, max_consecutive=3, lr=0.1):
             collate_fn=collate,
             batch_size=1,
             num_workers=0),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=lr)),
+        optim_wrapper=dict(
+            optimizer=optimizer or dict(type='SGD', lr=lr), **wrapper),
         train_cfg=dict(by_epoch=True, max_epochs=1),
         custom_hooks=[
-            dict(type=NonFiniteGuardHook, max_consecutive=max_consecutive)
+            dict(
+                type=NonFiniteGuardHook,
+                max_consecutive=max_consecutive,
+                check_grad=check_grad)
         ],
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1)),
         default_scope='mmitpn')
@@ -72,9 +82,16 @@ def weights(runner):
                       for p in runner.model.parameters()]).clone()
 
 
-def test_bad_steps_are_skipped_and_logged(tmp_path, capsys):
+@pytest.mark.parametrize(
+    'optimizer', [
+        None,
+        dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=0.1),
+        dict(type='AdamW', lr=0.1, weight_decay=0.1)
+    ],
+    ids=['sgd', 'sgd-momentum-decay', 'adamw'])
+def test_bad_steps_are_skipped_and_logged(tmp_path, optimizer):
     schedule = [None, 'loss', 'grad', None]
-    runner = make_runner(tmp_path, schedule)
+    runner = make_runner(tmp_path, schedule, optimizer=optimizer)
     seen = []
 
     def record(module, args, kwargs, output):
@@ -93,6 +110,28 @@ def test_bad_steps_are_skipped_and_logged(tmp_path, capsys):
     assert 'iteration 2 skipped, loss is nan' in log
     assert 'iteration 3 skipped, gradient norm is inf' in log
     assert glob.glob(osp.join(tmp_path, 'epoch_1.pth'))
+    # Nothing of the guard stays on the model or the optimizer.
+    assert list(runner.model._forward_hooks.values()) == [record]
+    assert not runner.optim_wrapper.optimizer._optimizer_step_pre_hooks
+
+
+def test_loss_check_alone_discards_accumulated_gradients(tmp_path):
+    # Gradients accumulate over two iterations. Iteration 3's loss is NaN
+    # (check_grad=False: only the loss guard); its gradients are discarded
+    # after it, so the update at the end of iteration 4 uses iteration 4's
+    # finite gradients instead of NaN.
+    runner = make_runner(
+        tmp_path, [None, None, 'loss', None],
+        check_grad=False,
+        accumulative_counts=2)
+    seen = []
+    runner.model.register_forward_hook(
+        lambda *args: seen.append(weights(runner)))
+    runner.train()
+    assert torch.equal(seen[0], seen[1]) and torch.equal(seen[2], seen[3])
+    assert not torch.equal(seen[1], seen[2])
+    assert not torch.equal(seen[3], weights(runner))
+    assert torch.isfinite(weights(runner)).all()
 
 
 def test_divergence_stops_the_run_without_a_checkpoint(tmp_path):

@@ -207,14 +207,14 @@ def test_other_backbones_are_refused_at_build():
 
 
 def tiny_clip(tmp_path, embed_dim=32, patch=16):
-    from open_clip.model import _build_vision_tower
+    from mmitpn.models.target_generators import build_vision_tower
     vision_cfg = dict(
         image_size=4 * patch,
         layers=1,
         width=32,
         head_width=16,
         patch_size=patch)
-    tower = _build_vision_tower(embed_dim, vision_cfg)
+    tower = build_vision_tower(embed_dim, vision_cfg)
     path = tmp_path / f'clip_{embed_dim}_{patch}.pth'
     torch.save({f'visual.{k}': v for k, v in tower.state_dict().items()}, path)
     return dict(
