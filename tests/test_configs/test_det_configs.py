@@ -61,6 +61,9 @@ def set_num_classes(node, num_classes):
 def shrink(cfg, tmp_path, data_root, checkpoint):
     model = cfg.model
     model.backbone.update(arch=TINY, img_size=64)
+    if model.backbone.get('token_migration'):
+        # The tiny backbone has 2 main blocks; migrate from the second.
+        model.backbone.token_migration.start_block = 1
     model.backbone.init_cfg.checkpoint = checkpoint
     model.neck.embed_dims = 64
     if model.neck.init_cfg is not None:

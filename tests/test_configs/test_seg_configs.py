@@ -49,6 +49,9 @@ def shrink(cfg, tmp_path, data_root, checkpoint):
     model = cfg.model
     model.data_preprocessor.size = (64, 64)
     model.backbone.update(arch=TINY, img_size=64)
+    if model.backbone.get('token_migration'):
+        # The tiny backbone has 2 main blocks; migrate from the second.
+        model.backbone.token_migration.start_block = 1
     model.backbone.init_cfg.checkpoint = checkpoint
     model.neck.update(embed_dims=64, fpn_dim=32)
     if model.neck.init_cfg is not None:
