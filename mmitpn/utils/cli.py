@@ -2,7 +2,7 @@
 """One-line errors for mmitpn's command-line tools."""
 import os.path as osp
 import sys
-from typing import Callable
+from typing import Callable, Sequence, Tuple
 
 from .checkpoint import UnsafeCheckpointError
 
@@ -19,6 +19,25 @@ def add_debug_argument(parser) -> None:
         DEBUG_FLAG,
         action='store_true',
         help='show the full traceback of an error instead of one line')
+
+
+def add_shape_argument(parser, what: str = 'input') -> None:
+    """``--shape H [W]``: an image size, square when one value is given
+    (read it with :func:`image_shape`)."""
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs='+',
+        default=[224],
+        help=f'{what} height and width (one value: square)')
+
+
+def image_shape(values: Sequence[int]) -> Tuple[int, int]:
+    """``(height, width)`` of a ``--shape`` given as one or two values."""
+    if len(values) not in (1, 2):
+        raise ValueError(
+            f'--shape takes one or two values, got {list(values)}.')
+    return (values[0], values[-1])
 
 
 def run_tool(main: Callable[[], object]) -> None:

@@ -29,19 +29,15 @@ import mmitpn  # noqa: F401  (registers the mmitpn:: config prefix)
 from mmitpn.deployment import (PARTS, build_export_model, export_onnx,
                                onnx_max_abs_diff, static_shape_reason)
 from mmitpn.utils import describe_cpu
-from mmitpn.utils.cli import add_debug_argument, run_tool
+from mmitpn.utils.cli import (add_debug_argument, add_shape_argument,
+                              image_shape, run_tool)
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', help='config file')
     parser.add_argument('--part', choices=PARTS, default='backbone')
-    parser.add_argument(
-        '--shape',
-        type=int,
-        nargs='+',
-        default=[224],
-        help='input height and width (one value: square)')
+    add_shape_argument(parser)
     parser.add_argument('--batch', type=int, default=1)
     parser.add_argument(
         '--threads', type=int, default=1, help='threads of both runtimes')
@@ -60,8 +56,6 @@ def parse_args():
         help='override config keys, e.g. model.backbone.window_size=7')
     add_debug_argument(parser)
     args = parser.parse_args()
-    if len(args.shape) not in (1, 2):
-        parser.error(f'--shape takes one or two values, got {args.shape}.')
     if min(args.threads, args.rounds, args.number, args.batch) < 1:
         parser.error('--threads, --rounds, --number and --batch must be '
                      'at least 1.')
@@ -80,7 +74,7 @@ def ort_session(path: str, threads: int):
 
 def main():
     args = parse_args()
-    shape = tuple(args.shape) * (2 if len(args.shape) == 1 else 1)
+    shape = image_shape(args.shape)
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)

@@ -32,18 +32,14 @@ from mmengine.registry import MODELS, DefaultScope
 
 import mmitpn  # noqa: F401  (registers the mmitpn:: config prefix)
 from mmitpn.utils import count_macs
-from mmitpn.utils.cli import add_debug_argument, run_tool
+from mmitpn.utils.cli import (add_debug_argument, add_shape_argument,
+                              image_shape, run_tool)
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', help='config file')
-    parser.add_argument(
-        '--shape',
-        type=int,
-        nargs='+',
-        default=[224],
-        help='input height and width (one value: square)')
+    add_shape_argument(parser)
     add_debug_argument(parser)
     return parser.parse_args()
 
@@ -68,7 +64,7 @@ def data_samples(cfg: Config, shape):
 
 def main():
     args = parse_args()
-    shape = tuple(args.shape) * (2 if len(args.shape) == 1 else 1)
+    shape = image_shape(args.shape)
     cfg = Config.fromfile(args.config)
     scope = cfg.get('default_scope', 'mmitpn')
     with DefaultScope.overwrite_default_scope(scope):

@@ -36,7 +36,8 @@ from mmitpn.deployment import (DEFAULT_OPSET, PARTS, ExportModel,
                                onnx_max_abs_diff, output_names,
                                program_max_abs_diff, static_shape_reason)
 from mmitpn.models.utils.unit_ops import unit_grid
-from mmitpn.utils.cli import add_debug_argument, run_tool
+from mmitpn.utils.cli import (add_debug_argument, add_shape_argument,
+                              image_shape, run_tool)
 
 
 def parse_args():
@@ -56,12 +57,7 @@ def parse_args():
         '--out',
         help='output .onnx file (default: work_dirs/<config>_<part>'
         '.onnx)')
-    parser.add_argument(
-        '--shape',
-        type=int,
-        nargs='+',
-        default=[224],
-        help='export height and width (one value: square)')
+    add_shape_argument(parser, 'export')
     parser.add_argument(
         '--check-shape',
         type=int,
@@ -108,7 +104,7 @@ def parse_args():
 
 
 def to_shape(values: Sequence[int]) -> Tuple[int, int]:
-    shape = tuple(values) * (2 if len(values) == 1 else 1)
+    shape = image_shape(values)
     unit_grid(*shape)  # one-line error unless multiples of 16
     return shape
 
