@@ -100,3 +100,17 @@ def test_pretraining_benchmark_separates_model_and_optimizer():
         assert 'mmitpn amp' in out
     else:
         assert '--amp skipped' in out and 'mmitpn amp' not in out
+
+
+def test_benchmarked_models_are_initialised_as_the_runner_does():
+    # DINO creates level_embed with torch.Tensor (uninitialised memory,
+    # which once held NaN and made the matcher fail) and fills it in
+    # init_weights.
+    sys.path.insert(0, TOOLS)
+    import benchmark_downstream
+    cfg = benchmark_downstream.load_case_config(
+        benchmark_downstream.CASES['dino fast-itpn-base'], tiny=True)
+    model = benchmark_downstream.build_case_model(cfg)
+    level_embed = model.level_embed.detach()
+    assert torch.isfinite(level_embed).all()
+    assert 0.8 < level_embed.std() < 1.2, 'normal_ of DINO.init_weights'

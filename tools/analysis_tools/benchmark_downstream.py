@@ -448,6 +448,18 @@ def load_case_config(case: dict, tiny: bool) -> Config:
     return adapt_cfg_to_device(cfg)
 
 
+def build_case_model(cfg: Config) -> torch.nn.Module:
+    """Build the case's model on :func:`device` and initialise it as the
+    Runner does (``init_weights``; no checkpoint, :func:`load_case_config`
+    removed them): some library modules, e.g. DINO's ``level_embed``, are
+    created uninitialised and hold whatever the memory held until then."""
+    with DefaultScope.overwrite_default_scope(
+            cfg.get('default_scope', 'mmitpn')):
+        model = MODELS.build(cfg.model)
+        model.init_weights()
+    return model.to(device())
+
+
 def shrink(cfg: Config, case: dict) -> None:
     """Tiny widths and depths, keeping every module type."""
     model = cfg.model
@@ -575,11 +587,11 @@ def measure(name: str, args) -> dict:
     cfg = load_case_config(case, args.tiny)
     size = TINY_SIZES[case['task']] if args.tiny else case['size']
     batch = args.batch_size or BATCH_SIZES[case['task']]
-    scope = cfg.get('default_scope', 'mmitpn')
     torch.manual_seed(0)
     MessageHub.get_current_instance().update_info('max_iters', 1000)
-    with DefaultScope.overwrite_default_scope(scope):
-        model = MODELS.build(cfg.model).to(device())
+    model = build_case_model(cfg)
+    with DefaultScope.overwrite_default_scope(
+            cfg.get('default_scope', 'mmitpn')):
         optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     parameters = sum(p.numel() for p in model.parameters())
     make_inputs = INPUTS[case['task']]

@@ -281,10 +281,9 @@ def downstream_step(name: str, dtype: str, dry_run: bool):
     config's per-GPU batch (2 in a dry run)."""
     case = downstream.CASES[name]
     cfg = downstream.load_case_config(case, tiny=False)
-    scope = cfg.get('default_scope', 'mmitpn')
-    with DefaultScope.overwrite_default_scope(scope):
-        from mmengine.registry import MODELS
-        model = MODELS.build(cfg.model).to(device()).train()
+    model = downstream.build_case_model(cfg).train()
+    with DefaultScope.overwrite_default_scope(
+            cfg.get('default_scope', 'mmitpn')):
         optim_wrapper = build_optim_wrapper(
             model, amp_wrapper(cfg.optim_wrapper, dtype, dry_run))
     batch = 2 if dry_run else cfg.train_dataloader.batch_size
