@@ -4,6 +4,7 @@ import gzip
 import io
 import logging
 import math
+import os
 import os.path as osp
 from collections import OrderedDict, defaultdict
 
@@ -16,6 +17,15 @@ from mmengine.runner import Runner
 
 from mmitpn.registry import MODELS
 from mmitpn.utils import adapt_cfg_to_device
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (``make test`` runs ``-n auto``) each worker, and
+    every tool it starts, computes on one thread: as many workers as cores,
+    none oversubscribed."""
+    if os.environ.get('PYTEST_XDIST_WORKER'):
+        os.environ['OMP_NUM_THREADS'] = '1'
+        torch.set_num_threads(1)
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -1,7 +1,8 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
-"""Every classification config builds at full size and trains one iteration
-with tiny overrides, its backbone (and pyramid) loaded from a pretraining
-checkpoint written by the iTPN algorithm."""
+"""Every classification config builds at full size; one of each training
+group (tests/shipped_configs.py) trains one iteration with tiny overrides, its
+backbone (and pyramid) loaded from a pretraining checkpoint written by the
+iTPN algorithm."""
 import argparse
 import glob
 import os.path as osp
@@ -10,16 +11,19 @@ import sys
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 from PIL import Image
+from shipped_configs import group_ids, load_config, training_groups
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(
     glob.glob(osp.join(REPO, 'configs', 'cls', '*.py')) +
     glob.glob(osp.join(REPO, 'configs', 'cls', 'demo', '*.py')))
 TINY = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4)
+# The test keeps each config's training pipeline (resized).
+TRAINED = training_groups(
+    CONFIGS, ('model', 'optim_wrapper', 'train_dataloader.dataset.pipeline'))
 
 
 def write_imagenet_like(folder):
@@ -73,17 +77,20 @@ def shrink(cfg, tmp_path, checkpoint, fashion_mnist_root):
 
 @pytest.mark.parametrize(
     'config', CONFIGS, ids=[osp.basename(c)[:-3] for c in CONFIGS])
-def test_cls_config_builds_and_trains_one_iteration(config, tmp_path,
-                                                    fashion_mnist_root,
-                                                    pretraining_checkpoint,
-                                                    fast_itpn_checkpoint,
-                                                    train_one_iteration):
-    cfg = Config.fromfile(config)
+def test_cls_config_builds_at_full_size(config):
+    cfg = load_config(config)
     assert cfg.model.backbone.init_cfg.prefix == 'backbone.'
     with DefaultScope.overwrite_default_scope('mmpretrain'), \
             torch.device('meta'):
         MMPRETRAIN_MODELS.build(cfg.model)
 
+
+@pytest.mark.parametrize('config', list(TRAINED), ids=group_ids(TRAINED))
+def test_cls_config_trains_one_iteration(config, tmp_path, fashion_mnist_root,
+                                         pretraining_checkpoint,
+                                         fast_itpn_checkpoint,
+                                         train_one_iteration):
+    cfg = load_config(config)
     if cfg.model.backbone.type == 'mmitpn.FastiTPN':
         path, backbone = fast_itpn_checkpoint()
         checkpoint, pretrained = path, argparse.Namespace(backbone=backbone)
@@ -112,7 +119,7 @@ def test_cls_config_builds_and_trains_one_iteration(config, tmp_path,
 def test_fast_itpn_recipes_are_the_official_ones(name, lr, layer_decay,
                                                  drop_path, epochs, warmup,
                                                  per_gpu, total):
-    cfg = Config.fromfile(osp.join(REPO, 'configs', 'cls', name + '.py'))
+    cfg = load_config(osp.join(REPO, 'configs', 'cls', name + '.py'))
     wrapper = cfg.optim_wrapper
     accumulation = wrapper.get('accumulative_counts', 1)
     assert cfg.train_dataloader.batch_size == per_gpu
@@ -145,8 +152,7 @@ def test_classification_inferencer_on_a_written_checkpoint(
         REPO, 'configs', 'cls', 'demo',
         'hivit-demo_skimage-pre_1xb64-coslr-6e_fashion-mnist-64px.py')
     checkpoint, _ = pretraining_checkpoint()
-    cfg = shrink(
-        Config.fromfile(config), tmp_path, checkpoint, fashion_mnist_root)
+    cfg = shrink(load_config(config), tmp_path, checkpoint, fashion_mnist_root)
     cfg.test_dataloader.dataset.update(data_root=fashion_mnist_root)
     inference_cfg = copy.deepcopy(cfg)
     runner = train_one_iteration(cfg)

@@ -1,6 +1,7 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
-"""Every detection config builds at full size and trains one iteration with
-tiny overrides; the pretraining checkpoint loads into backbone and neck."""
+"""Every detection config builds at full size, one of each training group
+(tests/shipped_configs.py) trains one iteration with tiny overrides; the
+pretraining checkpoint loads into backbone and neck."""
 import copy
 import glob
 import os.path as osp
@@ -9,10 +10,10 @@ import sys
 
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.dataset import Compose
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
+from shipped_configs import group_ids, load_config, training_groups
 
 from mmitpn.utils import adapt_cfg_to_device
 
@@ -32,6 +33,8 @@ TINY = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4)
 FRESH_PYRAMID = ('hivit-demo_skimage-pre_dino-5scale_1xb4-2e_shapes-coco-'
                  '128px.py', )
 CLASSES = ('circle', 'square', 'triangle')
+# The demo configs train and evaluate in test_demo_config_trains_and_evaluates.
+TRAINED = training_groups([c for c in CONFIGS if '/demo/' not in c])
 
 
 @pytest.fixture(scope='module')
@@ -94,12 +97,8 @@ def shrink(cfg, tmp_path, data_root, checkpoint):
 
 @pytest.mark.parametrize(
     'config', CONFIGS, ids=[osp.basename(c)[:-3] for c in CONFIGS])
-def test_det_config_builds_and_trains_one_iteration(config, tmp_path,
-                                                    shapes_coco,
-                                                    pretraining_checkpoint,
-                                                    fast_itpn_checkpoint,
-                                                    train_one_iteration):
-    cfg = Config.fromfile(config)
+def test_det_config_builds_at_full_size(config, shapes_coco):
+    cfg = load_config(config)
     fast_itpn = cfg.model.backbone.type == 'mmitpn.FastiTPN'
     assert cfg.model.backbone.init_cfg.prefix == 'backbone.'
     if fast_itpn or osp.basename(config) in FRESH_PYRAMID:
@@ -133,11 +132,17 @@ def test_det_config_builds_and_trains_one_iteration(config, tmp_path,
             'scale_factor'} <= set(packed_test['data_samples'].metainfo)
     assert detector.neck.num_outs == 5
 
-    fpn_dim = cfg.model.neck.fpn_dim
-    if fast_itpn:
+
+@pytest.mark.parametrize('config', list(TRAINED), ids=group_ids(TRAINED))
+def test_det_config_trains_one_iteration(config, tmp_path, shapes_coco,
+                                         pretraining_checkpoint,
+                                         fast_itpn_checkpoint,
+                                         train_one_iteration):
+    cfg = load_config(config)
+    if cfg.model.backbone.type == 'mmitpn.FastiTPN':
         checkpoint, _ = fast_itpn_checkpoint()
     else:
-        checkpoint, _ = pretraining_checkpoint(fpn_dim=fpn_dim)
+        checkpoint, _ = pretraining_checkpoint(fpn_dim=cfg.model.neck.fpn_dim)
     train_one_iteration(shrink(cfg, tmp_path, shapes_coco, checkpoint))
 
 
@@ -154,7 +159,7 @@ def test_det_config_builds_and_trains_one_iteration(config, tmp_path,
     ])
 def test_demo_config_trains_and_evaluates(demo, tmp_path, shapes_coco,
                                           fast_itpn_checkpoint):
-    cfg = Config.fromfile(osp.join(REPO, 'configs', 'det', 'demo', demo))
+    cfg = load_config(osp.join(REPO, 'configs', 'det', 'demo', demo))
     if cfg.model.backbone.type == 'mmitpn.FastiTPN':
         checkpoint, _ = fast_itpn_checkpoint(
             arch='fast-itpn-tiny', img_size=224)
@@ -196,7 +201,7 @@ def test_demo_config_trains_and_evaluates(demo, tmp_path, shapes_coco,
 
 
 def tiny_detector(checkpoint):
-    cfg = Config.fromfile(
+    cfg = load_config(
         osp.join(REPO, 'configs', 'det',
                  'itpn-base_pixel-1600e-pre_mask-rcnn_32xb2-amp-1x_coco.py'))
     cfg.model.backbone.update(arch=TINY, img_size=64)
@@ -241,7 +246,7 @@ def test_official_detection_layout_loads_after_conversion(key_listing):
     from mmitpn.converters import convert_official
     state_dict = key_listing('keys_det_pixel_base.txt', prefixes=['backbone.'])
     conversion = convert_official(state_dict)
-    cfg = Config.fromfile(
+    cfg = load_config(
         osp.join(REPO, 'configs', 'det',
                  'itpn-base_pixel-1600e-pre_mask-rcnn_32xb2-amp-1x_coco.py'))
     cfg.model.neck.fpn_depth = conversion.neck['fpn_depth']

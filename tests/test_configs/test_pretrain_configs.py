@@ -1,15 +1,16 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
-"""Every pretraining config builds at full size and trains one iteration
-with tiny overrides (architecture, image size, batch)."""
+"""Every pretraining config builds at full size; one of each training group
+(tests/shipped_configs.py) trains one iteration with tiny overrides
+(architecture, image size, batch)."""
 import glob
 import os.path as osp
 
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from PIL import Image
+from shipped_configs import group_ids, load_config, training_groups
 
 from mmitpn.registry import MODELS
 
@@ -18,6 +19,9 @@ CONFIGS = sorted(
     glob.glob(osp.join(REPO, 'configs', 'pretrain', '*.py')) +
     glob.glob(osp.join(REPO, 'configs', 'pretrain', 'demo', '*.py')))
 TINY = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4)
+# The test keeps each config's training pipeline (resized).
+TRAINED = training_groups(
+    CONFIGS, ('model', 'optim_wrapper', 'train_dataloader.dataset.pipeline'))
 
 
 def tiny_teacher(tmp_path, model_name, embed_dim, image_size=64):
@@ -121,12 +125,15 @@ def full_size_model_cfg(cfg, tmp_path):
 
 @pytest.mark.parametrize(
     'config', CONFIGS, ids=[osp.basename(c)[:-3] for c in CONFIGS])
-def test_config_builds_and_trains_one_iteration(config, tmp_path,
-                                                train_one_iteration):
-    cfg = Config.fromfile(config)
+def test_config_builds_at_full_size(config, tmp_path):
+    cfg = load_config(config)
     with DefaultScope.overwrite_default_scope('mmitpn'), \
             torch.device('meta'):
         model = MODELS.build(full_size_model_cfg(cfg, tmp_path))
     assert model.backbone.img_size in ((224, 224), (96, 96), (64, 64))
 
+
+@pytest.mark.parametrize('config', list(TRAINED), ids=group_ids(TRAINED))
+def test_config_trains_one_iteration(config, tmp_path, train_one_iteration):
+    cfg = load_config(config)
     train_one_iteration(shrink(cfg, tmp_path))

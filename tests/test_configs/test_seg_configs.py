@@ -1,6 +1,7 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
-"""Every segmentation config builds at full size and trains one iteration
-with tiny overrides; pretraining and official layouts load."""
+"""Every segmentation config builds at full size, one of each training group
+(tests/shipped_configs.py) trains one iteration with tiny overrides;
+pretraining and official layouts load."""
 import copy
 import glob
 import os.path as osp
@@ -9,10 +10,10 @@ import sys
 
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from PIL import Image
+from shipped_configs import group_ids, load_config, training_groups
 
 from mmitpn.utils import adapt_cfg_to_device
 
@@ -27,6 +28,8 @@ CONFIGS = sorted(
     glob.glob(osp.join(REPO, 'configs', 'seg', '*.py')) +
     glob.glob(osp.join(REPO, 'configs', 'seg', 'demo', '*.py')))
 TINY = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4)
+# The demo configs train and evaluate in test_demo_config_trains_and_evaluates.
+TRAINED = training_groups([c for c in CONFIGS if '/demo/' not in c])
 PIXEL_CONFIG = osp.join(
     REPO, 'configs', 'seg',
     'itpn-base_pixel-1600e-pre_upernet_8xb2-amp-160k_ade20k-512x512.py')
@@ -93,12 +96,8 @@ def shrink(cfg, tmp_path, data_root, checkpoint):
 
 @pytest.mark.parametrize(
     'config', CONFIGS, ids=[osp.basename(c)[:-3] for c in CONFIGS])
-def test_seg_config_builds_and_trains_one_iteration(config, tmp_path,
-                                                    shapes_seg,
-                                                    pretraining_checkpoint,
-                                                    fast_itpn_checkpoint,
-                                                    train_one_iteration):
-    cfg = Config.fromfile(config)
+def test_seg_config_builds_at_full_size(config):
+    cfg = load_config(config)
     assert cfg.model.neck.concat_inputs
     from mmseg.registry import MODELS as MMSEG_MODELS
     with DefaultScope.overwrite_default_scope('mmseg'), \
@@ -107,6 +106,13 @@ def test_seg_config_builds_and_trains_one_iteration(config, tmp_path,
     assert list(segmentor.neck.out_channels) == \
         list(cfg.model.decode_head.in_channels)
 
+
+@pytest.mark.parametrize('config', list(TRAINED), ids=group_ids(TRAINED))
+def test_seg_config_trains_one_iteration(config, tmp_path, shapes_seg,
+                                         pretraining_checkpoint,
+                                         fast_itpn_checkpoint,
+                                         train_one_iteration):
+    cfg = load_config(config)
     if cfg.model.backbone.type == 'mmitpn.FastiTPN':
         checkpoint, _ = fast_itpn_checkpoint()
     else:
@@ -124,7 +130,7 @@ def test_seg_config_builds_and_trains_one_iteration(config, tmp_path,
     ])
 def test_demo_config_trains_and_evaluates(demo, tmp_path, shapes_seg,
                                           fast_itpn_checkpoint):
-    cfg = Config.fromfile(osp.join(REPO, 'configs', 'seg', 'demo', demo))
+    cfg = load_config(osp.join(REPO, 'configs', 'seg', 'demo', demo))
     if cfg.model.backbone.type == 'mmitpn.FastiTPN':
         checkpoint, _ = fast_itpn_checkpoint(
             arch='fast-itpn-tiny', img_size=224)
@@ -163,7 +169,7 @@ def test_demo_config_trains_and_evaluates(demo, tmp_path, shapes_seg,
 
 
 def tiny_segmentor(checkpoint, **backbone):
-    cfg = Config.fromfile(PIXEL_CONFIG)
+    cfg = load_config(PIXEL_CONFIG)
     # Without relative position tables (the pixel pretraining has none and
     # they would be listed as freshly initialised) nothing is missing.
     cfg.model.backbone.update(arch=TINY, rel_pos_type=None, **backbone)
@@ -225,7 +231,7 @@ def test_official_segmentation_layout_loads_after_conversion(key_listing):
     state_dict = key_listing('keys_seg_base.txt', prefixes=['backbone.'])
     conversion = convert_official(state_dict)
     assert conversion.backbone['img_size'] == 512
-    cfg = Config.fromfile(PIXEL_CONFIG)
+    cfg = load_config(PIXEL_CONFIG)
     from mmseg.registry import MODELS as MMSEG_MODELS
     with DefaultScope.overwrite_default_scope('mmseg'), \
             torch.device('meta'):

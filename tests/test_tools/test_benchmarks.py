@@ -26,22 +26,20 @@ def run(*args):
 
 
 def test_downstream_benchmark_tiny(tmp_path):
+    # One case per task and detector / segmentor type, and one generated
+    # token-reduction case (the backbone options are tested with the
+    # models).
     out = run(
         osp.join(TOOLS, 'benchmark_downstream.py'), '--tiny', '--cases',
-        'mask-rcnn itpn-base clip',
-        'mask-rcnn itpn-base clip, global rel-pos bias', 'upernet itpn-base',
+        'mask-rcnn itpn-base clip', 'upernet itpn-base',
         'finetune vit-b (mmpretrain)',
-        'mask-rcnn fast-itpn-base, windows 14 + 4 global blocks',
-        'mask-rcnn itpn-base, migration keep 0.75 from block 6',
         'upernet fast-itpn-base, windows + 8 gathering tokens + migration '
         'keep 0.5', 'dino fast-itpn-base', 'mask2former itpn-base', '--iters',
         '1', '--warmup', '0', '--json', str(tmp_path / 'results.json'))
     results = json.load(open(tmp_path / 'results.json'))['results']
-    assert [r['batch_size'] for r in results] == [1, 1, 2, 8, 1, 1, 2, 1, 2]
+    assert [r['batch_size'] for r in results] == [1, 2, 8, 2, 1, 2]
     for result in results:
         assert result['train_s'] > 0 and result['train_peak_mb'] > 0
-    assert 'mask-rcnn itpn-base clip / mask-rcnn itpn-base clip, global ' \
-        'rel-pos bias: train step' in out
     assert '| upernet itpn-base | 64x64 | 2 |' in out
     assert '| dino fast-itpn-base | 96x64 | 1 |' in out
     assert '| mask2former itpn-base | 64x64 | 2 |' in out
