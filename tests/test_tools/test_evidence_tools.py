@@ -283,6 +283,53 @@ def test_preregistered_plan_configs(tmp_path):
     assert pixel == mfm
 
 
+def test_preregistered_plan_probes_each_pretraining_right_after_it():
+    # A session's work dir may not outlive it: the checkpoints of a
+    # pretraining run are probed before the next run starts.
+    study = study_tool()
+    args = study.parse_args(['--plan', 'prereg', '--seeds', '0'])
+    calls = []
+
+    class Everything(dict):
+
+        def __contains__(self, key):
+            return True  # every probe recorded: no probe images loaded
+
+    class Recorder:
+        record = Everything()
+
+        def log(self, text):
+            calls.append(('log', text))
+
+        def pretrain(self, objective, seed):
+            calls.append(('pretrain', objective))
+
+        def probe(self, objective, seed, data, epoch=None):
+            calls.append(('probe', objective, epoch))
+
+        def continuation(self, arm, seed):
+            calls.append(('continuation', arm))
+
+    class Report:
+
+        def write(self):
+            pass
+
+    study.run_prereg(args, Recorder(), Report())
+    assert [call for call in calls
+            if call[0] != 'log'] == [('probe', 'none', None),
+                                     ('pretrain', 'mae'), ('probe', 'mae', 1),
+                                     ('probe', 'mae', 3), ('probe', 'mae', 7),
+                                     ('pretrain', 'itpn-pixel'),
+                                     ('probe', 'itpn-pixel', 1),
+                                     ('probe', 'itpn-pixel', 3),
+                                     ('probe', 'itpn-pixel', 7),
+                                     ('continuation', 'cont-pixel'),
+                                     ('probe', 'cont-pixel', None),
+                                     ('continuation', 'cont-mfm'),
+                                     ('probe', 'cont-mfm', None)]
+
+
 def prereg_record(itpn_minus_mae, refuse=False):
     record = {}
     for seed in range(3):

@@ -880,9 +880,11 @@ def load_probe_data(args):
 
 def run_prereg(args, study: Study, report) -> None:
     """The pre-registered plan, one run at a time in a fixed order (every
-    run of seed 0 first, so the first verdicts need the fewest runs);
-    recorded runs are skipped, so it resumes across sessions. The probe
-    images are loaded when the first probe not yet recorded needs them."""
+    run of seed 0 first, so the first verdicts need the fewest runs; each
+    pretraining's checkpoints probed right after it, since a session's work
+    dir may not outlive it); recorded runs are skipped, so it resumes
+    across sessions. The probe images are loaded when the first probe not
+    yet recorded needs them."""
     data = []
 
     def probe(objective: str, seed: int, epoch: Optional[int] = None):
@@ -896,11 +898,10 @@ def run_prereg(args, study: Study, report) -> None:
 
     epochs = sorted({1, args.continue_from, args.pretrain_epochs})
     for seed in args.seeds:
+        probe('none', seed)
         for objective in PREREG_OBJECTIVES:
             study.pretrain(objective, seed)
             report.write()
-        probe('none', seed)
-        for objective in PREREG_OBJECTIVES:
             for epoch in epochs:
                 probe(objective, seed, epoch)
                 report.write()
