@@ -167,6 +167,22 @@ def fast_itpn_checkpoint(tmp_path):
 
 
 @pytest.fixture
+def family_checkpoint(pretraining_checkpoint, fast_itpn_checkpoint):
+    """``save(cfg, fpn_dim=32)``: a tiny checkpoint of the family of
+    ``cfg``'s backbone (the converter's Fast-iTPN layout, or an iTPN
+    pretraining checkpoint with that pyramid width); returns the path and
+    the saved backbone."""
+
+    def save(cfg, fpn_dim=32):
+        if cfg.model.backbone.type == 'mmitpn.FastiTPN':
+            return fast_itpn_checkpoint()
+        path, model = pretraining_checkpoint(fpn_dim=fpn_dim)
+        return path, model.backbone
+
+    return save
+
+
+@pytest.fixture
 def check_checkpoint_errors(pretraining_checkpoint, tmp_path):
     """``check(build, fpn_dim)`` asserts that ``build(checkpoint)``'s
     ``init_weights`` names the mismatching tensors of a checkpoint of a wider

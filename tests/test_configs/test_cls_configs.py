@@ -3,7 +3,6 @@
 group (tests/shipped_configs.py) trains one iteration with tiny overrides, its
 backbone (and pyramid) loaded from a pretraining checkpoint written by the
 iTPN algorithm."""
-import argparse
 import glob
 import os.path as osp
 import sys
@@ -87,22 +86,17 @@ def test_cls_config_builds_at_full_size(config):
 
 @pytest.mark.parametrize('config', list(TRAINED), ids=group_ids(TRAINED))
 def test_cls_config_trains_one_iteration(config, tmp_path, fashion_mnist_root,
-                                         pretraining_checkpoint,
-                                         fast_itpn_checkpoint,
+                                         family_checkpoint,
                                          train_one_iteration):
     cfg = load_config(config)
-    if cfg.model.backbone.type == 'mmitpn.FastiTPN':
-        path, backbone = fast_itpn_checkpoint()
-        checkpoint, pretrained = path, argparse.Namespace(backbone=backbone)
-    else:
-        checkpoint, pretrained = pretraining_checkpoint()
+    checkpoint, pretrained = family_checkpoint(cfg)
     runner = train_one_iteration(
         shrink(cfg, tmp_path, checkpoint, fashion_mnist_root))
     backbone = runner.model.backbone
     if backbone.frozen_stages == 3:
         # Linear probing: the backbone still holds the pretrained weights.
         assert torch.equal(backbone.blocks[0].mlp.fc1.weight,
-                           pretrained.backbone.blocks[0].mlp.fc1.weight)
+                           pretrained.blocks[0].mlp.fc1.weight)
 
 
 @pytest.mark.parametrize(

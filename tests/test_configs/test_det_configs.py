@@ -135,14 +135,10 @@ def test_det_config_builds_at_full_size(config, shapes_coco):
 
 @pytest.mark.parametrize('config', list(TRAINED), ids=group_ids(TRAINED))
 def test_det_config_trains_one_iteration(config, tmp_path, shapes_coco,
-                                         pretraining_checkpoint,
-                                         fast_itpn_checkpoint,
+                                         family_checkpoint,
                                          train_one_iteration):
     cfg = load_config(config)
-    if cfg.model.backbone.type == 'mmitpn.FastiTPN':
-        checkpoint, _ = fast_itpn_checkpoint()
-    else:
-        checkpoint, _ = pretraining_checkpoint(fpn_dim=cfg.model.neck.fpn_dim)
+    checkpoint, _ = family_checkpoint(cfg, fpn_dim=cfg.model.neck.fpn_dim)
     train_one_iteration(shrink(cfg, tmp_path, shapes_coco, checkpoint))
 
 

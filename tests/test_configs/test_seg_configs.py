@@ -109,14 +109,10 @@ def test_seg_config_builds_at_full_size(config):
 
 @pytest.mark.parametrize('config', list(TRAINED), ids=group_ids(TRAINED))
 def test_seg_config_trains_one_iteration(config, tmp_path, shapes_seg,
-                                         pretraining_checkpoint,
-                                         fast_itpn_checkpoint,
+                                         family_checkpoint,
                                          train_one_iteration):
     cfg = load_config(config)
-    if cfg.model.backbone.type == 'mmitpn.FastiTPN':
-        checkpoint, _ = fast_itpn_checkpoint()
-    else:
-        checkpoint, _ = pretraining_checkpoint()
+    checkpoint, _ = family_checkpoint(cfg)
     train_one_iteration(shrink(cfg, tmp_path, shapes_seg, checkpoint))
 
 
