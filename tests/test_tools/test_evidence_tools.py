@@ -283,51 +283,156 @@ def test_preregistered_plan_configs(tmp_path):
     assert pixel == mfm
 
 
-def test_preregistered_plan_probes_each_pretraining_right_after_it():
+class PlanRecorder:
+    """Stands in for ``Study`` in ``run_prereg``: notes the calls."""
+
+    def __init__(self, root, record):
+        self.root, self.record, self.calls = str(root), dict(record), []
+
+    def log(self, text):
+        pass
+
+    def pretrain(self, objective, seed):
+        self.calls.append(('pretrain', objective))
+
+    def regenerate(self, objective, seed, epochs):
+        self.calls.append(('regenerate', objective, epochs))
+
+    def probe(self, objective, seed, data, epoch=None):
+        self.calls.append(('probe', objective, epoch))
+
+    def continuation(self, arm, seed):
+        self.calls.append(('continuation', arm))
+
+
+class NoReport:
+
+    def write(self):
+        pass
+
+
+def test_preregistered_plan_probes_each_pretraining_right_after_it(
+        tmp_path, monkeypatch):
     # A session's work dir may not outlive it: the checkpoints of a
     # pretraining run are probed before the next run starts.
     study = study_tool()
+    monkeypatch.setattr(study, 'load_probe_data', lambda args: [])
     args = study.parse_args(['--plan', 'prereg', '--seeds', '0'])
-    calls = []
+    runs = PlanRecorder(tmp_path, {})
+    study.run_prereg(args, runs, NoReport())
+    assert runs.calls == [('probe', 'none', None), ('pretrain', 'mae'),
+                          ('probe', 'mae', 1), ('probe', 'mae', 3),
+                          ('probe', 'mae', 7), ('pretrain', 'itpn-pixel'),
+                          ('probe', 'itpn-pixel', 1),
+                          ('probe', 'itpn-pixel', 3),
+                          ('probe', 'itpn-pixel', 7),
+                          ('continuation', 'cont-pixel'),
+                          ('probe', 'cont-pixel', None),
+                          ('continuation', 'cont-mfm'),
+                          ('probe', 'cont-mfm', None)]
 
-    class Everything(dict):
 
-        def __contains__(self, key):
-            return True  # every probe recorded: no probe images loaded
+def test_preregistered_plan_trains_again_only_what_unrecorded_runs_need(
+        tmp_path, monkeypatch):
+    study = study_tool()
+    monkeypatch.setattr(study, 'load_probe_data', lambda args: [])
+    args = study.parse_args(['--plan', 'prereg', '--seeds', '0'])
+    probed = {
+        f'probe/{name}/0': {}
+        for name in ('none', 'mae@1', 'mae@3', 'mae@7', 'itpn-pixel@1',
+                     'itpn-pixel@3', 'itpn-pixel@7')
+    }
+    trained = {'pretrain/mae/0': {}, 'pretrain/itpn-pixel/0': {}}
+    # A new session: both pretrainings and their probes recorded, the work
+    # dir gone. MAE is not trained again; the pixel run only to the epoch
+    # the continuation arms start from.
+    runs = PlanRecorder(tmp_path, {**probed, **trained})
+    study.run_prereg(args, runs, NoReport())
+    assert [c for c in runs.calls
+            if c[0] != 'probe'] == [('regenerate', 'itpn-pixel', 3),
+                                    ('continuation', 'cont-pixel'),
+                                    ('continuation', 'cont-mfm')]
+    # Its work dir still there: nothing to regenerate (the run's own
+    # record shortcut skips it).
+    done = tmp_path / 'pretrain' / 'itpn-pixel' / 'seed0'
+    done.mkdir(parents=True)
+    (done / 'result.json').write_text('{}')
+    runs = PlanRecorder(tmp_path, {**probed, **trained})
+    study.run_prereg(args, runs, NoReport())
+    assert ('pretrain', 'itpn-pixel') in runs.calls
+    assert not any(c[0] == 'regenerate' for c in runs.calls)
+    # Everything recorded: nothing is trained.
+    arms = {'probe/cont-pixel/0': {}, 'probe/cont-mfm/0': {}}
+    runs = PlanRecorder(tmp_path, {**probed, **trained, **arms})
+    study.run_prereg(args, runs, NoReport())
+    assert runs.calls == [('probe', 'none', None)]
 
-    class Recorder:
-        record = Everything()
 
-        def log(self, text):
-            calls.append(('log', text))
+def test_processes_sharing_a_record_keep_each_others_runs(tmp_path):
+    study = study_tool()
+    args = study.parse_args([
+        '--plan', 'prereg', '--work-dir',
+        str(tmp_path / 'wd'), '--record',
+        str(tmp_path / 'record.json'), '--out',
+        str(tmp_path / 'report.md')
+    ])
+    first, second = study.Study(args), study.Study(args)  # seeds 1 and 2
+    first.run('probe', 'none', 1, lambda work_dir: dict(value=1))
+    second.run('probe', 'none', 2, lambda work_dir: dict(value=2))
+    first.run('probe', 'mae@1', 1, lambda work_dir: dict(value=3))
+    record = json.load(open(args.record))
+    assert {
+        k: v['value']
+        for k, v in record.items()
+    } == {
+        'probe/none/1': 1,
+        'probe/none/2': 2,
+        'probe/mae@1/1': 3
+    }
+    assert sorted(os.listdir(tmp_path)) == ['record.json', 'wd']
 
-        def pretrain(self, objective, seed):
-            calls.append(('pretrain', objective))
 
-        def probe(self, objective, seed, data, epoch=None):
-            calls.append(('probe', objective, epoch))
+def test_regeneration_keeps_the_original_run_and_compares_its_losses(
+        tmp_path, monkeypatch):
+    study = study_tool()
+    args = study.parse_args([
+        '--plan', 'prereg', '--work-dir',
+        str(tmp_path / 'wd'), '--record',
+        str(tmp_path / 'record.json')
+    ])
+    runs = study.Study(args)
+    original = dict(
+        stage='pretrain',
+        name='itpn-pixel',
+        seed=0,
+        losses=dict(loss_pixel=[[20, 1.0], [40, 0.9], [60, 0.8]]))
+    runs.record['pretrain/itpn-pixel/0'] = original
+    trained = []
 
-        def continuation(self, arm, seed):
-            calls.append(('continuation', arm))
+    def fake_train_run(cfg, work_dir, log):
+        trained.append(
+            (cfg.train_cfg.max_epochs, cfg.param_scheduler[-1], work_dir))
+        folder = osp.join(work_dir, '20261202_000000', 'vis_data')
+        os.makedirs(folder)
+        with open(osp.join(folder, 'scalars.json'), 'w') as f:
+            for step, loss in ((20, 1.0), (40, 0.9), (60, 0.75)):
+                f.write(json.dumps(dict(step=step, loss_pixel=loss)) + '\n')
+        return 12.
 
-    class Report:
-
-        def write(self):
-            pass
-
-    study.run_prereg(args, Recorder(), Report())
-    assert [call for call in calls
-            if call[0] != 'log'] == [('probe', 'none', None),
-                                     ('pretrain', 'mae'), ('probe', 'mae', 1),
-                                     ('probe', 'mae', 3), ('probe', 'mae', 7),
-                                     ('pretrain', 'itpn-pixel'),
-                                     ('probe', 'itpn-pixel', 1),
-                                     ('probe', 'itpn-pixel', 3),
-                                     ('probe', 'itpn-pixel', 7),
-                                     ('continuation', 'cont-pixel'),
-                                     ('probe', 'cont-pixel', None),
-                                     ('continuation', 'cont-mfm'),
-                                     ('probe', 'cont-mfm', None)]
+    monkeypatch.setattr(study, 'train_run', fake_train_run)
+    result = runs.regenerate('itpn-pixel', 0, 2)
+    (epochs, cosine, work_dir), = trained
+    # Stopped after 2 epochs of the original 7-epoch schedule, where
+    # checkpoint() looks for it.
+    assert epochs == 2 and cosine['end'] == 7
+    assert work_dir == osp.join(args.work_dir, 'pretrain', 'itpn-pixel',
+                                'seed0')
+    agreement = result['agreement']['loss_pixel']
+    assert agreement['steps'] == 3 and agreement['first_difference'] == 60
+    assert agreement['max_abs_diff'] == pytest.approx(0.05)
+    record = json.load(open(args.record))
+    assert record['pretrain/itpn-pixel/0'] == original
+    assert record['regenerate/itpn-pixel/0']['epochs'] == 2
 
 
 def prereg_record(itpn_minus_mae, refuse=False):

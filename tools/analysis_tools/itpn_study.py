@@ -49,6 +49,7 @@ Examples:
 """
 import argparse
 import copy
+import fcntl
 import glob
 import json
 import os
@@ -144,6 +145,8 @@ PREREG_QUICK = dict(
     test_images=64)
 PREREG_OBJECTIVES = ('mae', 'itpn-pixel')
 CONTINUATIONS = {'cont-pixel': 'itpn-pixel', 'cont-mfm': 'itpn-pixel-mfm'}
+# The pretraining run whose checkpoint the continuation arms start from.
+CONTINUATION_START = 'itpn-pixel'
 PREREG_SEEDS = (0, 1, 2)
 
 
@@ -601,8 +604,9 @@ class Study:
 
     Each run writes ``result.json`` in its work dir and into the record
     (``--record``), one JSON file keyed ``stage/name/seed``. A run found in
-    either is not repeated, except pretraining when its checkpoint is gone
-    (later stages need it); the report is built from the record.
+    either is not repeated, except training runs when their work dir is
+    gone (later stages need their checkpoints); the report is built from
+    the record.
     """
 
     def __init__(self, args) -> None:
@@ -611,6 +615,9 @@ class Study:
         os.makedirs(self.root, exist_ok=True)
         self.log_file = open(osp.join(self.root, 'study.log'), 'a')
         self.record: Dict[str, dict] = {}
+        # Keys this process ran (or found in its work dir): they win over
+        # the file's when the record is merged on saving.
+        self.written: set = set()
         if osp.isfile(args.record):
             with open(args.record) as f:
                 self.record = json.load(f)
@@ -619,7 +626,9 @@ class Study:
                 osp.join(self.root, '*', '*', '*', 'result.json')):
             with open(path) as f:
                 result = json.load(f)
-            self.record.setdefault(self.key(result), result)
+            if self.key(result) not in self.record:
+                self.record[self.key(result)] = result
+                self.written.add(self.key(result))
         if len(self.record) > recorded:
             # Runs made by another invocation with its own record.
             self.save_record()
@@ -629,11 +638,29 @@ class Study:
         return f'{result["stage"]}/{result["name"]}/{result["seed"]}'
 
     def save_record(self) -> None:
-        os.makedirs(osp.dirname(osp.abspath(self.args.record)), exist_ok=True)
-        with open(self.args.record, 'w') as f:
-            json.dump(
-                dict(sorted(self.record.items())), f, indent=0, sort_keys=True)
-            f.write('\n')
+        """Write the record, merged with what other processes sharing the
+        work dir (one per seed) saved since it was read: under a lock, and
+        replaced atomically, so a reader never sees half a file."""
+        path = osp.abspath(self.args.record)
+        os.makedirs(osp.dirname(path), exist_ok=True)
+        with open(osp.join(self.root, 'record.lock'), 'w') as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if osp.isfile(path):
+                with open(path) as f:
+                    saved = json.load(f)
+                self.record.update({
+                    key: result
+                    for key, result in saved.items() if key not in self.written
+                })
+            partial = f'{path}.{os.getpid()}.tmp'
+            with open(partial, 'w') as f:
+                json.dump(
+                    dict(sorted(self.record.items())),
+                    f,
+                    indent=0,
+                    sort_keys=True)
+                f.write('\n')
+            os.replace(partial, path)
 
     def log(self, message: str) -> None:
         line = f'[{time.strftime("%H:%M:%S")}] {message}'
@@ -645,10 +672,10 @@ class Study:
         work_dir = osp.join(self.root, stage, name, f'seed{seed}')
         path = osp.join(work_dir, 'result.json')
         key = f'{stage}/{name}/{seed}'
-        # Pretraining and continuations are repeated when their work dir
-        # is gone: later stages need their checkpoints.
-        if osp.isfile(path) or (key in self.record
-                                and stage not in ('pretrain', 'continue')):
+        # Training runs are repeated when their work dir is gone: later
+        # stages need their checkpoints.
+        if osp.isfile(path) or (key in self.record and stage
+                                not in ('pretrain', 'continue', 'regenerate')):
             return self.record[key]
         self.log(f'{stage} {name} seed {seed}')
         start = time.perf_counter()
@@ -668,6 +695,7 @@ class Study:
             self.log(f'  re-run of a recorded run: final loss_pixel '
                      f'{after:.4f}, recorded {before:.4f}')
         self.record[key] = result
+        self.written.add(key)
         self.save_record()
         self.log(f'  done in {result["wall_s"] / 60:.1f} min')
         return result
@@ -704,7 +732,7 @@ class Study:
     def continuation(self, arm: str, seed: int) -> dict:
 
         def fn(work_dir):
-            start = self.checkpoint('itpn-pixel', seed,
+            start = self.checkpoint(CONTINUATION_START, seed,
                                     self.args.continue_from)
             seconds = train_run(
                 continuation_config(arm, start, self.args, seed), work_dir,
@@ -738,6 +766,44 @@ class Study:
             return dict(train_s=seconds, losses=losses)
 
         return self.run('pretrain', objective, seed, fn)
+
+    def regenerate(self, objective: str, seed: int, epochs: int) -> dict:
+        """Train a recorded pretraining run again, to ``epochs`` epochs,
+        because its checkpoints are gone and runs not yet recorded need
+        them: the same generated config, seed and schedule, stopped after
+        that epoch, in the run's own work dir.
+
+        The record keeps the original run; this one is recorded as
+        ``regenerate/<objective>/<seed>``, with how its loss curves agree
+        with the original's (logged steps in common, the first one that
+        differs, the largest difference).
+        """
+        train_dir = osp.join(self.root, 'pretrain', objective, f'seed{seed}')
+        original = self.record[f'pretrain/{objective}/{seed}']['losses']
+
+        def fn(work_dir):
+            cfg = pretrain_config(objective, self.args, seed)
+            cfg.train_cfg.max_epochs = epochs
+            seconds = train_run(cfg, train_dir, self.log)
+            records = read_scalars(train_dir)
+            agreement = {}
+            for key, values in original.items():
+                again = dict(curve(records, key))
+                common = [(step, value) for step, value in values
+                          if step in again]
+                differ = [
+                    step for step, value in common if again[step] != value
+                ]
+                agreement[key] = dict(
+                    steps=len(common),
+                    first_difference=differ[0] if differ else None,
+                    max_abs_diff=max(
+                        (abs(again[step] - value) for step, value in common),
+                        default=None))
+            self.log(f'  agreement with the recorded run: {agreement}')
+            return dict(epochs=epochs, train_s=seconds, agreement=agreement)
+
+        return self.run('regenerate', objective, seed, fn)
 
     def fit_probes(self, name: str, features, data, pool: str) -> dict:
         """Ridge (the fast check) on every feature set and Newton logistic
@@ -879,12 +945,14 @@ def load_probe_data(args):
 
 
 def run_prereg(args, study: Study, report) -> None:
-    """The pre-registered plan, one run at a time in a fixed order (every
-    run of seed 0 first, so the first verdicts need the fewest runs; each
-    pretraining's checkpoints probed right after it, since a session's work
-    dir may not outlive it); recorded runs are skipped, so it resumes
-    across sessions. The probe images are loaded when the first probe not
-    yet recorded needs them."""
+    """The pre-registered plan, one run at a time in a fixed order for the
+    seeds of ``args.seeds`` (one process per seed may share the work dir
+    and record); each pretraining's checkpoints are probed right after it,
+    since a session's work dir may not outlive it. Recorded runs are
+    skipped, so it resumes across sessions, and a recorded pretraining
+    whose checkpoints are gone is trained again only as far as the runs
+    not yet recorded need. The probe images are loaded when the first
+    probe not yet recorded needs them."""
     data = []
 
     def probe(objective: str, seed: int, epoch: Optional[int] = None):
@@ -896,16 +964,38 @@ def run_prereg(args, study: Study, report) -> None:
                       f'{(time.perf_counter() - start) / 60:.1f} min')
         study.probe(objective, seed, data, epoch)
 
+    def recorded(name: str, seed: int) -> bool:
+        return f'probe/{name}/{seed}' in study.record
+
     epochs = sorted({1, args.continue_from, args.pretrain_epochs})
     for seed in args.seeds:
         probe('none', seed)
         for objective in PREREG_OBJECTIVES:
-            study.pretrain(objective, seed)
-            report.write()
+            # Checkpoints are trained only as far as unrecorded runs need.
+            needed = [
+                epoch for epoch in epochs
+                if not recorded(f'{objective}@{epoch}', seed)
+            ]
+            if objective == CONTINUATION_START and not all(
+                    recorded(arm, seed) for arm in CONTINUATIONS):
+                needed.append(args.continue_from)
+            if not needed:
+                continue
+            trained = osp.join(study.root, 'pretrain', objective,
+                               f'seed{seed}', 'result.json')
+            if (f'pretrain/{objective}/{seed}' in study.record
+                    and not osp.isfile(trained)
+                    and max(needed) < args.pretrain_epochs):
+                study.regenerate(objective, seed, max(needed))
+            else:
+                study.pretrain(objective, seed)
+                report.write()
             for epoch in epochs:
                 probe(objective, seed, epoch)
                 report.write()
         for arm in CONTINUATIONS:
+            if recorded(arm, seed):
+                continue
             study.continuation(arm, seed)
             probe(arm, seed)
             report.write()
