@@ -286,8 +286,9 @@ def test_preregistered_plan_configs(tmp_path):
 class PlanRecorder:
     """Stands in for ``Study`` in ``run_prereg``: notes the calls."""
 
-    def __init__(self, root, record):
+    def __init__(self, root, record, converges_at=8000):
         self.root, self.record, self.calls = str(root), dict(record), []
+        self.converges_at = converges_at
 
     def log(self, text):
         pass
@@ -303,6 +304,39 @@ class PlanRecorder:
 
     def continuation(self, arm, seed):
         self.calls.append(('continuation', arm))
+
+    def transfer(self, task, init, seed):
+        self.calls.append((task, init.split(':')[0]))
+
+    def dense_pilot(self, iters):
+        self.calls.append(('pilot', iters))
+        self.record.update(
+            pilot_record(iters, 0.5 if iters >= self.converges_at else 3.))
+
+
+def curve_rising_at_end(final, rise_at_end, iters):
+    """An mIoU curve evaluated every 10 % of ``iters`` whose last 20 %
+    adds ``rise_at_end``."""
+    step = iters // 10
+    points = [[step * i, final - 10. + i] for i in range(1, 8)]
+    return points + [[8 * step, final - rise_at_end],
+                     [9 * step, final - rise_at_end / 2], [iters, final]]
+
+
+def pilot_record(iters, rise_at_end):
+    return {
+        f'pilot/d@{iters}/99':
+        dict(
+            stage='pilot',
+            name=f'd@{iters}',
+            seed=99,
+            iters=iters,
+            curves=dict(mIoU=curve_rising_at_end(40., rise_at_end, iters)))
+    }
+
+
+# Pilots that fixed the dense transfer's length at 8,000 iterations.
+PILOTS = {**pilot_record(4000, 3.), **pilot_record(8000, 0.4)}
 
 
 class NoReport:
@@ -320,16 +354,25 @@ def test_preregistered_plan_probes_each_pretraining_right_after_it(
     args = study.parse_args(['--plan', 'prereg', '--seeds', '0'])
     runs = PlanRecorder(tmp_path, {})
     study.run_prereg(args, runs, NoReport())
-    assert runs.calls == [('probe', 'none', None), ('pretrain', 'mae'),
-                          ('probe', 'mae', 1), ('probe', 'mae', 3),
-                          ('probe', 'mae', 7), ('pretrain', 'itpn-pixel'),
-                          ('probe', 'itpn-pixel', 1),
-                          ('probe', 'itpn-pixel', 3),
-                          ('probe', 'itpn-pixel', 7),
-                          ('continuation', 'cont-pixel'),
-                          ('probe', 'cont-pixel', None),
-                          ('continuation', 'cont-mfm'),
-                          ('probe', 'cont-mfm', None)]
+    assert runs.calls[2:] == [('probe', 'none', None), ('pretrain', 'mae'),
+                              ('probe', 'mae', 1), ('probe', 'mae', 3),
+                              ('probe', 'mae', 7), ('pretrain', 'itpn-pixel'),
+                              ('probe', 'itpn-pixel', 1),
+                              ('probe', 'itpn-pixel', 3),
+                              ('probe', 'itpn-pixel', 7),
+                              ('continuation', 'cont-pixel'),
+                              ('probe', 'cont-pixel', None),
+                              ('continuation', 'cont-mfm'),
+                              ('probe', 'cont-mfm', None), ('seg', 'a'),
+                              ('seg', 'b'), ('seg', 'd')]
+    assert runs.calls[:2] == [('pilot', 4000), ('pilot', 8000)]
+    # No pilot length converged: the dense runs are not run, and their
+    # checkpoints not trained for.
+    runs = PlanRecorder(tmp_path, {}, converges_at=10**6)
+    study.run_prereg(args, runs, NoReport())
+    assert runs.calls[:3] == [('pilot', 4000), ('pilot', 8000),
+                              ('pilot', 16000)]
+    assert not any(c[0] == 'seg' for c in runs.calls)
 
 
 def test_preregistered_plan_trains_again_only_what_unrecorded_runs_need(
@@ -343,27 +386,44 @@ def test_preregistered_plan_trains_again_only_what_unrecorded_runs_need(
                      'itpn-pixel@3', 'itpn-pixel@7')
     }
     trained = {'pretrain/mae/0': {}, 'pretrain/itpn-pixel/0': {}}
+    dense = {f'seg/{init}/0': {} for init in 'abd'}
     # A new session: both pretrainings and their probes recorded, the work
     # dir gone. MAE is not trained again; the pixel run only to the epoch
     # the continuation arms start from.
-    runs = PlanRecorder(tmp_path, {**probed, **trained})
+    runs = PlanRecorder(tmp_path, {**probed, **trained, **dense})
     study.run_prereg(args, runs, NoReport())
+    assert not any(c[0] == 'pilot' for c in runs.calls)
     assert [c for c in runs.calls
             if c[0] != 'probe'] == [('regenerate', 'itpn-pixel', 3),
                                     ('continuation', 'cont-pixel'),
                                     ('continuation', 'cont-mfm')]
+    # The arms recorded too, the dense runs not: both pretrainings are
+    # trained again to their last epoch, and only the missing runs run.
+    arms = {'probe/cont-pixel/0': {}, 'probe/cont-mfm/0': {}}
+    runs = PlanRecorder(tmp_path, {
+        **probed,
+        **trained,
+        **arms,
+        **PILOTS, 'seg/a/0': {},
+        'seg/d/0': {}
+    })
+    study.run_prereg(args, runs, NoReport())
+    assert runs.calls == [('probe', 'none', None),
+                          ('regenerate', 'itpn-pixel', 7),
+                          ('probe', 'itpn-pixel', 1),
+                          ('probe', 'itpn-pixel', 3),
+                          ('probe', 'itpn-pixel', 7), ('seg', 'b')]
     # Its work dir still there: nothing to regenerate (the run's own
     # record shortcut skips it).
     done = tmp_path / 'pretrain' / 'itpn-pixel' / 'seed0'
     done.mkdir(parents=True)
     (done / 'result.json').write_text('{}')
-    runs = PlanRecorder(tmp_path, {**probed, **trained})
+    runs = PlanRecorder(tmp_path, {**probed, **trained, **dense})
     study.run_prereg(args, runs, NoReport())
     assert ('pretrain', 'itpn-pixel') in runs.calls
     assert not any(c[0] == 'regenerate' for c in runs.calls)
     # Everything recorded: nothing is trained.
-    arms = {'probe/cont-pixel/0': {}, 'probe/cont-mfm/0': {}}
-    runs = PlanRecorder(tmp_path, {**probed, **trained, **arms})
+    runs = PlanRecorder(tmp_path, {**probed, **trained, **arms, **dense})
     study.run_prereg(args, runs, NoReport())
     assert runs.calls == [('probe', 'none', None)]
 
@@ -432,7 +492,7 @@ def test_regeneration_keeps_the_original_run_and_compares_its_losses(
     assert agreement['max_abs_diff'] == pytest.approx(0.05)
     record = json.load(open(args.record))
     assert record['pretrain/itpn-pixel/0'] == original
-    assert record['regenerate/itpn-pixel/0']['epochs'] == 2
+    assert record['regenerate/itpn-pixel@2/0']['epochs'] == 2
 
 
 def prereg_record(itpn_minus_mae, refuse=False):
@@ -461,7 +521,7 @@ def test_preregistered_verdicts_follow_the_gates():
         '[-0.48, +4.48] (+1.00, +2.00, +3.00) | G1, G2 | no difference ' \
         'shown (interval includes 0) |' in text
     assert 'cont-mfm - cont-pixel: +1.00' in text
-    assert 'a - b, final mIoU | G1, G3 | no verdict (not reached) |' in text
+    assert 'than a fresh one | - | G1, G3 | no verdict (not reached) |' in text
     text = '\n'.join(
         study.prereg_verdicts(prereg_record([2., 2.1, 2.2]), args))
     assert 'G1, G2 | itpn-pixel@7 higher |' in text
@@ -477,6 +537,117 @@ def test_preregistered_verdicts_follow_the_gates():
     text = '\n'.join(study.prereg_verdicts(partial, args))
     assert 'not reached (9 of 27 probe runs done)' in text
     assert text.count('no verdict (not reached)') == 3
+    assert 'not reached (length undecided: no pilot run yet)' in text
+
+
+def dense_record(finals, rise_at_end=0.5, iters=8000):
+    """Segmentation runs whose last 20 % adds ``rise_at_end``; ``finals``
+    maps an initialisation to its final mIoU per seed."""
+    record = {}
+    for init, values in finals.items():
+        for seed, final in enumerate(values):
+            record[f'seg/{init}/{seed}'] = dict(
+                stage='seg',
+                name=init,
+                seed=seed,
+                curves=dict(
+                    mIoU=curve_rising_at_end(final, rise_at_end, iters)),
+                wall_s=1.)
+    return record
+
+
+def test_dense_transfer_gate_and_verdict():
+    study = study_tool()
+    args = study.parse_args(['--plan', 'prereg'])
+    probes = {**prereg_record([2., 2.1, 2.2]), **PILOTS}
+    finals = dict(a=[43., 44.5, 46.], b=[40., 41., 42.], d=[35., 36., 37.])
+
+    def verdicts(record):
+        return '\n'.join(study.prereg_verdicts(record, args))
+
+    text = verdicts({**probes, **dense_record(finals)})
+    assert ('| G3: dense transfer long enough (fresh pyramid - none >= 2 '
+            'mIoU, last 20 % adds < 1 mIoU) | met: b - d +5.00 [+5.00, '
+            '+5.00] (+5.00, +5.00, +5.00); last 20 % adds +0.50 mIoU (mean '
+            'of all runs; 8000 iterations, pilot of 4000: final 40.00, last '
+            '20 % adds +3.00; pilot of 8000: final 40.00, last 20 % adds '
+            '+0.40) |') in text
+    assert ('| pretrained pyramid better than a fresh one | a - b, final '
+            'mIoU: +3.50 [+2.26, +4.74] (+3.00, +3.50, +4.00) | G1, G3 | a '
+            'higher |') in text
+    # Still rising at the end: the runs were too short, no verdict.
+    text = verdicts({**probes, **dense_record(finals, rise_at_end=1.5)})
+    assert 'FAILED: b - d +5.00' in text and 'adds +1.50 mIoU' in text
+    assert 'G1, G3 | no verdict (gate not met) |' in text
+    # A fresh pyramid no better than no pretraining: no verdict either.
+    text = verdicts({**probes, **dense_record(dict(finals, d=finals['b']))})
+    assert 'FAILED: b - d +0.00' in text
+    missing = dense_record(finals)
+    missing.pop('seg/d/2')
+    text = verdicts({**probes, **missing})
+    assert 'not reached (8 of 9 dense runs of 8000 iterations done' in text
+    assert 'a - b, final mIoU: +3.50' in text  # computed, not decided
+    assert 'G1, G3 | no verdict (gate not met) |' in text
+    # The length is fixed by the pilots alone.
+    unsettled = {**prereg_record([2., 2.1, 2.2]), **pilot_record(4000, 3.)}
+    assert 'not reached (length undecided: pilot of 4000: final 40.00, ' \
+        'last 20 % adds +3.00)' in verdicts(unsettled)
+    none_converged = {
+        **unsettled,
+        **pilot_record(8000, 2.),
+        **pilot_record(16000, 1.2)
+    }
+    assert '| FAILED: no pilot length converged (pilot of 4000' in \
+        verdicts(none_converged)
+    assert study.dense_length(PILOTS, args) == 8000
+    assert study.dense_length({
+        **PILOTS,
+        **pilot_record(4000, 0.9)
+    }, args) == 4000
+
+
+def test_dense_transfer_configs():
+    study = study_tool()
+    args = study.parse_args(['--plan', 'prereg'])
+    assert args.seg_points == 10
+    args.seg_iters = 8000
+    configs = {
+        init.split(':')[0]:
+        study.garments_seg_config(
+            None if objective == 'none' else f'{objective}.pth', pyramid,
+            'data/garments', args, 101)
+        for init, (objective, pyramid) in study.TRANSFER_INITS.items()
+        if init[0] in study.PREREG_DENSE_INITS
+    }
+    assert sorted(configs) == ['a', 'b', 'd']
+    for init, cfg in configs.items():
+        assert cfg.model.decode_head.num_classes == 11
+        assert cfg.model.auxiliary_head.num_classes == 11
+        assert cfg.model.data_preprocessor.size == (64, 64)
+        assert cfg.train_dataloader.dataset.metainfo.classes[:2] == (
+            'background', 'T-shirt/top')
+        assert cfg.test_dataloader.dataset.metainfo.classes == \
+            cfg.val_dataloader.dataset.metainfo.classes
+        warmup, decay = cfg.param_scheduler
+        assert (warmup['type'], warmup['end']) == ('LinearLR', 800)
+        assert (decay['type'], decay['begin'], decay['end'],
+                decay['eta_min']) == ('PolyLR', 800, 8000, 0.)
+        assert cfg.train_cfg.max_iters == 8000
+        assert cfg.train_cfg.val_interval == 800
+        assert cfg.randomness.seed == 101
+    assert configs['a'].model.neck.init_cfg.checkpoint == 'itpn-pixel.pth'
+    assert 'init_cfg' not in configs['b'].model.neck
+    assert configs['b'].model.backbone.init_cfg.checkpoint == \
+        'itpn-pixel.pth'
+    assert 'init_cfg' not in configs['d'].model.backbone
+    # Apart from the initialisation the runs are the same.
+    plain = []
+    for cfg in configs.values():
+        cfg = cfg.to_dict()
+        cfg['model']['backbone'].pop('init_cfg', None)
+        cfg['model']['neck'].pop('init_cfg', None)
+        plain.append(cfg)
+    assert all(cfg == plain[0] for cfg in plain)
 
 
 def test_reconstruction_never_uses_hidden_units(tmp_path,
@@ -548,3 +719,40 @@ def test_reconstruction_scores_all_images_and_draws_a_few(
     assert drawn == ['img0_recon.png', 'img1_recon.png']
     montage = Image.open(tmp_path / 'montage' / 'all.png')
     assert montage.size == (4 * 64, 2 * (14 + 64))
+
+
+def test_dense_pilot_and_run_train_and_record_their_curves(
+        tmp_path, make_fashion_mnist):
+    study = study_tool()
+    work_dir = tmp_path / 'wd'
+    args = study.parse_args([
+        '--plan', 'prereg', '--quick', '--work-dir',
+        str(work_dir), '--fashion-mnist-root',
+        make_fashion_mnist(40)
+    ])
+    runs = study.Study(args)
+    with pytest.raises(RuntimeError, match='length is not decided'):
+        runs.transfer('seg', 'd: no pretraining', 1)
+    pilot = runs.dense_pilot(10)
+    assert [step for step, _ in pilot['curves']['mIoU']] == [2, 4, 6, 8, 10]
+    # Whatever the pilot gave, a converged one fixes the length.
+    runs.record.update(pilot_record(10, 0.))
+    result = runs.transfer('seg', 'd: no pretraining', 1)
+    assert result['downstream_seed'] == 101 and result['iters'] == 10
+    assert [step for step, _ in result['curves']['mIoU']] == [2, 4, 6, 8, 10]
+    assert sorted(os.listdir(
+        work_dir / 'data')) == ['garments_seg', 'garments_seg_pilot']
+    assert len(
+        os.listdir(work_dir / 'data' / 'garments_seg' / 'images' /
+                   'val')) == 16
+    pilot_image, study_image = (
+        np.asarray(
+            Image.open(work_dir / 'data' / name / 'images' / 'val' /
+                       '00000.png'))
+        for name in ('garments_seg_pilot', 'garments_seg'))
+    assert not np.array_equal(pilot_image, study_image)
+    record = json.load(open(args.record))
+    assert record['seg/d/1']['curves'] == result['curves']
+    saved = json.load(
+        open(work_dir / 'pilot' / 'd@10' / 'seed99' / 'result.json'))
+    assert saved['curves'] == pilot['curves'] and saved['iters'] == 10

@@ -31,8 +31,9 @@ and then, per seed:
 
 ``--plan prereg`` runs the pre-registered study of
 ``docs/itpn_study_preregistration.md`` instead (7 epochs on all 60,000
-images, probes after epochs 1, 3 and 7, the MFM continuation arms) and
-adds its gates and deciding statistics to the report.
+images, probes after epochs 1, 3 and 7, the MFM continuation arms, and
+UperNet on composited garments from (a), (b) and (d), its length fixed by
+pilot runs) and adds its gates and deciding statistics to the report.
 
 Every training run goes through ``tools/train.py`` with a generated config
 kept in its work directory. A run whose ``result.json`` (or record entry)
@@ -54,6 +55,7 @@ import glob
 import json
 import os
 import os.path as osp
+import shutil
 import subprocess
 import sys
 import time
@@ -63,6 +65,7 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
+from mmitpn.datasets import FashionMNIST
 from mmitpn.utils.cli import add_debug_argument, run_tool
 from mmitpn.utils.statistics import paired_difference
 
@@ -80,6 +83,7 @@ DET_DEMO = osp.join(
     REPO, 'configs', 'det', 'demo',
     'hivit-demo_skimage-pre_mask-rcnn_1xb4-6e_shapes-coco-128px.py')
 
+GARMENT_CLASSES = ('background', ) + FashionMNIST.METAINFO['classes']
 DIMS = 128
 FPN_DIM = 64
 ARCH = dict(embed_dims=DIMS, stem_mlp_blocks=(1, 1), depth=4, num_heads=4)
@@ -136,18 +140,31 @@ PREREG = dict(
     pretrain_epochs=7,
     continue_from=3,
     probe_train_images=20000,
-    test_images=10000)
+    test_images=10000,
+    seg_points=10)
 PREREG_QUICK = dict(
     pretrain_images=64,
     pretrain_epochs=2,
     continue_from=1,
     probe_train_images=64,
-    test_images=64)
+    test_images=64,
+    seg_points=5)
 PREREG_OBJECTIVES = ('mae', 'itpn-pixel')
 CONTINUATIONS = {'cont-pixel': 'itpn-pixel', 'cont-mfm': 'itpn-pixel-mfm'}
 # The pretraining run whose checkpoint the continuation arms start from.
 CONTINUATION_START = 'itpn-pixel'
 PREREG_SEEDS = (0, 1, 2)
+# Dense transfer of pretraining seed k trains with downstream seed 100 + k.
+DENSE_SEED_OFFSET = 100
+# The initialisations the pre-registered dense transfer trains (G3: b - d;
+# C3: a - b; the MAE-style backbone, c, decides nothing and is left out).
+PREREG_DENSE_INITS = ('a', 'b', 'd')
+# Its length: the first of these iteration counts at which a pilot run of
+# (d) on its own canvases (converter seed and downstream seed 99) adds < 1
+# mIoU over its last 20 %; no dense run if none does.
+DENSE_LENGTHS = (4000, 8000, 16000)
+DENSE_LENGTHS_QUICK = (10, )
+DENSE_PILOT_SEED = 99
 
 
 def parse_args(argv: Optional[List[str]] = None):
@@ -473,6 +490,23 @@ def seg_config(checkpoint, with_pyramid, data_root, args, seed) -> Config:
     return cfg
 
 
+def garments_seg_config(checkpoint, with_pyramid, data_root, args,
+                        seed) -> Config:
+    """The pre-registered in-domain dense transfer: :func:`seg_config`'s
+    UperNet and schedule (linear warm-up over the first 10 % of
+    ``args.seg_iters``, then linear decay to 0; mIoU evaluated
+    ``args.seg_points`` times, evenly spaced) on the garments set of
+    tools/dataset_converters/make_garments_seg.py (64 px, 11 classes)."""
+    cfg = seg_config(checkpoint, with_pyramid, data_root, args, seed)
+    cfg.model.data_preprocessor.size = (IMG, IMG)
+    for head in (cfg.model.decode_head, cfg.model.auxiliary_head):
+        head.num_classes = len(GARMENT_CLASSES)
+    for loader in (cfg.train_dataloader, cfg.val_dataloader):
+        loader.dataset.metainfo = dict(classes=GARMENT_CLASSES)
+    cfg.test_dataloader = cfg.val_dataloader
+    return cfg
+
+
 def det_config(checkpoint, with_pyramid, data_root, args, seed) -> Config:
     cfg = Config.fromfile(DET_DEMO)
     _transfer_parts(cfg, checkpoint, with_pyramid)
@@ -674,6 +708,10 @@ class Study:
         key = f'{stage}/{name}/{seed}'
         # Training runs are repeated when their work dir is gone: later
         # stages need their checkpoints.
+        if osp.isfile(path) and key not in self.record:
+            # Written by another process sharing the work dir.
+            with open(path) as f:
+                self.record[key] = json.load(f)
         if osp.isfile(path) or (key in self.record and stage
                                 not in ('pretrain', 'continue', 'regenerate')):
             return self.record[key]
@@ -774,8 +812,8 @@ class Study:
         that epoch, in the run's own work dir.
 
         The record keeps the original run; this one is recorded as
-        ``regenerate/<objective>/<seed>``, with how its loss curves agree
-        with the original's (logged steps in common, the first one that
+        ``regenerate/<objective>@<epochs>/<seed>``, with how its loss curves
+        agree with the original's (logged steps in common, the first one that
         differs, the largest difference).
         """
         train_dir = osp.join(self.root, 'pretrain', objective, f'seed{seed}')
@@ -803,7 +841,7 @@ class Study:
             self.log(f'  agreement with the recorded run: {agreement}')
             return dict(epochs=epochs, train_s=seconds, agreement=agreement)
 
-        return self.run('regenerate', objective, seed, fn)
+        return self.run('regenerate', f'{objective}@{epochs}', seed, fn)
 
     def fit_probes(self, name: str, features, data, pool: str) -> dict:
         """Ridge (the fast check) on every feature set and Newton logistic
@@ -894,40 +932,102 @@ class Study:
         return self.run('finetune', objective, seed, fn)
 
     def transfer(self, task: str, init: str, seed: int) -> dict:
+        """A downstream run of the integral-transfer ablation from
+        initialisation ``init`` of pretraining seed ``seed``.
+
+        The study trains on the generated shapes sets with the pretraining
+        seed; the pre-registered plan segments the garments set with
+        downstream seed ``DENSE_SEED_OFFSET + seed``, so that downstream
+        variance is not tied to the pretraining seed's.
+        """
         objective, with_pyramid = TRANSFER_INITS[init]
-        data_root = osp.join(self.root, 'data', f'shapes_{task}')
-        self.make_shapes(task, data_root)
-        build = seg_config if task == 'seg' else det_config
+        prereg = self.args.plan == 'prereg'
+        if prereg:
+            data_root = osp.join(self.root, 'data', 'garments_seg')
+            self.make_data('make_garments_seg.py', data_root)
+            build, run_seed = garments_seg_config, DENSE_SEED_OFFSET + seed
+            args = copy.copy(self.args)
+            args.seg_iters = dense_length(self.record, self.args)
+            if args.seg_iters is None:
+                raise RuntimeError(
+                    'the dense transfer\'s length is not decided: no pilot '
+                    f'run (Study.dense_pilot) of {dense_lengths(args)} '
+                    'iterations has converged yet.')
+        else:
+            data_root = osp.join(self.root, 'data', f'shapes_{task}')
+            self.make_data(
+                'make_shapes_seg.py'
+                if task == 'seg' else 'make_shapes_coco.py', data_root)
+            build, run_seed, args = (seg_config if task == 'seg' else
+                                     det_config), seed, self.args
         keys = ('mIoU', ) if task == 'seg' else ('coco/bbox_mAP',
                                                  'coco/segm_mAP')
 
         def fn(work_dir):
             cfg = build(
                 self.checkpoint(objective, seed), with_pyramid, data_root,
-                self.args, seed)
+                args, run_seed)
             seconds = train_run(cfg, work_dir, self.log)
             records = read_scalars(work_dir)
             return dict(
                 train_s=seconds,
+                iters=getattr(args, 'seg_iters', None),
+                downstream_seed=run_seed,
                 curves={key: curve(records, key)
                         for key in keys})
 
         return self.run(task, init.split(':')[0], seed, fn)
 
-    def make_shapes(self, task: str, data_root: str) -> None:
+    def dense_pilot(self, iters: int) -> dict:
+        """A pilot run of the pre-registered dense transfer: no
+        pretraining (d), ``iters`` iterations, on canvases of its own
+        (converter seed ``DENSE_PILOT_SEED``; the study's validation
+        canvases are never seen) with downstream seed
+        ``DENSE_PILOT_SEED``. It fixes the study's length only."""
+        data_root = osp.join(self.root, 'data', 'garments_seg_pilot')
+        self.make_data('make_garments_seg.py', data_root,
+                       ['--seed', str(DENSE_PILOT_SEED)])
+
+        def fn(work_dir):
+            args = copy.copy(self.args)
+            args.seg_iters = iters
+            cfg = garments_seg_config(None, False, data_root, args,
+                                      DENSE_PILOT_SEED)
+            seconds = train_run(cfg, work_dir, self.log)
+            curve_ = curve(read_scalars(work_dir), 'mIoU')
+            self.log(f'  pilot of {iters} iterations: last 20 % adds '
+                     f'{late_gain(curve_, iters):+.2f} mIoU')
+            return dict(train_s=seconds, iters=iters, curves=dict(mIoU=curve_))
+
+        # One process per seed may get here at once: one trains, the others
+        # wait for its result.
+        with open(osp.join(self.root, 'pilot.lock'), 'w') as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return self.run('pilot', f'd@{iters}', DENSE_PILOT_SEED, fn)
+
+    def make_data(self,
+                  script: str,
+                  data_root: str,
+                  options: Optional[List[str]] = None) -> None:
+        """Generate a downstream set with one of tools/dataset_converters'
+        scripts (its default sizes and seed unless ``options`` say
+        otherwise; a few images with ``--quick``), unless it exists."""
         if osp.isdir(data_root):
             return
-        script = 'make_shapes_seg.py' if task == 'seg' else \
-            'make_shapes_coco.py'
         counts = ['--train', '32', '--val', '16'] if self.args.quick else []
+        counts += options or []
+        if script == 'make_garments_seg.py' and self.args.fashion_mnist_root:
+            counts += ['--fashion-mnist-root', self.args.fashion_mnist_root]
+        partial = f'{data_root}.partial'
+        shutil.rmtree(partial, ignore_errors=True)
         subprocess.run(
             [
                 sys.executable,
-                osp.join(REPO, 'tools', 'dataset_converters', script),
-                data_root
+                osp.join(REPO, 'tools', 'dataset_converters', script), partial
             ] + counts,
             check=True,
             stdout=subprocess.DEVNULL)
+        os.replace(partial, data_root)
 
 
 def load_probe_data(args):
@@ -967,6 +1067,29 @@ def run_prereg(args, study: Study, report) -> None:
     def recorded(name: str, seed: int) -> bool:
         return f'probe/{name}/{seed}' in study.record
 
+    inits = {init.split(':')[0]: init for init in TRANSFER_INITS}
+
+    def unrecorded_dense(seed: int) -> List[str]:
+        return [
+            inits[name] for name in PREREG_DENSE_INITS
+            if f'seg/{name}/{seed}' not in study.record
+        ]
+
+    if any(unrecorded_dense(seed) for seed in args.seeds):
+        # The pilots fix the dense transfer's length before any run needs
+        # it: one length after the other until one has converged.
+        for iters in dense_lengths(args):
+            if dense_length(study.record, args) is not None:
+                break
+            study.dense_pilot(iters)
+        if dense_length(study.record, args) is None:
+            study.log('no pilot length converged: the dense transfer is '
+                      'not run (G3 fails)')
+    length = dense_length(study.record, args)
+
+    def dense_to_run(seed: int) -> List[str]:
+        return unrecorded_dense(seed) if length is not None else []
+
     epochs = sorted({1, args.continue_from, args.pretrain_epochs})
     for seed in args.seeds:
         probe('none', seed)
@@ -979,13 +1102,15 @@ def run_prereg(args, study: Study, report) -> None:
             if objective == CONTINUATION_START and not all(
                     recorded(arm, seed) for arm in CONTINUATIONS):
                 needed.append(args.continue_from)
+            if any(TRANSFER_INITS[init][0] == objective
+                   for init in dense_to_run(seed)):
+                needed.append(args.pretrain_epochs)
             if not needed:
                 continue
             trained = osp.join(study.root, 'pretrain', objective,
                                f'seed{seed}', 'result.json')
             if (f'pretrain/{objective}/{seed}' in study.record
-                    and not osp.isfile(trained)
-                    and max(needed) < args.pretrain_epochs):
+                    and not osp.isfile(trained)):
                 study.regenerate(objective, seed, max(needed))
             else:
                 study.pretrain(objective, seed)
@@ -998,6 +1123,9 @@ def run_prereg(args, study: Study, report) -> None:
                 continue
             study.continuation(arm, seed)
             probe(arm, seed)
+            report.write()
+        for init in dense_to_run(seed):
+            study.transfer('seg', init, seed)
             report.write()
 
 
@@ -1124,8 +1252,7 @@ def prereg_verdicts(record: Dict[str, dict], args) -> List[str]:
         gate2 = ('met' if ok else 'FAILED') + (
             f': MAE@{last} - none {difference_cell(gain)}; MAE@{last} - '
             f'MAE@{middle} {difference_cell(rise)}')
-    gate3 = ('not reached (the in-domain dense transfer stage is not '
-             'implemented yet)')
+    gate3, dense_final = dense_gate(record, seeds, args)
     lines = [
         '## Gates and deciding statistics (pre-registered)', '', 'As fixed in '
         '[itpn_study_preregistration.md](itpn_study_preregistration.md) '
@@ -1152,18 +1279,109 @@ def prereg_verdicts(record: Dict[str, dict], args) -> List[str]:
         else:
             diff = paired_difference(a, b)
             statistic = f'{first} - {second}: {difference_cell(diff)}'
-            if not gates_ok:
-                verdict = 'no verdict (gate not met)'
-            elif diff['low'] > 0:
-                verdict = f'{first} higher'
-            elif diff['high'] < 0:
-                verdict = f'{second} higher'
-            else:
-                verdict = 'no difference shown (interval includes 0)'
+            verdict = decide(diff, gates_ok, first, second)
         lines.append(f'| {claim} | {statistic} | {gates} | {verdict} |')
-    lines.append('| pretrained pyramid better than a fresh one | a - b, '
-                 'final mIoU | G1, G3 | no verdict (not reached) |')
+    a, b = dense_final['a'], dense_final['b']
+    if not complete(a, b):
+        statistic, verdict = '-', 'no verdict (not reached)'
+    else:
+        diff = paired_difference(a, b)
+        statistic = f'a - b, final mIoU: {difference_cell(diff)}'
+        gates_met = gate1 == 'met' and gate3.startswith('met')
+        verdict = decide(diff, gates_met, 'a', 'b')
+    lines.append('| pretrained pyramid better than a fresh one | '
+                 f'{statistic} | G1, G3 | {verdict} |')
     return lines + ['']
+
+
+def dense_lengths(args) -> tuple:
+    return DENSE_LENGTHS_QUICK if args.quick else DENSE_LENGTHS
+
+
+def late_gain(points: list, iters: int) -> float:
+    """What the last 20 % of a run of ``iters`` iterations added: its final
+    value minus the last one evaluated at or before 80 %."""
+    at_80 = [value for step, value in points if step <= 0.8 * iters]
+    return points[-1][1] - at_80[-1]
+
+
+def dense_length(record: Dict[str, dict], args) -> Optional[int]:
+    """The pre-registered dense transfer's length: the first pilot length
+    whose pilot run's last 20 % added < 1 mIoU; ``None`` while undecided
+    or when none did."""
+    for iters in dense_lengths(args):
+        pilot = record.get(f'pilot/d@{iters}/{DENSE_PILOT_SEED}')
+        if pilot is None:
+            return None
+        if late_gain(pilot['curves']['mIoU'], iters) < 1:
+            return iters
+    return None
+
+
+def pilot_summary(record: Dict[str, dict], args) -> str:
+    pilots = [(iters, record[f'pilot/d@{iters}/{DENSE_PILOT_SEED}'])
+              for iters in dense_lengths(args)
+              if f'pilot/d@{iters}/{DENSE_PILOT_SEED}' in record]
+    return '; '.join(
+        f'pilot of {iters}: final {p["curves"]["mIoU"][-1][1]:.2f}, last '
+        f'20 % adds {late_gain(p["curves"]["mIoU"], iters):+.2f}'
+        for iters, p in pilots) or 'no pilot run yet'
+
+
+def dense_gate(record: Dict[str, dict], seeds: List[int], args) -> tuple:
+    """Gate G3 of the pre-registered plan, and the final mIoU of each
+    dense-transfer initialisation by seed: fresh pyramid (b) minus no
+    pretraining (d) >= 2 mIoU (mean paired difference), and the last 20 %
+    of iterations adds < 1 mIoU (final minus the value at 80 %, mean over
+    all runs). The runs' length is fixed by the pilots (FAILED when none
+    converged)."""
+    curves: Dict[str, Dict[int, list]] = {
+        name: {
+            seed: record[f'seg/{name}/{seed}']['curves']['mIoU']
+            for seed in seeds if f'seg/{name}/{seed}' in record
+        }
+        for name in PREREG_DENSE_INITS
+    }
+    final = {
+        name: {
+            seed: points[-1][1]
+            for seed, points in runs.items()
+        }
+        for name, runs in curves.items()
+    }
+    iters = dense_length(record, args)
+    pilots = pilot_summary(record, args)
+    if iters is None:
+        lengths = dense_lengths(args)
+        if f'pilot/d@{lengths[-1]}/{DENSE_PILOT_SEED}' in record:
+            return f'FAILED: no pilot length converged ({pilots})', final
+        return f'not reached (length undecided: {pilots})', final
+    done = sum(len(runs) for runs in curves.values())
+    expected = len(PREREG_DENSE_INITS) * len(seeds)
+    if done < expected:
+        return (f'not reached ({done} of {expected} dense runs of {iters} '
+                f'iterations done; {pilots})'), final
+    fresh = paired_difference(final['b'], final['d'])
+    late = float(
+        np.mean([
+            late_gain(points, iters) for runs in curves.values()
+            for points in runs.values()
+        ]))
+    ok = fresh['mean'] >= 2 and late < 1
+    return ('met' if ok else 'FAILED') + (
+        f': b - d {difference_cell(fresh)}; last 20 % adds {late:+.2f} '
+        f'mIoU (mean of all runs; {iters} iterations, {pilots})'), final
+
+
+def decide(diff: dict, gates_met: bool, first: str, second: str) -> str:
+    """The pre-registered verdict rule for a paired difference."""
+    if not gates_met:
+        return 'no verdict (gate not met)'
+    if diff['low'] > 0:
+        return f'{first} higher'
+    if diff['high'] < 0:
+        return f'{second} higher'
+    return 'no difference shown (interval includes 0)'
 
 
 class Report:
@@ -1359,8 +1577,9 @@ class Report:
     def transfer_tables(self) -> List[str]:
         lines = []
         names = {k.split(':')[0]: k for k in TRANSFER_INITS}
+        seg_data = 'garments' if self.args.plan == 'prereg' else 'shapes'
         for task, key, title in (('seg', 'mIoU', 'Segmentation (UperNet, '
-                                  'shapes, mIoU)'),
+                                  f'{seg_data}, mIoU)'),
                                  ('det', 'coco/bbox_mAP', 'Detection (Mask '
                                   'R-CNN, shapes, bbox mAP)'),
                                  ('det', 'coco/segm_mAP', 'Detection (Mask '
