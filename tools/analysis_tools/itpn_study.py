@@ -971,7 +971,7 @@ class Study:
             records = read_scalars(work_dir)
             return dict(
                 train_s=seconds,
-                iters=getattr(args, 'seg_iters', None),
+                iters=args.seg_iters if task == 'seg' else None,
                 downstream_seed=run_seed,
                 curves={key: curve(records, key)
                         for key in keys})
@@ -1018,7 +1018,8 @@ class Study:
         counts += options or []
         if script == 'make_garments_seg.py' and self.args.fashion_mnist_root:
             counts += ['--fashion-mnist-root', self.args.fashion_mnist_root]
-        partial = f'{data_root}.partial'
+        # Per process: processes sharing the work dir may both get here.
+        partial = f'{data_root}.{os.getpid()}.partial'
         shutil.rmtree(partial, ignore_errors=True)
         subprocess.run(
             [
@@ -1027,7 +1028,12 @@ class Study:
             ] + counts,
             check=True,
             stdout=subprocess.DEVNULL)
-        os.replace(partial, data_root)
+        try:
+            os.replace(partial, data_root)
+        except OSError:
+            if not osp.isdir(data_root):
+                raise
+            shutil.rmtree(partial)  # another process finished first
 
 
 def load_probe_data(args):
