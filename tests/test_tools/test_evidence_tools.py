@@ -184,6 +184,9 @@ def test_study_report_gives_paired_intervals_and_no_best_column(tmp_path):
     assert '| a - b | 3 | +1.00 [-1.48, +3.48] (+0.00, +1.00, +2.00) |' \
         in report
     assert 'last validation minus the one before' in report
+    # The curves behind the tables are linked, relative to the report.
+    assert '![segmentation mIoU](fig/itpn_study_mIoU.png)' in report
+    assert (tmp_path / 'fig' / 'itpn_study_mIoU.png').is_file()
 
 
 def test_study_runs_resume_per_run_and_log_wall_times(tmp_path):

@@ -59,7 +59,7 @@ import shutil
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -1444,10 +1444,19 @@ class Report:
             lines += prereg_verdicts(self.study.record, self.args)
         lines += self.pretrain_table() + self.probe_table()
         lines += self.finetune_table() + self.transfer_tables()
-        os.makedirs(osp.dirname(osp.abspath(self.args.out)), exist_ok=True)
+        out_dir = osp.dirname(osp.abspath(self.args.out))
+        figures = self.figures()
+        if figures:
+            lines += [
+                '## Curves', '', 'Mean over seeds, band ± one sample '
+                'standard deviation.', ''
+            ]
+            for title, path in figures:
+                link = osp.relpath(osp.abspath(path), out_dir)
+                lines += [f'![{title}]({link})', '']
+        os.makedirs(out_dir, exist_ok=True)
         with open(self.args.out, 'w') as f:
-            f.write('\n'.join(lines) + '\n')
-        self.figures()
+            f.write('\n'.join(lines).rstrip('\n') + '\n')
 
     def pretrain_table(self) -> List[str]:
         grouped = self.group(self.study.results('pretrain'))
@@ -1623,7 +1632,8 @@ class Report:
             lines.append('')
         return lines
 
-    def figures(self) -> None:
+    def figures(self) -> List[Tuple[str, str]]:
+        """Plot each stage's curves; return (title, path) per figure."""
         import matplotlib
         matplotlib.use('Agg')
         import matplotlib.pyplot as plt
@@ -1636,6 +1646,7 @@ class Report:
                    lambda r: r['curves']['mIoU']),
                   ('det', 'bbox_mAP', 'detection bbox mAP',
                    lambda r: r['curves']['coco/bbox_mAP'])]
+        written = []
         for stage, tag, title, get in panels:
             grouped = self.group(self.study.results(stage))
             if not grouped:
@@ -1657,8 +1668,11 @@ class Report:
             ax.legend(fontsize=7)
             ax.grid(alpha=0.3)
             fig.tight_layout()
-            fig.savefig(osp.join(self.args.fig_dir, f'itpn_study_{tag}.png'))
+            path = osp.join(self.args.fig_dir, f'itpn_study_{tag}.png')
+            fig.savefig(path)
             plt.close(fig)
+            written.append((title, path))
+        return written
 
 
 if __name__ == '__main__':
