@@ -1659,7 +1659,9 @@ class Report:
                     continue
                 steps = runs[0][:length, 0]
                 values = np.stack([r[:length, 1] for r in runs])
-                mean, std = values.mean(0), values.std(0)
+                mean = values.mean(0)
+                # Sample std, as in the tables (0 for a single run).
+                std = values.std(0, ddof=1) if len(runs) > 1 else 0 * mean
                 ax.plot(steps, mean, label=f'{name} (n={len(runs)})')
                 ax.fill_between(steps, mean - std, mean + std, alpha=0.25)
             ax.set_title(title)
