@@ -609,6 +609,27 @@ def test_dense_transfer_gate_and_verdict():
     }, args) == 4000
 
 
+def test_preregistered_report_states_the_budgets_it_ran(tmp_path):
+    study = study_tool()
+    args = study.parse_args([
+        '--plan', 'prereg', '--work-dir',
+        str(tmp_path / 'wd'), '--record',
+        str(tmp_path / 'record.json')
+    ])
+    runs = study.Study(args)
+    report = study.Report(args, runs)
+    assert 'dense transfer: length not yet fixed' in report.header()
+    runs.record.update(PILOTS)
+    header = report.header()
+    # The dense length is the pilot's, not the 3-epoch study's seg_iters;
+    # the budgets the plan does not run are not listed.
+    assert 'dense transfer: 8000 iterations (fixed by the pilot)' in header
+    assert 'seg_iters' not in header and 'det_epochs' not in header
+    assert 'pretrain_epochs=7' in header
+    assert 'dense runs train with seed 100 + k' in header
+    assert 'One seed drives' not in header
+
+
 def test_dense_transfer_configs():
     study = study_tool()
     args = study.parse_args(['--plan', 'prereg'])

@@ -1427,18 +1427,39 @@ class Report:
                                  f'{difference_cell(diff)} |')
         return lines
 
+    def header(self) -> str:
+        """What the tables rest on: the plan's budgets, how seeds are
+        shared, and where the machine behind the wall times is named."""
+        args = self.args
+        if args.plan == 'prereg':
+            budgets = ', '.join(f'{k}={getattr(args, k)}' for k in PREREG)
+            iters = dense_length(self.study.record, args)
+            dense = f'{iters} iterations (fixed by the pilot)' if iters \
+                else 'length not yet fixed by the pilot'
+            return (
+                f'Budgets: {budgets}, mask ratio {args.mask_ratio}; dense '
+                f'transfer: {dense}. Mean ± sample standard deviation over '
+                'seeds; differences are paired by seed: mean [t-based 95 % '
+                'interval] (per seed). Pretraining seed k drives its '
+                'pretraining and probes; its dense runs train with seed '
+                f'{DENSE_SEED_OFFSET} + k. Wall times as logged; the '
+                'CPU and threads of each session are in the '
+                'pre-registration\'s *Sessions*, and differ between them.')
+        budgets = ', '.join(f'{k}={getattr(args, k)}' for k in FULL)
+        return (f'Budgets: {budgets}, mask ratio {args.mask_ratio}. Mean ± '
+                'sample standard deviation over seeds; differences are '
+                'paired by seed: mean [t-based 95 % interval] (per seed). '
+                'One seed drives pretraining, the probe and downstream '
+                'training of a run alike. Wall times on the machine the '
+                'write-up names.')
+
     def write(self) -> None:
         lines = ['# iTPN ablations at small scale (CPU)', '']
         lines += [
             'Written by `python tools/analysis_tools/itpn_study.py` (this '
             'file is regenerated; the write-up is '
-            '[itpn_study_writeup.md](itpn_study_writeup.md)). Budgets: ' +
-            ', '.join(f'{k}={getattr(self.args, k)}' for k in FULL) +
-            f', mask ratio {self.args.mask_ratio}. Mean ± sample standard '
-            'deviation over seeds; differences are paired by seed: mean '
-            '[t-based 95 % interval] (per seed). One seed drives '
-            'pretraining, the probe and downstream training of a run '
-            'alike. Wall times on this machine.', ''
+            '[itpn_study_writeup.md](itpn_study_writeup.md)). ' +
+            self.header(), ''
         ]
         if self.args.plan == 'prereg':
             lines += prereg_verdicts(self.study.record, self.args)
@@ -1661,7 +1682,8 @@ class Report:
                 values = np.stack([r[:length, 1] for r in runs])
                 mean = values.mean(0)
                 # Sample std, as in the tables (0 for a single run).
-                std = values.std(0, ddof=1) if len(runs) > 1 else 0 * mean
+                std = values.std(0, ddof=1) if len(runs) > 1 \
+                    else np.zeros_like(mean)
                 ax.plot(steps, mean, label=f'{name} (n={len(runs)})')
                 ax.fill_between(steps, mean - std, mean + std, alpha=0.25)
             ax.set_title(title)
