@@ -14,6 +14,7 @@ import torch
 from mmengine.logging import HistoryBuffer, MMLogger
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
+from tiny_models import tiny_arch, tiny_pixel_itpn
 
 from mmitpn.registry import MODELS
 from mmitpn.utils import adapt_cfg_to_device
@@ -50,7 +51,6 @@ def pytest_terminal_summary(terminalreporter):
 
 KEY_LISTINGS = osp.join(
     osp.dirname(osp.abspath(__file__)), 'data', 'official_keys')
-TINY_HIVIT = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4)
 
 
 def write_fashion_mnist(folder, count=4):
@@ -112,29 +112,15 @@ def mm_log():
 def pretraining_checkpoint(tmp_path):
     """Factory of what ``tools/train.py`` writes for a tiny iTPN pixel model.
 
-    ``save(name, arch, fpn_dim)`` returns the checkpoint's path and the model.
+    ``save(name, arch, fpn_dim)`` returns the checkpoint's path and the model
+    (``arch`` defaults to ``tiny_arch()``).
     Like a Runner checkpoint, it holds a message hub with an object that a
     tensors-only load must not rebuild.
     """
 
-    def save(name='pretrain.pth', arch=TINY_HIVIT, fpn_dim=32):
+    def save(name='pretrain.pth', arch=None, fpn_dim=32):
         with DefaultScope.overwrite_default_scope('mmitpn'):
-            model = MODELS.build(
-                dict(
-                    type='iTPN',
-                    backbone=dict(type='HiViT', arch=arch, img_size=64),
-                    neck=dict(
-                        type='iTPNPyramid',
-                        embed_dims=arch['embed_dims'],
-                        fpn_dim=fpn_dim,
-                        fpn_depth=2),
-                    head=dict(
-                        type='iTPNPixelHead',
-                        fpn_dim=fpn_dim,
-                        decoder_embed_dims=32,
-                        decoder_depth=1,
-                        decoder_num_heads=2,
-                        img_size=64)))
+            model = MODELS.build(tiny_pixel_itpn(arch, fpn_dim=fpn_dim))
         path = str(tmp_path / name)
         torch.save(
             dict(
@@ -153,8 +139,9 @@ def fast_itpn_checkpoint(tmp_path):
     (``backbone.*``, no pyramid); returns the path and the backbone."""
     from mmitpn.models import FastiTPN
 
-    def save(name='fast_itpn.pth', arch=TINY_HIVIT, img_size=64):
-        backbone = FastiTPN(arch, img_size=img_size, out_type='avg_featmap')
+    def save(name='fast_itpn.pth', arch=None, img_size=64):
+        backbone = FastiTPN(
+            arch or tiny_arch(), img_size=img_size, out_type='avg_featmap')
         path = str(tmp_path / name)
         torch.save(
             dict(state_dict={
@@ -190,7 +177,7 @@ def check_checkpoint_errors(pretraining_checkpoint, tmp_path):
 
     def check(build, fpn_dim=32):
         wide, _ = pretraining_checkpoint(
-            'wide.pth', arch=dict(TINY_HIVIT, embed_dims=96), fpn_dim=fpn_dim)
+            'wide.pth', arch=tiny_arch(embed_dims=96), fpn_dim=fpn_dim)
         with pytest.raises(
                 ValueError,
                 match=r'patch_embed.proj.weight: '

@@ -5,10 +5,11 @@ import sys
 
 import pytest
 from mmengine.config import Config
+from tiny_models import tiny_arch
 
 import mmitpn  # noqa: F401  registers the mmitpn:: config prefix
 
-TINY = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=1, num_heads=2)
+TINY = tiny_arch(depth=1, num_heads=2)
 
 
 @pytest.mark.parametrize('scope', ['mmdet', 'mmseg', 'mmpretrain', 'mmitpn'])

@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from scipy import optimize
+from tiny_models import tiny_arch
 
 from mmitpn.evaluation import (PENALTY_GRID, FrozenFeatureExtractor,
                                ProbeConvergenceError, ProbeGridError,
@@ -12,7 +13,7 @@ from mmitpn.evaluation import (PENALTY_GRID, FrozenFeatureExtractor,
                                fit_linear_probe, fixed_split, solve_logistic)
 from mmitpn.utils import extract_state_dict, load_checkpoint_file
 
-TINY = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4)
+TINY = tiny_arch(embed_dims=64)
 
 
 def clusters(num, dims=8, classes=3, seed=0, spread=1.5):
@@ -302,7 +303,7 @@ def test_extractor_errors_name_what_is_wrong(pretraining_checkpoint, tmp_path):
 
 
 def test_extractor_takes_fast_itpn(tmp_path):
-    arch = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=1, num_heads=2)
+    arch = tiny_arch(depth=1, embed_dims=64, num_heads=2)
     cfg = dict(
         backbone=dict(type='mmitpn.FastiTPN', arch=arch, img_size=32),
         neck=dict(type='iTPNPyramid', embed_dims=64, fpn_dim=32))

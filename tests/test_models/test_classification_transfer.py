@@ -10,10 +10,11 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 from mmpretrain.structures import DataSample
+from tiny_models import tiny_arch
 
 from mmitpn.converters import convert_official
 
-TINY = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4)
+TINY = tiny_arch(embed_dims=64, stem_mlp_blocks=(1, 1))
 
 
 def classifier(checkpoint, **backbone):

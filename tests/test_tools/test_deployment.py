@@ -9,6 +9,7 @@ import sys
 import pytest
 import torch
 from mmengine.config import Config
+from tiny_models import tiny_arch
 
 from mmitpn.deployment import (build_export_model, export_onnx, export_program,
                                onnx_max_abs_diff, program_max_abs_diff,
@@ -16,7 +17,7 @@ from mmitpn.deployment import (build_export_model, export_onnx, export_program,
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 ATOL = 1e-4
-TINY = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=3, num_heads=4)
+TINY = tiny_arch(depth=3, embed_dims=64)
 # Windows of 2 units with a 3-unit-wide grid: padded windows.
 WINDOWS = dict(window_size=2, global_blocks=(2, ))
 MIGRATION = dict(token_migration=dict(start_block=1, keep_ratio=0.75))

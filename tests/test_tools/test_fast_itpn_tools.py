@@ -9,24 +9,12 @@ import numpy as np
 import torch
 from mmengine.config import Config
 from PIL import Image
+from tiny_models import tiny_arch, tiny_pixel_itpn
 
 from mmitpn.registry import MODELS
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-FAST_PIXEL = dict(
-    type='iTPN',
-    backbone=dict(
-        type='FastiTPN',
-        arch=dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4),
-        img_size=64),
-    neck=dict(type='iTPNPyramid', embed_dims=64, fpn_dim=32),
-    head=dict(
-        type='iTPNPixelHead',
-        fpn_dim=32,
-        decoder_embed_dims=32,
-        decoder_depth=1,
-        decoder_num_heads=2,
-        img_size=64))
+FAST_PIXEL = tiny_pixel_itpn(tiny_arch(), backbone='FastiTPN')
 
 
 def write_image(path):

@@ -6,11 +6,12 @@ import subprocess
 import sys
 
 import torch
+from tiny_models import tiny_arch
 
 from mmitpn.models import HiViT
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TINY = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4)
+TINY = tiny_arch(embed_dims=64, stem_mlp_blocks=(1, 1))
 
 
 def run_tool(name, *args):

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from tiny_models import tiny_arch
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CLS_DEMO = osp.join(
@@ -63,8 +64,7 @@ def write_tiny_classifier_config(tmp_path, fashion_mnist_root):
     config.write_text(f"""_base_ = {CLS_DEMO!r}
 model = dict(
     backbone=dict(
-        arch=dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2,
-                  num_heads=4),
+        arch={tiny_arch(embed_dims=64)!r},
         init_cfg=None),
     head=dict(in_channels=64))
 test_dataloader = dict(

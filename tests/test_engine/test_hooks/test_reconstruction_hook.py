@@ -5,24 +5,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tiny_models import tiny_arch, tiny_pixel_itpn
 
 from mmitpn.engine.hooks import ReconstructionHook
 from mmitpn.registry import MODELS
 
-TINY = dict(
-    type='iTPN',
-    backbone=dict(
-        type='HiViT',
-        arch=dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4),
-        img_size=64),
-    neck=dict(type='iTPNPyramid', embed_dims=64, fpn_dim=32),
-    head=dict(
-        type='iTPNPixelHead',
-        fpn_dim=32,
-        decoder_embed_dims=32,
-        decoder_depth=1,
-        decoder_num_heads=2,
-        img_size=64))
+TINY = tiny_pixel_itpn(tiny_arch())
 
 
 class Recorder:

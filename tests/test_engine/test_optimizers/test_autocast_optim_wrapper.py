@@ -3,25 +3,12 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
+from tiny_models import tiny_arch, tiny_pixel_itpn
 
 from mmitpn.registry import MODELS
 from mmitpn.utils import adapt_cfg_to_device
 
-TINY_ITPN = dict(
-    type='iTPN',
-    backbone=dict(
-        type='HiViT',
-        arch=dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4),
-        img_size=64,
-        rel_pos_type='bias_table'),
-    neck=dict(type='iTPNPyramid', embed_dims=64, fpn_dim=32),
-    head=dict(
-        type='iTPNPixelHead',
-        fpn_dim=32,
-        decoder_embed_dims=32,
-        decoder_depth=1,
-        decoder_num_heads=2,
-        img_size=64))
+TINY_ITPN = tiny_pixel_itpn(tiny_arch(), rel_pos_type='bias_table')
 
 
 def train_losses(wrapper_type, steps=30):

@@ -7,12 +7,13 @@ import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
+from tiny_models import tiny_arch
 from torch import nn
 
 from mmitpn.models import HiViT
 
 # 1 + 1 stem MLP blocks and 2 attention blocks: layer ids 0..5.
-TINY = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4)
+TINY = tiny_arch(depth=2, embed_dims=64, stem_mlp_blocks=(1, 1))
 
 
 class ToyClassifier(nn.Module):

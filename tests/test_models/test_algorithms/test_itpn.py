@@ -6,21 +6,12 @@ import torch
 from mmengine.logging import MessageHub
 from mmengine.optim import build_optim_wrapper
 from mmpretrain.structures import DataSample
+from tiny_models import tiny_arch, tiny_pixel_itpn
 
 from mmitpn.registry import MODELS
 
-TINY = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=4, num_heads=4)
-PIXEL = dict(
-    type='iTPN',
-    backbone=dict(type='HiViT', arch=TINY, img_size=64),
-    neck=dict(type='iTPNPyramid', embed_dims=64, fpn_dim=32),
-    head=dict(
-        type='iTPNPixelHead',
-        fpn_dim=32,
-        decoder_embed_dims=32,
-        decoder_depth=1,
-        decoder_num_heads=2,
-        img_size=64))
+TINY = tiny_arch(depth=4, embed_dims=64)
+PIXEL = tiny_pixel_itpn(TINY, fpn_dim=32)
 MFM_HEAD = dict(
     type='iTPNMFMHead',
     fpn_dim=32,

@@ -11,6 +11,7 @@ import os.path as osp
 
 import pytest
 import torch
+from tiny_models import tiny_arch
 
 from mmitpn.converters import convert_fast_itpn
 from mmitpn.models import FastiTPN, iTPNPyramid
@@ -25,7 +26,7 @@ FIXTURE = os.environ.get(
         'fast_itpn_tiny_fixture.pt'))
 # The fixture's architecture (official constructor arguments img_size 64,
 # embed_dim 128, stem depths 1/1, 2 attention blocks, 2 heads).
-TINY = dict(embed_dims=128, stem_mlp_blocks=(1, 1), depth=2, num_heads=2)
+TINY = tiny_arch(depth=2, embed_dims=128, num_heads=2, stem_mlp_blocks=(1, 1))
 # name: (listing, arch, img_size, parameters in M with a 1000-class head)
 RELEASED = {
     'fast-itpn-tiny': ('keys_fast_itpn_tiny_1112_patch16_224.txt', 224, 24.22),

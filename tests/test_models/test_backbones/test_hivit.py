@@ -3,12 +3,13 @@ import math
 
 import pytest
 import torch
+from tiny_models import tiny_arch
 
 from mmitpn.models import HiViT
 from mmitpn.models.utils import relative_position_index, units_to_map
 from mmitpn.utils import count_macs
 
-TINY = dict(embed_dims=64, stem_mlp_blocks=(1, 2), depth=3, num_heads=4)
+TINY = tiny_arch(depth=3, embed_dims=64, stem_mlp_blocks=(1, 2))
 
 # Published parameter counts with relative position bias and a 1000-class
 # head (mmpretrain metafile and the iTPN README), and multiply-accumulates
@@ -59,8 +60,7 @@ def test_arch_zoo_block_layout():
 @pytest.mark.parametrize('arch,message', [
     ('vit-base', 'Unknown HiViT arch'),
     (dict(embed_dims=64, depth=2), 'custom HiViT arch'),
-    (dict(embed_dims=64, stem_mlp_blocks=(1, 1, 1), depth=2,
-          num_heads=2), 'stem_mlp_blocks'),
+    (tiny_arch(num_heads=2, stem_mlp_blocks=(1, 1, 1)), 'stem_mlp_blocks'),
 ])
 def test_bad_arch_is_rejected(arch, message):
     with pytest.raises(ValueError, match=message):

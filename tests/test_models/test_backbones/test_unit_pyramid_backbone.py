@@ -3,12 +3,13 @@
 windows and fused attention."""
 import pytest
 import torch
+from tiny_models import tiny_arch
 from torch.autograd.graph import saved_tensors_hooks
 
 from mmitpn.models import FastiTPN, HiViT
 from mmitpn.models.utils import gather_units
 
-TINY = dict(embed_dims=64, stem_mlp_blocks=(1, 2), depth=3, num_heads=4)
+TINY = tiny_arch(depth=3, embed_dims=64, stem_mlp_blocks=(1, 2))
 FAMILIES = [
     pytest.param(HiViT, dict(rel_pos_type='bias_table'), id='HiViT'),
     pytest.param(FastiTPN, {}, id='FastiTPN'),
@@ -137,7 +138,7 @@ def test_fused_attention_keeps_no_token_by_token_matrix_at_detection_size(
     ``(B, heads, N, N)`` tensor for backward unless fused attention is off
     (the relative position bias itself is an ``(N, N)`` input, so HiViT is
     checked with no bias tables)."""
-    arch = dict(embed_dims=32, stem_mlp_blocks=(1, 1), depth=1, num_heads=2)
+    arch = tiny_arch(depth=1, embed_dims=32, num_heads=2)
     kwargs = dict(kwargs, rel_pos_type=None) if family is HiViT else kwargs
     images = torch.randn(1, 3, 800, 1344)
     square = (1, 2, 4200, 4200)
@@ -163,7 +164,7 @@ def test_upcast_attention_runs_in_float32_under_autocast():
     assert torch.equal(upcast, expected)
     assert not torch.equal(lowered, expected)
     # The Fast-iTPN block asks for it by default, HiViT's does not.
-    arch = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=1, num_heads=2)
+    arch = tiny_arch(depth=1, num_heads=2)
     fast, hivit = FastiTPN(arch, img_size=64), HiViT(arch, img_size=64)
     assert fast.blocks[fast.main_start].attn.upcast
     assert not hivit.blocks[hivit.main_start].attn.upcast

@@ -1,11 +1,12 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
 import pytest
 import torch
+from tiny_models import tiny_arch
 
 from mmitpn.models import HiViT, iTPNPyramid
 from mmitpn.models.utils import gather_units
 
-TINY = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4)
+TINY = tiny_arch(embed_dims=64)
 
 
 def _backbone(out_type):
