@@ -128,9 +128,14 @@ def history_buffer_statistics(owner, name) -> Callable:
     if owner is HistoryBuffer and isinstance(name, str) and \
             name in HISTORY_BUFFER_STATISTICS:
         return getattr(HistoryBuffer, name)
+    if owner is history_buffer_statistics:
+        owner_name = 'getattr'
+    else:
+        owner_name = getattr(owner, '__qualname__', type(owner).__name__)
     raise UnsafeCheckpointError(
-        f'getattr({owner!r}, {name!r}); a tensors-only load admits getattr '
-        f'only for HistoryBuffer.{"/".join(HISTORY_BUFFER_STATISTICS)}')
+        f'the pickle asks for getattr({owner_name}, {name!r}), and '
+        'weights-only loads admit getattr only for '
+        f'HistoryBuffer.{"/".join(HISTORY_BUFFER_STATISTICS)}')
 
 
 def _numpy_globals() -> list:
