@@ -24,11 +24,11 @@ PLACEHOLDER_SIGNS = ('is not HistoryBuffer', 'is not defined in message_hub',
 
 def toy_run(work_dir, *args):
     """Train the toy model in a fresh process."""
-    return subprocess.run(
-        [sys.executable, TOY_RUN, str(work_dir), *args],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=REPO))
+    return subprocess.run([sys.executable, TOY_RUN,
+                           str(work_dir), *args],
+                          capture_output=True,
+                          text=True,
+                          env=dict(os.environ, PYTHONPATH=REPO))
 
 
 def trusted_load(path):
@@ -68,7 +68,8 @@ def test_foreign_checkpoint_resumes_exactly_with_mmitpn_imported(tmp_path):
     # It ends where the uninterrupted run ends: weights, and 8 entries of
     # every history, of which the timings of epoch 2 are measured anew.
     expected, actual = (
-        trusted_load(folder / 'epoch_2.pth') for folder in (reference, resumed))
+        trusted_load(folder / 'epoch_2.pth')
+        for folder in (reference, resumed))
     assert_same(expected['state_dict'], actual['state_dict'], 'state_dict')
     for name, buffer in expected['message_hub']['log_scalars'].items():
         logs, counts = actual['message_hub']['log_scalars'][name].data
