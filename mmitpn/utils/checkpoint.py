@@ -56,6 +56,7 @@ import logging
 import os
 import os.path as osp
 import pickle
+import reprlib
 import zipfile
 from collections import OrderedDict
 from contextlib import contextmanager
@@ -130,12 +131,14 @@ def history_buffer_statistics(owner, name) -> Callable:
         return getattr(HistoryBuffer, name)
     if owner is history_buffer_statistics:
         owner_name = 'getattr'
+    elif isinstance(owner, type):
+        owner_name = owner.__qualname__
     else:
-        owner_name = getattr(owner, '__qualname__', type(owner).__name__)
+        owner_name = f'<{type(owner).__name__}>'
     raise UnsafeCheckpointError(
-        f'the pickle asks for getattr({owner_name}, {name!r}), and '
-        'weights-only loads admit getattr only for '
-        f'HistoryBuffer.{"/".join(HISTORY_BUFFER_STATISTICS)}')
+        f"the checkpoint's pickle asks for getattr({owner_name}, "
+        f'{reprlib.repr(name)}), and weights-only loads admit getattr only '
+        f'for HistoryBuffer.{"/".join(HISTORY_BUFFER_STATISTICS)}')
 
 
 def _numpy_globals() -> list:

@@ -75,11 +75,8 @@ def train(cfg):
     return runner
 
 
-def test_plain_runner_resumes_exactly(tmp_path, capsys):
-    reference = train(make_cfg(tmp_path / 'reference', 3))
-    train(make_cfg(tmp_path / 'resumed', 2))
-    resumed = train(make_cfg(tmp_path / 'resumed', 3, resume=True))
-    log = ''.join(capsys.readouterr())
+def assert_resumed_exactly(reference, resumed, log):
+    """The run resumed after epoch 2 ends as the uninterrupted one."""
     assert 'resumed epoch: 2, iter: 8' in log
     assert not [w for w in HUB_WARNINGS if w in log]
     for key, value in reference.model.state_dict().items():
@@ -90,6 +87,13 @@ def test_plain_runner_resumes_exactly(tmp_path, capsys):
         assert len(actual[0]) == 12
         assert (expected[0] == actual[0]).all() and \
             (expected[1] == actual[1]).all(), name
+
+
+def test_plain_runner_resumes_exactly(tmp_path, capsys):
+    reference = train(make_cfg(tmp_path / 'reference', 3))
+    train(make_cfg(tmp_path / 'resumed', 2))
+    resumed = train(make_cfg(tmp_path / 'resumed', 3, resume=True))
+    assert_resumed_exactly(reference, resumed, ''.join(capsys.readouterr()))
     # max_keep_ckpts=2, pruned after each complete save, also after resume.
     assert sorted(
         p for p in os.listdir(tmp_path / 'resumed')
@@ -166,15 +170,7 @@ def test_resuming_an_mmengine_checkpoint_is_exact(tmp_path, capsys):
     cfg.default_hooks.checkpoint.type = 'CheckpointHook'
     train(cfg)
     resumed = train(make_cfg(work_dir, 3, resume=True))
-    log = ''.join(capsys.readouterr())
-    assert 'resumed epoch: 2, iter: 8' in log
-    assert not [w for w in HUB_WARNINGS if w in log]
-    for name in ('train/loss', 'train/lr'):
-        expected, actual = (
-            r.message_hub.get_scalar(name).data for r in (reference, resumed))
-        assert len(actual[0]) == 12
-        assert (expected[0] == actual[0]).all() and \
-            (expected[1] == actual[1]).all(), name
+    assert_resumed_exactly(reference, resumed, ''.join(capsys.readouterr()))
 
 
 def test_auto_resume_survives_an_empty_last_checkpoint(tmp_path, capsys):
