@@ -26,23 +26,29 @@ these pickles name, all of which build data from data:
   which pickle protocol 2 (``torch.save``'s) writes as
   ``getattr(HistoryBuffer, 'mean')``. The real ``getattr`` would hand a
   pickle any attribute of anything it holds (``getattr.__self__`` is the
-  ``builtins`` module, a function's ``__globals__`` its module's namespace)
-  and the unpickler lets a pickle write into any dict, so admitting it
-  would admit rewriting the interpreter. The replacement returns
-  HistoryBuffer's four default statistics methods and refuses any other
-  object or name.
+  ``builtins`` module, so ``exec`` is two calls away, and torch's rebuild
+  of tensor subclasses calls whatever function it is given; a function's
+  ``__globals__`` is its module's namespace, and the unpickler lets a
+  pickle write into any dict). The replacement returns HistoryBuffer's
+  four default statistics methods and refuses any other object or name.
 
 Collections (``OrderedDict``, ``Counter``) and bytes (``_codecs.encode``)
-are on torch's own allow-list.
+are on torch's own allow-list. What a pickle can build with these is data:
+tensors, containers, arrays, scalars, history buffers. (A history buffer's
+state may also name statistics methods, which mmengine keeps for its class;
+a pickle can put only admitted objects there, which run no code from the
+file.)
 
 **At import.** ``import mmitpn`` adds these globals to torch's allow-list
 (:func:`register_mmengine_state_globals`, through torch's public
-``torch.serialization.add_safe_globals``). It adds types and the restricted
-``getattr``, never code; it replaces no loader and patches nothing.
-mmengine's own loader then restores any Runner checkpoint exactly (mmengine
-0.10.7 calls ``torch.load`` without ``weights_only``, which torch >= 2.6
-reads as weights only and so refuses every Runner checkpoint), and still
-refuses any other global.
+``torch.serialization.add_safe_globals``), as registering modules in a
+registry does for configs. It adds types and the restricted ``getattr``,
+never code; it replaces no loader and patches nothing, and it only widens
+what weights-only loads accept by mmengine's own state. mmengine's loader
+then restores any Runner checkpoint exactly (mmengine 0.10.7 calls
+``torch.load`` without ``weights_only``, which torch >= 2.6 reads as
+weights only and so refuses every Runner checkpoint), and still refuses
+any other global.
 
 **Files from elsewhere.** :func:`load_checkpoint_file`, which converters,
 tools and pretrained-weight readers use, reads the same way and also
