@@ -5,7 +5,9 @@ import os.path as osp
 import pickle
 import subprocess
 import sys
+import zipfile
 
+import numpy as np
 import pytest
 import torch
 from mmengine.logging import HistoryBuffer, history_buffer
@@ -30,6 +32,28 @@ def test_truncated_checkpoint_names_the_file(tmp_path):
     not_torch.write_text('not a checkpoint')
     with pytest.raises(ValueError, match='notes.pth'):
         load_checkpoint_file(str(not_torch))
+
+
+def test_numpy_1_names_of_mmengine_state_load(tmp_path):
+    """A checkpoint written under numpy 1 names numpy.core.multiarray."""
+    numpy_2, numpy_1 = str(tmp_path / 'numpy_2.pth'), tmp_path / 'numpy_1.pth'
+    torch.save(
+        dict(hub=HistoryBuffer([1.5, 2.5], [1, 2]), eta=np.float64(3.0)),
+        numpy_2)
+    with zipfile.ZipFile(numpy_2) as source, \
+            zipfile.ZipFile(numpy_1, 'w') as target:
+        for name in source.namelist():
+            data = source.read(name)
+            if name.endswith('data.pkl'):
+                data = data.replace(b'numpy._core.', b'numpy.core.')
+                assert b'numpy.core.multiarray\n_reconstruct' in data
+            target.writestr(name, data)
+    for checkpoint in (load_checkpoint_file(str(numpy_1)),
+                       CheckpointLoader.load_checkpoint(str(numpy_1))):
+        logs, counts = checkpoint['hub'].data
+        assert logs.tolist() == [1.5, 2.5] and counts.tolist() == [1, 2]
+        assert type(checkpoint['eta']) is np.float64
+        assert checkpoint['eta'] == 3.0
 
 
 class WritesMarker:
