@@ -1,9 +1,10 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
 from .atomic_file import AtomicLocalBackend, write_atomically
-from .checkpoint import (Ignored, MissingWeightsError, UnsafeCheckpointError,
-                         checkpoint_problem, extract_state_dict,
-                         load_checkpoint_file, register_checkpoint_loader,
-                         require_weights)
+from .checkpoint import (MMENGINE_STATE_GLOBALS, Ignored, MissingWeightsError,
+                         UnsafeCheckpointError, checkpoint_problem,
+                         extract_state_dict, load_checkpoint_file,
+                         refuse_unsafe_checkpoint,
+                         register_mmengine_state_globals, require_weights)
 from .cli import run_tool
 from .complexity import count_macs
 from .sample_seeding import sample_noise
@@ -12,10 +13,11 @@ from .setup_env import (adapt_cfg_to_device, check_data_files,
                         init_cpu_distributed)
 
 __all__ = [
-    'AtomicLocalBackend', 'Ignored', 'MissingWeightsError',
-    'UnsafeCheckpointError', 'adapt_cfg_to_device', 'check_data_files',
-    'checkpoint_problem', 'count_macs', 'cpu_has_native_bf16', 'describe_cpu',
-    'extract_state_dict', 'init_cpu_distributed', 'load_checkpoint_file',
-    'register_checkpoint_loader', 'require_weights', 'run_tool',
+    'MMENGINE_STATE_GLOBALS', 'AtomicLocalBackend', 'Ignored',
+    'MissingWeightsError', 'UnsafeCheckpointError', 'adapt_cfg_to_device',
+    'check_data_files', 'checkpoint_problem', 'count_macs',
+    'cpu_has_native_bf16', 'describe_cpu', 'extract_state_dict',
+    'init_cpu_distributed', 'load_checkpoint_file', 'refuse_unsafe_checkpoint',
+    'register_mmengine_state_globals', 'require_weights', 'run_tool',
     'sample_noise', 'write_atomically'
 ]

@@ -13,7 +13,8 @@ from mmengine.runner import find_latest_checkpoint
 
 from mmitpn.registry import HOOKS
 from mmitpn.utils.atomic_file import ATOMIC_BACKEND, write_atomically
-from mmitpn.utils.checkpoint import Ignored, checkpoint_problem
+from mmitpn.utils.checkpoint import (checkpoint_problem,
+                                     refuse_unsafe_checkpoint)
 
 BUFFER_KEYS = {'log_history', 'count_history', 'max_length'}
 KEPT_KEY = 'mmitpn_kept_checkpoints'
@@ -50,23 +51,16 @@ def message_hub_as_tensors(state: dict) -> dict:
         runtime_info=plain_data(state['runtime_info']))
 
 
-def message_hub_from_tensors(state: dict) -> list:
+def message_hub_from_tensors(state: dict) -> None:
     """Rebuild, in place, the history buffers that
-    :func:`message_hub_as_tensors` stored; return the names of the entries
-    that a tensors-only load replaced by placeholders (and which are
-    dropped, so mmengine does not warn about each)."""
+    :func:`message_hub_as_tensors` stored (mmengine's own ones are left as
+    loaded)."""
     scalars = state.get('log_scalars', {})
-    lost = []
     for name, value in list(scalars.items()):
         if isinstance(value, dict) and set(value) == BUFFER_KEYS:
             scalars[name] = HistoryBuffer(value['log_history'].numpy(),
                                           value['count_history'].numpy(),
                                           value['max_length'])
-        elif isinstance(value, Ignored):
-            lost.append(name)
-            del scalars[name]
-            state.get('resumed_keys', {}).pop(name, None)
-    return lost
 
 
 @HOOKS.register_module()
@@ -85,11 +79,12 @@ class SafeCheckpointHook(CheckpointHook):
       with ``max_keep_ckpts=1`` would leave none).
     - **Exact, safe resume under any launcher**: the message hub is stored
       as tensors and numbers (mmengine stores ``HistoryBuffer`` and numpy
-      objects, which a tensors-only load cannot rebuild) and rebuilt when
-      the checkpoint is loaded. A run's own checkpoints therefore resume
-      exactly through mmitpn's, mmpretrain's, mmdet's or mmseg's
-      ``train.py`` or a plain ``Runner.from_cfg``, while no checkpoint, own
-      or foreign, is ever fully unpickled.
+      objects, which torch's weights-only load reads only where mmitpn is
+      imported) and rebuilt when the checkpoint is loaded. A run's own
+      checkpoints therefore resume exactly through mmitpn's, mmpretrain's,
+      mmdet's or mmseg's ``train.py`` or a plain ``Runner.from_cfg``, while
+      no checkpoint, own or foreign, is ever fully unpickled; a checkpoint
+      to be loaded that holds other objects is refused, naming the file.
     - **Auto resume past an unreadable checkpoint** (``resume=True`` without
       ``load_from``, i.e. ``--resume``): if the checkpoint that
       ``last_checkpoint`` names is truncated or not a checkpoint, the run
@@ -153,6 +148,15 @@ class SafeCheckpointHook(CheckpointHook):
 
     def before_run(self, runner) -> None:
         super().before_run(runner)
+        self._skip_unreadable_latest(runner)
+        load = runner.cfg.get('load_from')
+        if load is None and runner.cfg.get('resume', False):
+            load = find_latest_checkpoint(runner.work_dir)
+        if load is not None and osp.isfile(osp.expanduser(load)):
+            # mmengine's loader would refuse it without naming it.
+            refuse_unsafe_checkpoint(osp.expanduser(load))
+
+    def _skip_unreadable_latest(self, runner) -> None:
         if not runner.cfg.get('resume', False) or \
                 runner.cfg.get('load_from') is not None:
             return
@@ -200,11 +204,4 @@ class SafeCheckpointHook(CheckpointHook):
             checkpoint['meta'] = plain_data(checkpoint['meta'])
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        lost = message_hub_from_tensors(checkpoint.get('message_hub', {}))
-        if lost:
-            runner.logger.warning(
-                'The checkpoint was not written by mmitpn.SafeCheckpointHook: '
-                f'its logged scalars ({", ".join(lost)}) are Python objects '
-                'that a tensors-only load does not rebuild, so they restart '
-                'empty (smoothed logs only; weights, optimizer and schedules '
-                'resume).')
+        message_hub_from_tensors(checkpoint.get('message_hub', {}))
