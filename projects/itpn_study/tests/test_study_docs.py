@@ -30,7 +30,8 @@ def test_links_and_images_of_the_project_pages_resolve():
 def test_the_readme_tools_answer_help(monkeypatch):
     with open(osp.join(PROJECT, 'README.md'), encoding='utf-8') as f:
         modules = sorted(
-            set(re.findall(r'python -m (projects\.itpn_study\.tools\.\w+)',
+            set(
+                re.findall(r'python -m (projects\.itpn_study\.tools\.\w+)',
                            f.read())))
     assert len(modules) == 3, modules
     for module in modules:
