@@ -4,11 +4,14 @@ the repository's link checker), and every tool its README runs answers
 ``--help``."""
 import contextlib
 import glob
+import importlib
 import io
 import os.path as osp
 import re
 import runpy
 import sys
+
+import pytest
 
 from projects.itpn_study.study.plan import PROJECT, REPO
 
@@ -35,11 +38,10 @@ def test_the_readme_tools_answer_help(monkeypatch):
                            f.read())))
     assert len(modules) == 3, modules
     for module in modules:
+        tool = importlib.import_module(module)
         monkeypatch.setattr(sys, 'argv', [module, '--help'])
         out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            try:
-                runpy.run_module(module, run_name='__main__')
-            except SystemExit as exit:
-                assert exit.code in (0, None), module
+        with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as end:
+            tool.main()
+        assert end.value.code == 0, module
         assert out.getvalue().startswith('usage:'), module
