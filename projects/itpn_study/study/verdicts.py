@@ -244,9 +244,9 @@ def detectable_effects(record: Dict[str, dict], args) -> List[str]:
         'deviation of its paired differences in this record, the half-width '
         'of its 95 % interval, and the smallest true difference that the '
         'verdict rule\'s test (two-sided, 5 %, t with n - 1 degrees of '
-        'freedom) finds with 80 % power. A difference below it would more '
-        'often than not go unseen, so an interval that includes 0 does not '
-        'show that the difference is 0.', '',
+        'freedom) finds with 80 % power. A smaller true difference would be '
+        'missed more than one time in five, so an interval that includes 0 '
+        'does not show that the difference is 0.', '',
         '| statistic | unit | seeds | paired sd | 95 % half-width | smallest '
         'difference detected with 80 % power |', '|---|---|---|---|---|---|'
     ] + rows + ['']
@@ -290,8 +290,9 @@ def registration_deviations(record: Dict[str, dict]) -> List[str]:
         'stops once two penalties in a row score below the best so far '
         '(`mmitpn.evaluation.choose_penalty`). The rule was committed three '
         'minutes after the pre-registration (2026-12-02, 03:15:53 against '
-        '03:12:35 UTC) and is not described in it, which has every probe try '
-        f'the penalties {lowest} ... {REGISTERED_PENALTIES[1]:g} per sample. '
+        '03:12:35 UTC) and is not described in it: the registration has every '
+        f'probe try the penalties {lowest} ... {REGISTERED_PENALTIES[1]:g} '
+        'per sample (extended on an edge). '
         f'It shortened the grid of {len(short)} of the {headline} headline '
         f'probes and of {others} of the other {probes - headline} probes.'
     ]
