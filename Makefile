@@ -44,7 +44,7 @@ $(STAMP): setup.py requirements/build.txt requirements/mminstall.txt \
 install: $(STAMP)
 
 test: install
-	$(PYTHON) -m pytest tests -n auto --dist loadfile
+	$(PYTHON) -m pytest -n auto --dist loadfile
 
 lint: install
 	$(VENV)/bin/flake8 mmitpn tools tests setup.py

@@ -50,21 +50,28 @@ html_title = f'mmitpn {release}'
 html_static_path = []
 
 
-def _unlink_folders(app, docname: str, source: list) -> None:
-    """Turn links to folders (``[figures/](figures/)``) into their text.
+def _unlink_outside(app, docname: str, source: list) -> None:
+    """Turn links to folders (``[figures/](figures/)``) and to files outside
+    the documentation (``[README](../../projects/x/README.md)``) into their
+    text.
 
-    GitHub shows a folder for such a link, a static site cannot, and MyST
-    reports it as a missing cross-reference; the folder's existence is still
-    checked by ``tools/misc/check_docs_links.py``.
+    GitHub shows such a target, the static site holds only ``docs/`` (and
+    cannot show a folder), and MyST reports them as missing
+    cross-references; their existence is still checked by
+    ``tools/misc/check_docs_links.py``.
     """
     folder = os.path.dirname(app.env.doc2path(docname))
+    docs = os.path.abspath(app.srcdir)
 
     def unlink(match):
-        target = os.path.join(folder, match.group(2))
-        return match.group(1) if os.path.isdir(target) else match.group(0)
+        target = os.path.normpath(os.path.join(folder, match.group(2)))
+        outside = os.path.relpath(target, docs).startswith(os.pardir)
+        if os.path.isdir(target) or (outside and os.path.isfile(target)):
+            return match.group(1)
+        return match.group(0)
 
-    source[0] = re.sub(r'(?<!!)\[([^\]]+)\]\(([^)\s#]+/)\)', unlink, source[0])
+    source[0] = re.sub(r'(?<!!)\[([^\]]+)\]\(([^)\s#]+)\)', unlink, source[0])
 
 
 def setup(app):
-    app.connect('source-read', _unlink_folders)
+    app.connect('source-read', _unlink_outside)

@@ -4,7 +4,6 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
 # Real photographs shipped inside scikit-image (CC0 or public domain per
 # their docstrings); others in skimage.data need a download.
@@ -146,54 +145,3 @@ def centred_object(size: int,
     image[mask] = shade[mask]
     grey = np.clip(image, 0, 255).astype(np.uint8)
     return np.repeat(grey[..., None], 3, axis=2), kind
-
-
-def paste_garments(garments: np.ndarray,
-                   labels: np.ndarray,
-                   size: int,
-                   rng: np.random.Generator,
-                   max_garments: int = 3,
-                   scale: Tuple[float, float] = (1.0, 1.6),
-                   threshold: int = 10) -> Tuple[np.ndarray, np.ndarray]:
-    """Composite 1-``max_garments`` random Fashion-MNIST garments onto a
-    black ``size`` x ``size`` canvas, for in-domain dense transfer.
-
-    Each garment is resized (bicubic) by a factor drawn from ``scale`` and
-    placed wholly inside the canvas. Its mask comes from the 28 x 28 image:
-    the pixels brighter than ``threshold`` (Fashion-MNIST's background is
-    black), closed and with holes filled so that dark stripes and prints
-    stay the garment's, then resized with the image (nearest). Later
-    garments occlude earlier ones, in the image and the mask alike.
-
-    Args:
-        garments (np.ndarray): N x 28 x 28 uint8 images.
-        labels (np.ndarray): Their N classes (0-9).
-        size (int): Canvas side in pixels.
-        rng (np.random.Generator): Draws garments, scales and places.
-        max_garments (int): Most garments per canvas.
-        scale (tuple): Range of the resize factor.
-        threshold (int): Grey level above which a pixel is the garment's.
-
-    Returns:
-        tuple: The size x size x 3 uint8 image and the size x size uint8
-        class map (0 background, 1 + the garment's class elsewhere).
-    """
-    image = np.zeros((size, size), dtype=np.uint8)
-    label = np.zeros((size, size), dtype=np.uint8)
-    for _ in range(rng.integers(1, max_garments + 1)):
-        index = int(rng.integers(len(garments)))
-        side = min(size, int(round(garments.shape[1] * rng.uniform(*scale))))
-        garment = np.asarray(
-            Image.fromarray(garments[index]).resize((side, side),
-                                                    Image.BICUBIC))
-        silhouette = ndimage.binary_fill_holes(
-            ndimage.binary_closing(
-                garments[index] > threshold, iterations=1, border_value=0))
-        mask = np.asarray(
-            Image.fromarray(silhouette).resize((side, side),
-                                               Image.NEAREST)).astype(bool)
-        top, left = rng.integers(0, size - side + 1, size=2)
-        window = (slice(top, top + side), slice(left, left + side))
-        image[window][mask] = garment[mask]
-        label[window][mask] = 1 + int(labels[index])
-    return np.repeat(image[..., None], 3, axis=2), label

@@ -2,7 +2,7 @@
 # images of centred objects generated with scikit-image
 # (tools/dataset_converters/make_objects_cls.py data/objects). The model,
 # batch and schedule are those of the project's small-scale study
-# (docs/itpn_study_writeup.md), whose Fashion-MNIST model predicts the
+# (projects/itpn_study/), whose Fashion-MNIST model predicts the
 # structure of hidden units after 3 epochs; a few minutes on 2 CPU cores.
 _base_ = ['../../_base_/default_runtime.py']
 

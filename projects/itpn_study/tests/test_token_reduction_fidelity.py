@@ -7,13 +7,13 @@ import subprocess
 import sys
 
 from mmitpn.utils.statistics import format_difference, paired_difference
+from projects.itpn_study.study.plan import REPO
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'token_reduction_fidelity.py')
+TOOL = 'projects.itpn_study.tools.token_reduction_fidelity'
 
 
 def run(*args):
-    result = subprocess.run([sys.executable, TOOL, *args],
+    result = subprocess.run([sys.executable, '-m', TOOL, *args],
                             capture_output=True,
                             text=True,
                             cwd=REPO)

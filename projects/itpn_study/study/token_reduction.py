@@ -6,10 +6,9 @@ backbone and iTPN pyramid from ``make demo-photos``, 128 px shapes):
 
 (a) **Training-free migration.** Every checkpoint fine-tuned with global
     attention is tested as it is and again with token migration switched on
-    at test time (``--keep-ratios``, from main block ``--start-block``): the
-    same weights and images, so each difference is paired per checkpoint.
-    Keep ratio 1.0 keeps every token and must change nothing: a check of
-    the switch itself.
+    at test time (keep ratios, from a given main block): the same weights
+    and images, so each difference is paired per checkpoint. Keep ratio 1.0
+    keeps every token and must change nothing: a check of the switch itself.
 (b) **Fine-tuned reduction.** The same pretraining checkpoint fine-tuned
     with global attention, ViTDet windows and windows with gathering tokens,
     one run per seed (the downstream seed; pretraining is shared): the
@@ -18,18 +17,9 @@ backbone and iTPN pyramid from ``make demo-photos``, 128 px shapes):
     interval.
 
 Each run is a ``tools/train.py`` or ``tools/test.py`` subprocess with its own
-work dir under ``--work-dir``; a run whose results are already in
-``<work-dir>/fidelity.json`` is not run again, so an interrupted study
-resumes per run. The report (``fidelity.md``) is rewritten after every run.
-
-Example::
-
-    make demo-photos   # the pretraining checkpoint both demos start from
-    python tools/dataset_converters/make_shapes_seg.py data/shapes_seg
-    python tools/dataset_converters/make_shapes_coco.py data/shapes_coco
-    python tools/analysis_tools/token_reduction_fidelity.py --tasks seg det
+work dir; a run whose results are already in ``fidelity.json`` is not run
+again, so an interrupted study resumes per run.
 """
-import argparse
 import glob
 import json
 import os
@@ -43,10 +33,9 @@ import numpy as np
 from mmengine.config import Config
 
 from mmitpn.utils import write_atomically
-from mmitpn.utils.cli import add_debug_argument, run_tool
 from mmitpn.utils.statistics import format_difference, paired_difference
+from .plan import REPO
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TASKS = {
     'seg':
     dict(
@@ -74,50 +63,9 @@ VARIANTS = {
 }
 
 
-def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        '--tasks', nargs='+', choices=list(TASKS), default=['seg', 'det'])
-    parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
-    parser.add_argument(
-        '--variants',
-        nargs='+',
-        choices=list(VARIANTS),
-        default=list(VARIANTS))
-    parser.add_argument(
-        '--keep-ratios', nargs='+', type=float, default=[1.0, 0.75, 0.5])
-    parser.add_argument(
-        '--start-block',
-        type=int,
-        default=1,
-        help='first main block that runs on kept tokens')
-    parser.add_argument('--work-dir', default='work_dirs/fidelity')
-    parser.add_argument(
-        '--val-interval',
-        type=int,
-        default=100,
-        help='iterations between validations (segmentation;'
-        ' detection validates every epoch): the curves')
-    parser.add_argument(
-        '--data-root',
-        help='generated data of the task '
-        '(default: the demo config\'s)')
-    parser.add_argument(
-        '--max-iters',
-        type=int,
-        help='shorten the schedule (segmentation iterations '
-        'or detection epochs; the test of this tool)')
-    parser.add_argument(
-        '--no-pretrained',
-        action='store_true',
-        help='start from random weights (the test)')
-    parser.add_argument('--report-only', action='store_true')
-    add_debug_argument(parser)
-    return parser.parse_args()
-
-
-class Study:
-    """The runs and their results, kept in ``fidelity.json``."""
+class FidelityStudy:
+    """The runs and their results, kept in ``fidelity.json``; the report
+    in ``fidelity.md``."""
 
     def __init__(self, args):
         self.args = args
@@ -286,7 +234,8 @@ def final_value(curve: Dict[str, float]) -> float:
     return curve[max(curve, key=int)]
 
 
-def report(study: Study) -> str:
+def report(study: FidelityStudy) -> str:
+    """The Markdown tables of the results."""
     args = study.args
     train, test = study.results['train'], study.results['test']
     lines = [
@@ -367,7 +316,7 @@ def report(study: Study) -> str:
     return '\n'.join(lines) + '\n'
 
 
-def curve_table(study: Study, task: str, metric: str,
+def curve_table(study: FidelityStudy, task: str, metric: str,
                 scale: float) -> List[str]:
     """Mean validation curve over seeds per variant."""
     train = study.results['train']
@@ -398,22 +347,3 @@ def curve_table(study: Study, task: str, metric: str,
             cells.append(f'{scale * np.mean(values):.2f}' if values else '-')
         lines.append(f'| {step} | ' + ' | '.join(cells) + ' |')
     return lines + ['']
-
-
-def main():
-    args = parse_args()
-    study = Study(args)
-    if not args.report_only:
-        for task in args.tasks:
-            for seed in args.seeds:
-                for variant in args.variants:
-                    study.train(task, variant, seed)
-                    if variant == 'global':
-                        for keep in [None, *args.keep_ratios]:
-                            study.test(task, seed, keep)
-    study.save()
-    print(report(study))
-
-
-if __name__ == '__main__':
-    run_tool(main)

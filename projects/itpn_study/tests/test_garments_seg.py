@@ -1,16 +1,14 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
 """The garments segmentation set: composited Fashion-MNIST garments with
 masks taken from the images (the pre-registered study's dense transfer)."""
-import os.path as osp
 import subprocess
 import sys
 
 import numpy as np
 from PIL import Image
 
-from mmitpn.utils.demo_data import paste_garments
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from projects.itpn_study.study.garments import paste_garments
+from projects.itpn_study.study.plan import REPO
 
 
 def ring_garment() -> np.ndarray:
@@ -61,14 +59,14 @@ def test_converter_writes_the_seg_layout_deterministically(
     for name in ('first', 'second'):
         out = tmp_path / name
         subprocess.run([
-            sys.executable,
-            osp.join(REPO, 'tools', 'dataset_converters',
-                     'make_garments_seg.py'),
+            sys.executable, '-m',
+            'projects.itpn_study.tools.make_garments_seg',
             str(out), '--train', '3', '--val', '2', '--size', '48',
             '--fashion-mnist-root', root
         ],
                        check=True,
-                       capture_output=True)
+                       capture_output=True,
+                       cwd=REPO)
         outputs.append(out)
     for split, count in (('train', 3), ('val', 2)):
         for folder in ('images', 'annotations'):
