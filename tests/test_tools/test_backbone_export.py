@@ -13,6 +13,10 @@ import pytest
 import torch
 
 from mmitpn.apis import create_backbone
+from mmitpn.deployment.backbone_export import (NORMALIZATION_KEY,
+                                               backbone_parity,
+                                               export_backbone_onnx,
+                                               parity_table, parse_size)
 from mmitpn.models.backbones.unit_pyramid_backbone import arch_settings
 
 onnx = pytest.importorskip('onnx', reason='onnx is not installed')
@@ -20,10 +24,6 @@ pytest.importorskip(
     'onnxruntime',
     reason='onnxruntime is not installed (requirements/optional.txt); no '
     'other runtime runs ONNX graphs here')
-
-from mmitpn.deployment.backbone_export import (  # noqa: E402
-    NORMALIZATION_KEY, backbone_parity, export_backbone_onnx, parity_table,
-    parse_size)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY = arch_settings(64, (1, 1), 2, 4)
@@ -68,9 +68,8 @@ def test_static_and_dynamic_graphs_match_pytorch(family, tmp_path):
     # region and a batch of two.
     sizes = [(64, 64), (32, 32), (48, 80)]
     results = backbone_parity(dynamic, backbone, sizes, batch=2)
-    assert [r.input_shape for r in results[::3]] == [(2, 6, 64, 64),
-                                                     (2, 6, 32, 32),
-                                                     (2, 6, 48, 80)]
+    inputs = [result.input_shape for result in results[::3]]
+    assert inputs == [(2, 6, 64, 64), (2, 6, 32, 32), (2, 6, 48, 80)]
     assert results[-1].output_shape == (2, 64, 3, 5)
     assert worst(results) < ATOL
     table = parity_table(results).splitlines()

@@ -16,7 +16,6 @@ non-square one):
 """
 import argparse
 
-import onnxruntime
 import torch
 
 from mmitpn.deployment.backbone_export import (backbone_parity, build_backbone,
@@ -53,6 +52,7 @@ def parse_args():
 
 
 def main():
+    import onnxruntime
     args = parse_args()
     sizes = [parse_size(size) for size in args.sizes]
     settings = read_build_settings(args.onnx)
