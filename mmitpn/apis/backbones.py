@@ -7,6 +7,7 @@ checkpoint's backbone and returns a module whose forward maps ``(B, C, H, W)``
 images, H and W multiples of 16, to the stride-4, 8 and 16 feature maps.
 """
 import difflib
+import inspect
 from typing import Dict, List, Optional, Sequence, Type, Union
 
 from mmitpn.models.backbones import FastiTPN, HiViT
@@ -55,22 +56,33 @@ def _shape(arch: dict) -> dict:
         depth=arch['depth'])
 
 
-def _check_fits(checkpoint: BackboneCheckpoint,
-                name: str,
+def _requested_arch(family: Type[UnitPyramidBackbone],
+                    arch: Union[str, dict, None]) -> Optional[dict]:
+    """The arch dict a build will use, None if it is not a valid one (the
+    constructor then says why)."""
+    if arch is None:
+        arch = inspect.signature(family).parameters['arch'].default
+    if isinstance(arch, str):
+        return family.arch_zoo.get(arch)
+    if isinstance(arch, dict) and {'embed_dims', 'stem_mlp_blocks', 'depth'
+                                   } <= set(arch):
+        return arch
+    return None
+
+
+def _check_fits(checkpoint: BackboneCheckpoint, name: str,
                 family: Type[UnitPyramidBackbone],
-                model: Optional[UnitPyramidBackbone] = None) -> None:
+                arch: Optional[dict]) -> None:
     """Raise a one-line error if the checkpoint is of another family or
-    (given the model) of another architecture, naming what to build."""
+    architecture than the requested one, naming what to build instead."""
     theirs = _shape(checkpoint.arch)
-    fits = family.__name__ == checkpoint.family
-    if fits and model is not None:
-        fits = theirs == _shape(model.arch_settings)
-    if fits:
+    if family.__name__ == checkpoint.family and (arch is None
+                                                 or _shape(arch) == theirs):
         return
     own_family = FAMILIES[checkpoint.family]
     names = [
-        repr(zoo_name) for zoo_name, arch in own_family.arch_zoo.items()
-        if _shape(arch) == theirs
+        repr(zoo_name) for zoo_name, zoo_arch in own_family.arch_zoo.items()
+        if _shape(zoo_arch) == theirs
     ]
     builder = ' or '.join(names) or \
         f'{checkpoint.family!r}, arch=dict(...)'
@@ -152,7 +164,8 @@ def create_backbone(name: str,
     loaded = None
     if checkpoint is not None:
         loaded = read_backbone_checkpoint(checkpoint, prefix, allow_pickle)
-        _check_fits(loaded, name, family)
+        _check_fits(loaded, name, family,
+                    _requested_arch(family, kwargs.get('arch')))
         settings.update(loaded.settings)
     settings.update(kwargs)
     model = family(
@@ -161,7 +174,6 @@ def create_backbone(name: str,
         out_indices=out_indices,
         **settings)
     if loaded is not None:
-        _check_fits(loaded, name, family, model)
         load_backbone_checkpoint(model, loaded, strict=strict)
     model.input_normalization = FAMILY_NORMALIZATION[
         family.__name__].for_channels(in_channels)
