@@ -13,7 +13,7 @@ missing and unexpected keys.
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Type, Union
 
 from mmengine.logging import print_log
 from torch import Tensor
@@ -21,10 +21,16 @@ from torch import Tensor
 from mmitpn.converters import (convert_fast_itpn, convert_mmpretrain,
                                convert_official)
 from mmitpn.converters.arch_inference import FAMILIES, detect_family
+from mmitpn.models.backbones import FastiTPN, HiViT
 from mmitpn.models.backbones.unit_pyramid_backbone import UnitPyramidBackbone
 from mmitpn.utils import extract_state_dict, load_checkpoint_file
 from mmitpn.utils.checkpoint import summarise_keys
 
+# The backbone class of each family :func:`detect_family` tells apart.
+BACKBONE_CLASSES: Dict[str, Type[UnitPyramidBackbone]] = {
+    'HiViT': HiViT,
+    'FastiTPN': FastiTPN
+}
 INPUT_CONV = 'patch_embed.proj.weight'
 # Backbone parameters of mmitpn options that no official layout has.
 MMITPN_ONLY_KEYS = ('gathering_tokens', )
@@ -108,11 +114,11 @@ def read_backbone_checkpoint(path: str,
         key for key in state_dict if not key.startswith(prefix))
     family = detect_family(bare)
     if family is None:
-        signs = ' or '.join(f'blocks.N.{signs["attention"]}'
-                            for signs in FAMILIES.values())
+        attention = ' or '.join(f'blocks.N.{signs["attention"]}'
+                                for signs in FAMILIES.values())
         raise ValueError(
             f'{path}: no HiViT, iTPN or Fast-iTPN backbone under prefix '
-            f'{prefix!r} (no key {signs}; the file has '
+            f'{prefix!r} (no key {attention}; the file has '
             f'{", ".join(list(_count_modules(state_dict))[:6])}). Pass the '
             'prefix of its backbone keys, or a checkpoint of these models.')
     extras = {key: bare.pop(key) for key in MMITPN_ONLY_KEYS if key in bare}
@@ -125,7 +131,8 @@ def read_backbone_checkpoint(path: str,
     try:
         conversion = convert(bare)
     except (ValueError, KeyError) as error:
-        raise ValueError(f'{path}: {error.args[0] if error.args else error}')
+        raise ValueError(
+            f'{path}: {error.args[0] if error.args else error}') from error
     backbone = conversion.part('backbone')
     # The converters keep backbone names (mmpretrain's pos_embed aside) and
     # leave out derived buffers; the rest are other parts.
@@ -251,7 +258,7 @@ def load_backbone_checkpoint(model: UnitPyramidBackbone,
     """
     if not isinstance(checkpoint, BackboneCheckpoint):
         checkpoint = read_backbone_checkpoint(checkpoint, prefix, allow_pickle)
-    if type(model).__name__ != checkpoint.family:
+    if not isinstance(model, BACKBONE_CLASSES[checkpoint.family]):
         raise ValueError(
             f'{checkpoint.path} holds a {checkpoint.layout} backbone '
             f'(mmitpn.{checkpoint.family}), not one for '

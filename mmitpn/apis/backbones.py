@@ -10,16 +10,12 @@ import difflib
 import inspect
 from typing import Dict, List, Optional, Sequence, Type, Union
 
-from mmitpn.models.backbones import FastiTPN, HiViT
 from mmitpn.models.backbones.unit_pyramid_backbone import UnitPyramidBackbone
-from .backbone_checkpoint import (BackboneCheckpoint, load_backbone_checkpoint,
+from .backbone_checkpoint import (BACKBONE_CLASSES, BackboneCheckpoint,
+                                  load_backbone_checkpoint,
                                   read_backbone_checkpoint)
 from .normalization import IMAGENET_NORMALIZATION, ImageNormalization
 
-FAMILIES: Dict[str, Type[UnitPyramidBackbone]] = {
-    'HiViT': HiViT,
-    'FastiTPN': FastiTPN
-}
 # Input statistics of each family (RGB, 0-255); see
 # :data:`IMAGENET_NORMALIZATION` for where they come from.
 FAMILY_NORMALIZATION: Dict[str, ImageNormalization] = {
@@ -30,21 +26,21 @@ FAMILY_NORMALIZATION: Dict[str, ImageNormalization] = {
 
 def list_backbones() -> List[str]:
     """The architecture names :func:`create_backbone` takes, sorted."""
-    return sorted(name for family in FAMILIES.values()
+    return sorted(name for family in BACKBONE_CLASSES.values()
                   for name in family.arch_zoo)
 
 
 def _resolve(name: str) -> Type[UnitPyramidBackbone]:
-    for family in FAMILIES.values():
+    for family in BACKBONE_CLASSES.values():
         if name in family.arch_zoo:
             return family
-    if name in FAMILIES:
-        return FAMILIES[name]
+    if name in BACKBONE_CLASSES:
+        return BACKBONE_CLASSES[name]
     close = difflib.get_close_matches(name, list_backbones(), n=1)
     hint = f' (did you mean {close[0]!r}?)' if close else ''
     raise ValueError(
         f'Unknown backbone {name!r}{hint}; choose one of {list_backbones()} '
-        f'or a family {sorted(FAMILIES)} with arch=dict(...).')
+        f'or a family {sorted(BACKBONE_CLASSES)} with arch=dict(...).')
 
 
 def _shape(arch: dict) -> dict:
@@ -79,7 +75,7 @@ def _check_fits(checkpoint: BackboneCheckpoint, name: str,
     if family.__name__ == checkpoint.family and (arch is None
                                                  or _shape(arch) == theirs):
         return
-    own_family = FAMILIES[checkpoint.family]
+    own_family = BACKBONE_CLASSES[checkpoint.family]
     names = [
         repr(zoo_name) for zoo_name, zoo_arch in own_family.arch_zoo.items()
         if _shape(zoo_arch) == theirs
@@ -154,11 +150,11 @@ def create_backbone(name: str,
             what to build instead).
     """
     family = _resolve(name)
-    if name not in FAMILIES:
+    if name not in BACKBONE_CLASSES:
         if 'arch' in kwargs:
             raise ValueError(
                 f'{name!r} fixes the architecture; pass a family '
-                f'({sorted(FAMILIES)}) as the name for a custom arch.')
+                f'({sorted(BACKBONE_CLASSES)}) as the name for a custom arch.')
         kwargs['arch'] = name
     settings = {}
     loaded = None
