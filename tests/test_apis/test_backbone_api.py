@@ -9,36 +9,23 @@ from collections import OrderedDict
 import pytest
 import torch
 from mmengine.config import Config
+from tiny_models import tiny_arch, tiny_pixel_itpn
 
 from mmitpn.apis import (IMAGENET_NORMALIZATION, ImageNormalization,
                          create_backbone, list_backbones,
                          load_backbone_checkpoint, read_backbone_checkpoint)
 from mmitpn.models import FastiTPN, HiViT
-from mmitpn.models.backbones.unit_pyramid_backbone import arch_settings
 from mmitpn.registry import MODELS
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-# One MLP block at stride 4 and 8, two main blocks (written out: the tiny
-# architectures of tests/tiny_models.py are not on this branch's base).
-TINY = arch_settings(64, (1, 1), 2, 4)
+TINY = tiny_arch()
 FAMILIES = ('HiViT', 'FastiTPN')
 
 
 def tiny_itpn(family, **backbone_kwargs):
     """A tiny iTPN pixel-pretraining model: backbone, pyramid and head."""
     return MODELS.build(
-        dict(
-            type='iTPN',
-            backbone=dict(
-                type=family, arch=TINY, img_size=64, **backbone_kwargs),
-            neck=dict(type='iTPNPyramid', embed_dims=64, fpn_dim=32),
-            head=dict(
-                type='iTPNPixelHead',
-                fpn_dim=32,
-                decoder_embed_dims=32,
-                decoder_depth=1,
-                decoder_num_heads=2,
-                img_size=64))).eval()
+        tiny_pixel_itpn(TINY, backbone=family, **backbone_kwargs)).eval()
 
 
 def perturbed(module):
@@ -303,8 +290,7 @@ def test_bad_names_sizes_and_checkpoints_end_in_one_line(tmp_path):
         f'{fast} holds a Fast-iTPN backbone .* not \'itpn-base\': '
         r"create_backbone\('FastiTPN', arch=dict\(...\), checkpoint=...\)")
     one_line_error(
-        lambda: create_backbone(
-            'FastiTPN', fast, arch=arch_settings(64, (1, 1), 3, 4)),
+        lambda: create_backbone('FastiTPN', fast, arch=tiny_arch(depth=3)),
         'embed_dims 64, stem_mlp_blocks \\(1, 1\\), depth 2')
     truncated = str(tmp_path / 'truncated.pth')
     with open(fast, 'rb') as src, open(truncated, 'wb') as dst:

@@ -21,9 +21,9 @@ import sys
 import pytest
 import torch
 from test_doc_commands import VENV_PYTHON, commands_of
+from tiny_models import tiny_arch
 
 from mmitpn.apis import create_backbone
-from mmitpn.models.backbones.unit_pyramid_backbone import arch_settings
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PAGE = 'docs/user_guides/backbone_api.md'
@@ -112,7 +112,7 @@ def test_shell_commands_export_and_check_the_graphs(tmp_path, monkeypatch,
     pytest.importorskip('onnxruntime', reason='onnxruntime is not installed')
     monkeypatch.chdir(tmp_path)
     os.makedirs('checkpoints')
-    tiny = arch_settings(64, (1, 1), 2, 4)
+    tiny = tiny_arch()
     # mmitpn's Fast-iTPN keeps the official key names.
     model = create_backbone('FastiTPN', arch=tiny, img_size=224)
     torch.save(dict(model=model.state_dict()), CHECKPOINT)

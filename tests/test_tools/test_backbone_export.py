@@ -11,13 +11,13 @@ import sys
 
 import pytest
 import torch
+from tiny_models import tiny_arch
 
 from mmitpn.apis import create_backbone
 from mmitpn.deployment.backbone_export import (NORMALIZATION_KEY,
                                                backbone_parity,
                                                export_backbone_onnx,
                                                parity_table, parse_size)
-from mmitpn.models.backbones.unit_pyramid_backbone import arch_settings
 
 onnx = pytest.importorskip('onnx', reason='onnx is not installed')
 pytest.importorskip(
@@ -26,7 +26,7 @@ pytest.importorskip(
     'other runtime runs ONNX graphs here')
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TINY = arch_settings(64, (1, 1), 2, 4)
+TINY = tiny_arch()
 ATOL = 1e-4
 OPTIONS = [
     'arch.embed_dims=64', 'arch.stem_mlp_blocks=(1,1)', 'arch.depth=2',
