@@ -7,12 +7,8 @@ and the Furo theme ships its own assets.
 """
 import os
 import re
-import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from mmitpn import __version__  # noqa: E402
+from mmitpn import __version__
 
 project = 'mmitpn'
 author = 'mmitpn contributors'
@@ -55,7 +51,7 @@ def _unlink_folders(app, docname: str, source: list) -> None:
 
     GitHub shows a folder for such a link, a static site cannot, and MyST
     reports it as a missing cross-reference; the folder's existence is still
-    checked by ``tools/misc/check_docs_links.py``.
+    checked by ``.dev_scripts/check_docs_links.py``.
     """
     folder = os.path.dirname(app.env.doc2path(docname))
 
