@@ -676,11 +676,9 @@ def test_dense_transfer_configs():
 
 def test_reconstruction_never_uses_hidden_units(tmp_path,
                                                 pretraining_checkpoint):
-    sys.path.insert(0, osp.join(TOOLS, 'visualization'))
-    import vis_reconstruction
+    from mmitpn.visualization import load_reconstruction_model
     checkpoint, _ = pretraining_checkpoint()
-    model = vis_reconstruction.load_model(
-        tiny_pixel_config(tmp_path), checkpoint)
+    model = load_reconstruction_model(tiny_pixel_config(tmp_path), checkpoint)
     torch.manual_seed(0)
     image = torch.rand(1, 3, 64, 64) * 255
     torch.manual_seed(1)
