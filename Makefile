@@ -11,9 +11,6 @@
 # make demo-det    Mask R-CNN from it on generated COCO shapes
 # make demo-seg    UperNet from it on generated shapes masks
 # make summary     build every HiViT arch and print parameters, MACs, a forward
-# make device-check-local  the GPU check's device command, proven here: a Python
-#                  3.12 env of the lent machine's torch 2.11 and the carried wheel
-#                  bundle, gpu_check.py --dry-run (tools/misc/device_check_local.sh)
 # All install the stack into $(VENV) first when it is missing or stale.
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
@@ -31,7 +28,7 @@ DET_DEMO := configs/det/demo/hivit-demo_skimage-pre_mask-rcnn_1xb4-6e_shapes-coc
 SEG_DEMO := configs/seg/demo/hivit-demo_skimage-pre_upernet_1xb8-1k_shapes-seg-128px.py
 
 .PHONY: install test lint docs demo demo-photos demo-cls demo-det demo-seg \
-	summary device-check-local
+	summary
 
 # The stamp holds the install's wall time in seconds (make demo reports it).
 $(STAMP): setup.py requirements/build.txt requirements/mminstall.txt \
@@ -47,14 +44,14 @@ test: install
 	$(PYTHON) -m pytest -n auto --dist loadfile
 
 lint: install
-	$(VENV)/bin/flake8 mmitpn tools tests setup.py
-	$(VENV)/bin/isort --check-only --diff mmitpn tools tests setup.py
-	$(VENV)/bin/yapf --diff --recursive mmitpn tools tests setup.py
+	$(VENV)/bin/flake8 mmitpn tools tests projects .dev_scripts setup.py
+	$(VENV)/bin/isort --check-only --diff mmitpn tools tests projects .dev_scripts setup.py
+	$(VENV)/bin/yapf --diff --recursive mmitpn tools tests projects .dev_scripts setup.py
 
 docs: install
 	rm -rf docs/_build
 	$(PYTHON) -m sphinx -W --keep-going -b html docs docs/_build/html
-	$(PYTHON) tools/misc/check_docs_links.py
+	$(PYTHON) .dev_scripts/check_docs_links.py
 
 demo: install
 	PYTHON=$(PYTHON) INSTALL_STAMP=$(STAMP) tools/misc/run_demo.sh
@@ -87,6 +84,3 @@ demo-seg: install
 
 summary: install
 	$(PYTHON) tools/analysis_tools/hivit_summary.py
-
-device-check-local:
-	tools/misc/device_check_local.sh

@@ -7,12 +7,8 @@ and the Furo theme ships its own assets.
 """
 import os
 import re
-import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from mmitpn import __version__  # noqa: E402
+from mmitpn import __version__
 
 project = 'mmitpn'
 author = 'mmitpn contributors'
@@ -58,7 +54,7 @@ def _unlink_outside(app, docname: str, source: list) -> None:
     GitHub shows such a target, the static site holds only ``docs/`` (and
     cannot show a folder), and MyST reports them as missing
     cross-references; their existence is still checked by
-    ``tools/misc/check_docs_links.py``.
+    ``.dev_scripts/check_docs_links.py``.
     """
     folder = os.path.dirname(app.env.doc2path(docname))
     docs = os.path.abspath(app.srcdir)

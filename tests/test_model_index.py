@@ -1,37 +1,38 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
-"""The model-zoo metadata: every shipped config has an entry whose
-parameters and FLOPs match what the model computes, published results
-carry their source, and mmpretrain resolves the names."""
+"""The model-zoo metadata (written by .dev_scripts/model_index.py): every
+shipped config has an entry whose parameters and FLOPs match what the model
+computes, published results carry their source, and mmpretrain resolves the
+names."""
+import glob
 import os.path as osp
-import sys
 
 import pytest
 import yaml
+from mmengine.config import Config
+
+from mmitpn.utils.complexity import zoo_complexity
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(REPO, 'tools', 'misc'))
-import model_index  # noqa: E402
 
 
-def entries():
-    with open(osp.join(REPO, 'model-index.yml')) as f:
-        imports = yaml.safe_load(f)['Import']
-    models = []
-    for path in imports:
-        with open(osp.join(REPO, path)) as f:
-            models += yaml.safe_load(f)['Models']
-    return models
+def load_yaml(path: str):
+    with open(osp.join(REPO, path)) as f:
+        return yaml.safe_load(f)
 
 
-MODELS = entries()
+METAFILES = load_yaml('model-index.yml')['Import']
+MODELS = [model for path in METAFILES for model in load_yaml(path)['Models']]
 
 
 def test_every_config_has_one_entry():
     names = [m['Name'] for m in MODELS]
     assert len(names) == len(set(names))
+    # Each task folder of the index (configs/<task>/metafile.yml), demos
+    # included.
     shipped = [
-        config for task in model_index.TASKS
-        for config in model_index.configs(task)
+        osp.relpath(path, REPO) for metafile in METAFILES
+        for pattern in ('*.py', 'demo/*.py')
+        for path in glob.glob(osp.join(REPO, osp.dirname(metafile), pattern))
     ]
     assert sorted(m['Config'] for m in MODELS) == sorted(shipped)
     for model in MODELS:
@@ -43,7 +44,9 @@ def test_every_config_has_one_entry():
 
 @pytest.mark.parametrize('model', MODELS, ids=[m['Name'] for m in MODELS])
 def test_parameters_and_flops_match_the_model(model):
-    params, flops = model_index.model_stats(model['Config'])
+    config = model['Config']
+    params, flops = zoo_complexity(
+        Config.fromfile(osp.join(REPO, config)), task=config.split('/')[1])
     metadata = model['Metadata']
     assert abs(metadata['Parameters'] - params) <= 0.01 * params
     assert abs(metadata['FLOPs'] - flops) <= 0.01 * flops

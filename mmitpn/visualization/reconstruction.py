@@ -17,10 +17,35 @@ from typing import Tuple
 
 import numpy as np
 import torch
+from mmengine.config import Config
 from PIL import Image, ImageDraw
 
 from mmitpn.models.utils.unit_ops import (normalize_patches, patchify,
                                           unpatchify)
+from mmitpn.registry import MODELS
+from mmitpn.utils import extract_state_dict, load_checkpoint_file
+
+
+def load_reconstruction_model(config: str, checkpoint: str):
+    """A config's pixel model with a checkpoint's weights, in eval mode.
+
+    Raises:
+        TypeError: The config's model does not reconstruct pixels.
+        ValueError: The checkpoint lacks tensors of the model or holds
+            others (the first five of each are named).
+    """
+    cfg = Config.fromfile(config)
+    model = MODELS.build(cfg.model)
+    if not hasattr(model, 'reconstruct'):
+        raise TypeError(f'{config} builds {type(model).__name__}, which does '
+                        'not reconstruct pixels; use an iTPN pixel config.')
+    state_dict = extract_state_dict(load_checkpoint_file(checkpoint))
+    result = model.load_state_dict(state_dict, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise ValueError(f'{checkpoint} does not match {config}: missing '
+                         f'{result.missing_keys[:5]}, unexpected '
+                         f'{result.unexpected_keys[:5]}.')
+    return model.eval()
 
 
 def load_image(path: str, size) -> torch.Tensor:

@@ -1,9 +1,11 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
-"""Every fenced shell command of the README, the docs and the config READMEs
-works as written from a fresh clone after ``make``: the scripts, configs and
-files it names exist, each Python script's ``--help`` and each shell
-launcher's ``--help`` succeed, each config builds (``Config.fromfile``), and
-``make`` targets exist. Internal links and images resolve too."""
+"""Every fenced shell command of the README, the docs, the config READMEs and
+``.dev_scripts/README.md`` works as written from a fresh clone after
+``make``: the scripts, configs and files it names exist, each Python
+script's ``--help`` and each shell launcher's ``--help`` succeed, each config
+builds (``Config.fromfile``), and ``make`` targets exist. Internal links and
+images resolve too (``.dev_scripts/check_docs_links.py``, which also lists
+the files)."""
 import contextlib
 import io
 import os
@@ -19,14 +21,15 @@ import pytest
 from mmengine.config import Config
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(REPO, 'tools', 'misc'))
-import check_docs_links  # noqa: E402
+LINK_CHECKER = osp.join(REPO, '.dev_scripts', 'check_docs_links.py')
 
 SHELL_FENCES = ('bash', 'sh', 'shell', 'console')
 VENV_PYTHON = '.venv/bin/python'
 # Folders of the repository: a command token under one of them must exist.
 REPO_FOLDERS = ('configs/', 'tools/', 'demo/', 'docs/', 'mmitpn/', 'tests/',
-                'requirements/')
+                'requirements/', '.dev_scripts/')
+# Where the programs of the repository live.
+PROGRAM_FOLDERS = ('tools/', '.dev_scripts/')
 # Programs from outside the repository that the docs may name.
 EXTERNAL = {'tensorboard', 'sudo', 'apt-get', 'source'}
 PLACEHOLDER = re.compile(r'^[A-Z][A-Z0-9_]*$')
@@ -89,9 +92,17 @@ def commands_of(path: str) -> List[Command]:
     return commands
 
 
+def check_links(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, LINK_CHECKER, *args],
+                          capture_output=True,
+                          text=True)
+
+
 def all_commands() -> List[Command]:
+    listing = check_links('--list')
+    assert listing.returncode == 0, listing.stderr
     return [
-        command for path in check_docs_links.markdown_files()
+        command for path in listing.stdout.split()
         for command in commands_of(path)
     ]
 
@@ -141,10 +152,11 @@ def test_extraction_joins_lines_and_substitutes_variables(tmp_path):
 def test_command_names_things_that_exist(command):
     program = command.argv[0]
     assert program in EXTERNAL or program in (VENV_PYTHON, 'make') or \
-        program.startswith('tools/'), (
+        program.startswith(PROGRAM_FOLDERS), (
             f'{command.source}: {program!r} is neither {VENV_PYTHON}, make, '
-            'a tools/ script nor a known external program; write commands '
-            f'as "{VENV_PYTHON} SCRIPT" (docs/get_started/install.md)')
+            'a script of tools/ or .dev_scripts/ nor a known external '
+            f'program; write commands as "{VENV_PYTHON} SCRIPT" '
+            '(docs/get_started/install.md)')
     if program == 'make':
         missing = set(command.argv[1:]) - make_targets()
         assert not missing, f'{command.source}: no make target {missing}'
@@ -167,7 +179,7 @@ def _python_scripts() -> Dict[str, str]:
 def _launchers() -> Dict[str, str]:
     return {
         command.argv[0]: command.source
-        for command in COMMANDS if command.argv[0].startswith('tools/')
+        for command in COMMANDS if command.argv[0].startswith(PROGRAM_FOLDERS)
     }
 
 
@@ -225,8 +237,20 @@ def test_every_config_builds():
             pytest.fail(f'{source}: {config} does not build: {error}')
 
 
+def checked(result: subprocess.CompletedProcess) -> List[str]:
+    """The problems the link checker printed, after checking its summary.
+    """
+    lines = result.stdout.strip().splitlines()
+    count, broken = re.fullmatch(
+        r'(\d+) Markdown files, (\d+) broken internal link\(s\) or '
+        r'image\(s\)', lines[-1]).groups()
+    assert result.returncode == (1 if int(broken) else 0), result.stderr
+    assert len(lines) - 1 == int(broken)
+    return [int(count)] + lines[:-1]
+
+
 def test_internal_links_and_images_resolve():
-    count, problems = check_docs_links.check()
+    count, *problems = checked(check_links())
     assert count > 20
     assert not problems, '\n'.join(problems)
 
@@ -239,7 +263,7 @@ def test_link_checker_reports_broken_links(tmp_path):
         '[ok](docs/a.md#some-code-here) ![missing](docs/x.png)\n'
         '[bad anchor](docs/a.md#nope) [web](https://example.org/x)\n'
         '```bash\n[not a link](in/code.md)\n```\n')
-    count, problems = check_docs_links.check(str(tmp_path))
+    count, *problems = checked(check_links('--root', str(tmp_path)))
     assert count == 2
     assert len(problems) == 2
     assert 'docs/x.png does not exist' in problems[0]

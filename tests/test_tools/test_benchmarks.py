@@ -6,12 +6,17 @@ import os.path as osp
 import subprocess
 import sys
 
+import pytest
 import torch
 
+from mmitpn.benchmarks import describe_machine, time_steps
+from mmitpn.benchmarks.downstream import (CASES, RATIOS, build_case_model,
+                                          load_case_config, select_cases)
 from mmitpn.utils import cpu_has_native_bf16
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOOLS = osp.join(REPO, 'tools', 'analysis_tools')
+TOOLS = osp.join(REPO, 'tools', 'benchmarks')
+CONFIGS = osp.join(REPO, 'configs')
 DEMO = osp.join(REPO, 'configs', 'pretrain', 'demo',
                 'itpn-pixel_hivit-demo_1xb32-coslr-40e_skimage-96px.py')
 
@@ -104,11 +109,66 @@ def test_benchmarked_models_are_initialised_as_the_runner_does():
     # DINO creates level_embed with torch.Tensor (uninitialised memory,
     # which once held NaN and made the matcher fail) and fills it in
     # init_weights.
-    sys.path.insert(0, TOOLS)
-    import benchmark_downstream
-    cfg = benchmark_downstream.load_case_config(
-        benchmark_downstream.CASES['dino fast-itpn-base'], tiny=True)
-    model = benchmark_downstream.build_case_model(cfg)
+    cfg = load_case_config(CASES['dino fast-itpn-base'], CONFIGS, tiny=True)
+    model = build_case_model(cfg)
     level_embed = model.level_embed.detach()
     assert torch.isfinite(level_embed).all()
     assert 0.8 < level_embed.std() < 1.2, 'normal_ of DINO.init_weights'
+
+
+def test_cases_name_existing_configs_and_ratios_name_cases():
+    for name, case in CASES.items():
+        assert case['task'] in ('det', 'seg', 'cls'), name
+        if '::' not in case['config']:
+            assert osp.isfile(osp.join(CONFIGS, case['config'])), name
+    assert {name for pair in RATIOS for name in pair} <= set(CASES)
+    speed = select_cases(['speed'])
+    assert len(speed) == 2 + 2 * 2 * 6  # two peers, 2 tasks x 2 families
+    assert select_cases(['base', 'mask-rcnn itpn-base']) == \
+        select_cases(['base'])
+    with pytest.raises(ValueError, match="Unknown case 'no such case'"):
+        select_cases(['no such case'])
+
+
+def test_time_steps_warms_up_and_stops_when_told():
+    calls = []
+    times = time_steps(lambda: calls.append(1), iters=3, warmup=2)
+    assert len(calls) == 5 and len(times) == 3
+    assert all(t >= 0 for t in times)
+    # A stop that is already true skips warm-up and times one step.
+    calls.clear()
+    assert len(time_steps(lambda: calls.append(1), 5, 2, stop=lambda: True)) \
+        == 1 and len(calls) == 1
+
+
+def test_the_machine_is_named_as_lscpu_names_it():
+    line = describe_machine(threads=3, gpu=False)
+    assert line.endswith(f'3 threads, torch {torch.__version__}')
+    listing = subprocess.run(['lscpu'],
+                             capture_output=True,
+                             text=True,
+                             env={
+                                 'LC_ALL': 'C',
+                                 'PATH': '/usr/bin:/bin'
+                             })
+    if listing.returncode == 0:
+        model = [
+            row.split(':', 1)[1].strip()
+            for row in listing.stdout.splitlines()
+            if row.startswith('Model name:')
+        ]
+        assert line.startswith(model[0]), line
+
+
+def test_onnx_benchmark_times_both_runtimes():
+    pytest.importorskip('onnxruntime')
+    config = osp.join(
+        REPO, 'configs', 'cls', 'demo',
+        'hivit-demo_skimage-pre_1xb64-coslr-6e_fashion-mnist-64px.py')
+    out = run(
+        osp.join(TOOLS, 'benchmark_onnx.py'), config, '--shape', '64',
+        '--rounds', '1', '--number', '1')
+    assert 'machine: ' in out and '1 thread, torch' in out
+    rows = [line for line in out.splitlines() if line.startswith('| ')]
+    assert [row.split(' | ')[0] for row in rows[1:]] == \
+        ['| PyTorch (eager)', '| ONNX Runtime']

@@ -1,5 +1,5 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
-"""tools/misc/device_bundle.sh: its pins, arguments and size check, on fake
+""".dev_scripts/device_bundle.sh: its pins, arguments and size check, on fake
 wheel folders (no network)."""
 import os
 import os.path as osp
@@ -9,8 +9,8 @@ import subprocess
 import pytest
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-SCRIPT = osp.join(REPO, 'tools', 'misc', 'device_bundle.sh')
-PINS = osp.join(REPO, 'requirements', 'device.txt')
+SCRIPT = osp.join(REPO, '.dev_scripts', 'device_bundle.sh')
+PINS = osp.join(REPO, '.dev_scripts', 'device_requirements.txt')
 
 
 def run(*args):

@@ -1,6 +1,7 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
-"""tools/analysis_tools/gpu_check.py: the row order, skips, the time limit
-and the written results (tiny models on the CPU), and the full dry run."""
+"""The GPU check (mmitpn.benchmarks.gpu_check, tools/benchmarks/gpu_check.py):
+the row order, skips, the time limit and the written results (tiny models on
+the CPU), and the full dry run."""
 import json
 import os.path as osp
 import subprocess
@@ -11,10 +12,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mmitpn.benchmarks import gpu_check
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOOLS = osp.join(REPO, 'tools', 'analysis_tools')
-sys.path.insert(0, TOOLS)
-import gpu_check  # noqa: E402
+TOOL = osp.join(REPO, 'tools', 'benchmarks', 'gpu_check.py')
 
 PEAKS = {'bf16': dict(nominal=None, measured=1.0)}
 
@@ -53,27 +54,29 @@ def tiny_check(name, fused=True, sleep=0.0, fail=False, missing=None):
     return gpu_check.Check(name, 'bf16', build, missing=lambda: missing)
 
 
-def arguments(*argv):
-    return gpu_check.parse_args(list(argv))
-
-
-def run(rows, args, out_dir=None):
-    deadline = gpu_check.Deadline(args.time_limit)
+def run(rows, out_dir=None, time_limit=None, **settings):
+    deadline = gpu_check.Deadline(time_limit)
     report = gpu_check.Report(
         dict(started_utc='now', _start=deadline.start), out_dir)
-    failures = gpu_check.run_checks(rows, args, deadline, PEAKS, report)
+    failures = gpu_check.run_checks(rows, report, deadline, PEAKS, **settings)
     return failures, report.rows
 
 
+def run_tool(*argv):
+    return subprocess.run([sys.executable, TOOL, *argv],
+                          capture_output=True,
+                          text=True,
+                          cwd=REPO)
+
+
 def test_rows_report_rates_flops_and_the_attention_kernel(tmp_path):
-    args = arguments('--iters', '3', '--warmup', '1', '--out-dir',
-                     str(tmp_path))
-    failures, rows = run([
+    rows = [
         tiny_check(gpu_check.BENCHMARK.format('mmitpn')),
         tiny_check(gpu_check.BENCHMARK.format('mmpretrain'), fused=False),
         tiny_check('needs ops', missing='skipped: no ops here'),
         tiny_check('broken', fail=True)
-    ], args, str(tmp_path))
+    ]
+    failures, rows = run(rows, str(tmp_path), iters=3, warmup=1)
     assert failures == 1
     assert [row['status'] for row in rows] == \
         ['ok', 'ok', 'skipped', 'failed']
@@ -104,13 +107,18 @@ def test_rows_report_rates_flops_and_the_attention_kernel(tmp_path):
 
 
 def test_the_time_limit_stops_timing_and_leaves_the_rest_out(tmp_path):
-    args = arguments('--iters', '1000', '--warmup', '0', '--time-limit', '0.5',
-                     '--min-check-time', '0.1')
-    failures, rows = run([
+    rows = [
         tiny_check('slow', sleep=0.05),
         tiny_check('after'),
         tiny_check('skipped anyway', missing='skipped: no ops here')
-    ], args, str(tmp_path))
+    ]
+    failures, rows = run(
+        rows,
+        str(tmp_path),
+        time_limit=0.5,
+        iters=1000,
+        warmup=0,
+        min_check_time=0.1)
     assert failures == 0
     slow, after, skipped = rows
     assert slow['status'] == 'ok' and 1 <= slow['timed_steps'] < 1000
@@ -126,7 +134,9 @@ def test_the_time_limit_stops_timing_and_leaves_the_rest_out(tmp_path):
 
 
 def test_the_order_puts_the_mmpretrain_comparison_and_bf16_first():
-    names = [(c.name, c.dtype) for c in gpu_check.checks(arguments(), '')]
+    checks = gpu_check.gpu_checks(
+        osp.join(REPO, 'configs'), '', ['bf16', 'fp16'], dry_run=False)
+    names = [(c.name, c.dtype) for c in checks]
     assert names[:2] == [(gpu_check.BENCHMARK.format('mmitpn'), 'bf16'),
                          (gpu_check.BENCHMARK.format('mmpretrain'), 'bf16')]
     dtypes = [dtype for _, dtype in names]
@@ -146,23 +156,17 @@ def test_skip_reasons():
 
 @pytest.mark.parametrize('argv, message', [
     (['--iters', '0'], '--iters 0: give at least 1'),
-    (['--time-limit', '-1'], '--time-limit -1.0: give seconds >= 0'),
+    (['--time-limit', '-1'], '--time-limit -1: give seconds >= 0'),
 ])
 def test_bad_arguments(argv, message):
-    with pytest.raises(ValueError, match=message):
-        arguments(*argv)
+    result = run_tool('--dry-run', *argv)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].endswith(message + '.')
 
 
 def test_a_zero_time_limit_still_writes_every_row(tmp_path):
-    result = subprocess.run([
-        sys.executable,
-        osp.join(TOOLS, 'gpu_check.py'), '--dry-run', '--time-limit', '0',
-        '--out-dir',
-        str(tmp_path)
-    ],
-                            capture_output=True,
-                            text=True,
-                            cwd=REPO)
+    result = run_tool('--dry-run', '--time-limit', '0', '--out-dir',
+                      str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
     data = json.load(open(tmp_path / 'gpu_check.json'))
     assert data['info']['finished'] is True
@@ -172,14 +176,7 @@ def test_a_zero_time_limit_still_writes_every_row(tmp_path):
 
 
 def test_dry_run_builds_and_steps_every_path(tmp_path):
-    result = subprocess.run([
-        sys.executable,
-        osp.join(TOOLS, 'gpu_check.py'), '--dry-run', '--out-dir',
-        str(tmp_path)
-    ],
-                            capture_output=True,
-                            text=True,
-                            cwd=REPO)
+    result = run_tool('--dry-run', '--out-dir', str(tmp_path))
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
     rows = json.load(open(tmp_path / 'gpu_check.json'))['rows']
     assert [row['check'] for row in rows] == [

@@ -41,7 +41,7 @@ TOOL_CASES = {
     'tools/train.py': (f'{MISSING}.py', ),
     'tools/test.py': (CLS_DEMO, f'{MISSING}.pth'),
     'demo/image_demo.py': ('image.png', CLS_DEMO, f'{MISSING}.pth'),
-    'tools/analysis_tools/benchmark_pretrain.py': (f'{MISSING}.py', ),
+    'tools/benchmarks/benchmark_pretrain.py': (f'{MISSING}.py', ),
     'tools/analysis_tools/feature_probe.py':
     (f'{MISSING}.py', f'{MISSING}.pth'),
     'tools/analysis_tools/get_flops.py': (f'{MISSING}.py', ),

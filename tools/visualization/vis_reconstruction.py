@@ -40,13 +40,11 @@ import os.path as osp
 
 import numpy as np
 import torch
-from mmengine.config import Config
 from PIL import Image
 
-from mmitpn.registry import MODELS
-from mmitpn.utils import extract_state_dict, load_checkpoint_file
 from mmitpn.utils.cli import add_debug_argument, run_tool
-from mmitpn.visualization import draw_reconstruction, load_image, pattern_r2
+from mmitpn.visualization import (draw_reconstruction, load_image,
+                                  load_reconstruction_model, pattern_r2)
 
 
 def parse_args():
@@ -77,24 +75,9 @@ def parse_args():
     return args
 
 
-def load_model(config: str, checkpoint: str):
-    cfg = Config.fromfile(config)
-    model = MODELS.build(cfg.model)
-    if not hasattr(model, 'reconstruct'):
-        raise TypeError(f'{config} builds {type(model).__name__}, which does '
-                        'not reconstruct pixels; use an iTPN pixel config.')
-    state_dict = extract_state_dict(load_checkpoint_file(checkpoint))
-    result = model.load_state_dict(state_dict, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        raise ValueError(f'{checkpoint} does not match {config}: missing '
-                         f'{result.missing_keys[:5]}, unexpected '
-                         f'{result.unexpected_keys[:5]}.')
-    return model.eval()
-
-
 def main():
     args = parse_args()
-    model = load_model(args.config, args.checkpoint)
+    model = load_reconstruction_model(args.config, args.checkpoint)
     os.makedirs(args.out_dir, exist_ok=True)
     images = [
         load_image(path, model.backbone.img_size) for path in args.images

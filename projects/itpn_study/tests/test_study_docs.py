@@ -15,7 +15,7 @@ import pytest
 
 from projects.itpn_study.study.plan import PROJECT, REPO
 
-CHECKER = osp.join(REPO, 'tools', 'misc', 'check_docs_links.py')
+CHECKER = osp.join(REPO, '.dev_scripts', 'check_docs_links.py')
 
 
 def test_links_and_images_of_the_project_pages_resolve():

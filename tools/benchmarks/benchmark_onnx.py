@@ -11,13 +11,12 @@ disturbed one).
 
 Example::
 
-    python tools/analysis_tools/benchmark_onnx.py \
+    python tools/benchmarks/benchmark_onnx.py \
     configs/cls/fast-itpn-base_clip-l-1600e-pre_32xb32-amp-coslr-20e_in1k.py \
         --part backbone --shape 224 --threads 1
 """
 import argparse
 import os.path as osp
-import platform
 import statistics
 import tempfile
 
@@ -26,9 +25,9 @@ from mmengine.config import Config, DictAction
 from torch.utils import benchmark
 
 import mmitpn  # noqa: F401  (registers the mmitpn:: config prefix)
+from mmitpn.benchmarks import describe_machine
 from mmitpn.deployment import (PARTS, build_export_model, export_onnx,
                                onnx_max_abs_diff, static_shape_reason)
-from mmitpn.utils import describe_cpu
 from mmitpn.utils.cli import (add_debug_argument, add_shape_argument,
                               image_shape, run_tool)
 
@@ -110,9 +109,8 @@ def main():
     print(f'{args.part} of {args.config}, input {args.batch}x3x{shape[0]}x'
           f'{shape[1]}, {"dynamic" if dynamic else "static"} ONNX graph, '
           f'max |diff| {diff:.2g}')
-    print(f'CPU: {platform.processor() or platform.machine()} '
-          f'({describe_cpu()}), {args.threads} thread(s), torch '
-          f'{torch.__version__}, {args.rounds} interleaved rounds of '
+    machine = describe_machine(args.threads, gpu=False)
+    print(f'machine: {machine}, {args.rounds} interleaved rounds of '
           f'{args.number}')
     reference = statistics.median(times['PyTorch (eager)'])
     print('| runtime | median ms | fastest ms | vs PyTorch |')

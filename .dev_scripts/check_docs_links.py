@@ -1,16 +1,20 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
 """Check every internal link and image of the Markdown documentation.
 
-Scans ``README.md``, ``docs/**/*.md`` and ``configs/**/README.md`` for
-Markdown links and images (``[text](target)``, ``![alt](target)``) and HTML
-``<img src=...>``, and checks that every target without a URL scheme exists
-(relative to the file) and, for ``file.md#anchor`` and ``#anchor``, that the
-page has a heading with that GitHub-style anchor. Fenced code blocks are
-skipped. External URLs are not fetched (no network). Prints one line per
-broken link (file, line, target, why) and exits 1 if there is any.
+Scans ``README.md``, ``docs/**/*.md``, ``configs/**/README.md`` and
+``.dev_scripts/README.md`` for Markdown links and images (``[text](target)``,
+``![alt](target)``) and HTML ``<img src=...>``, and checks that every target
+without a URL scheme exists (relative to the file) and, for
+``file.md#anchor`` and ``#anchor``, that the page has a heading with that
+GitHub-style anchor. Fenced code blocks are skipped. External URLs are not
+fetched (no network). Prints one line per broken link (file, line, target,
+why) and exits 1 if there is any.
+
+``--list`` prints the files it scans instead (the docs command test reads
+their shell commands).
 
 Example:
-    python tools/misc/check_docs_links.py
+    python .dev_scripts/check_docs_links.py
 """
 import argparse
 import glob
@@ -19,7 +23,7 @@ import re
 import sys
 from typing import Dict, Iterator, List, Set, Tuple
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 LINK = re.compile(r'!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?'
                   r'(?:\s+"[^"]*")?\s*\)')
 IMG_TAG = re.compile(r'<img\s[^>]*src="([^"]+)"')
@@ -32,7 +36,7 @@ Anchors = Dict[str, Set[str]]
 
 def markdown_files(root: str = REPO) -> List[str]:
     """The documentation's Markdown files, relative to ``root``."""
-    files = ['README.md']
+    files = ['README.md', '.dev_scripts/README.md']
     files += glob.glob('docs/**/*.md', root_dir=root, recursive=True)
     files += glob.glob('configs/**/README.md', root_dir=root, recursive=True)
     return sorted(
@@ -117,7 +121,12 @@ def check(root: str = REPO) -> Tuple[int, List[str]]:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--root', default=REPO, help='repository root')
+    parser.add_argument(
+        '--list', action='store_true', help='print the files it scans')
     args = parser.parse_args()
+    if args.list:
+        print('\n'.join(markdown_files(args.root)))
+        return
     count, problems = check(args.root)
     for problem in problems:
         print(problem)

@@ -4,42 +4,36 @@ shipped config and ``model-index.yml`` importing them (OpenMMLab format,
 read by ``mim search``, ``mmpretrain.get_model`` and the inferencers).
 
 Parameters and FLOPs (multiply-accumulates, OpenMMLab's convention) are
-computed from the configs at full size on the meta device:
-
-- classification: the whole classifier at the input size;
-- pretraining: the trained parts (backbone, pyramid, heads; frozen teachers
-  excluded), FLOPs of the backbone on the full image;
-- detection and segmentation: the whole detector / segmentor, FLOPs of the
-  backbone and pyramid at the training size (1344x800, 512x512).
+computed from the configs at full size on the meta device
+(``mmitpn.utils.complexity.zoo_complexity`` says what each task counts).
 
 Results are the published ones (the iTPN paper's tables, the Fast-iTPN
 repository's), marked ``Source`` in each entry: mmitpn has not reproduced
-them (no ImageNet, COCO or ADE20K training was run here). The test suite
-recomputes every number and fails on a difference above 1 %.
+them (no ImageNet, COCO or ADE20K training was run here). Run it after
+adding or changing a config: the test suite recomputes every number and
+fails on a difference above 1 % (``tests/test_model_index.py``).
 
 Example:
-    python tools/misc/model_index.py           # rewrite the metafiles
+    python .dev_scripts/model_index.py         # rewrite the metafiles
 """
 import argparse
 import glob
 import os.path as osp
-from typing import Dict, List, Tuple
+from typing import Dict, List
 
-import torch
 import yaml
 from mmengine.config import Config
-from mmengine.registry import DefaultScope
 
+import mmitpn  # noqa: F401  (registers mmitpn's modules)
 from mmitpn.utils.cli import add_debug_argument, run_tool
+from mmitpn.utils.complexity import zoo_complexity
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TASKS = ('pretrain', 'cls', 'det', 'seg')
 PAPER = 'https://arxiv.org/abs/2211.12735'
 CODE = 'https://github.com/sunsmarterjie/iTPN'
 OFFICIAL_WEIGHTS = 'https://github.com/sunsmarterjie/iTPN#main-results'
 FAST_WEIGHTS = 'https://github.com/sunsmarterjie/iTPN/tree/main/fast_itpn'
-DET_SIZE = (800, 1344)
-SEG_SIZE = (512, 512)
 
 PAPER_TABLE_1 = 'iTPN paper (CVPR 2023), Table 1; not reproduced by mmitpn'
 PAPER_TABLE_2 = 'iTPN paper (CVPR 2023), Table 2; not reproduced by mmitpn'
@@ -159,51 +153,6 @@ def configs(task: str) -> List[str]:
     return [osp.relpath(p, REPO) for p in paths]
 
 
-def _count(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def model_stats(config: str) -> Tuple[int, int]:
-    """(parameters, FLOPs) of a config at full size, computed on meta."""
-    import mmitpn  # noqa: F401
-    from mmitpn.utils import count_macs
-    cfg = Config.fromfile(osp.join(REPO, config))
-    task = config.split('/')[1]
-    model_cfg = cfg.model
-    with torch.device('meta'):
-        if task == 'pretrain':
-            from mmitpn.registry import MODELS
-            with DefaultScope.overwrite_default_scope('mmitpn'):
-                parts = [
-                    MODELS.build(model_cfg[key])
-                    for key in ('backbone', 'neck', 'head', 'mfm_head')
-                    if model_cfg.get(key)
-                ]
-            backbone = parts[0]
-            size = backbone.img_size
-            images = torch.randn(1, 3, *size)
-            return sum(_count(p)
-                       for p in parts), count_macs(lambda: backbone(images))
-        scope = dict(cls='mmpretrain', det='mmdet', seg='mmseg')[task]
-        registry = {
-            'mmpretrain': 'mmpretrain.registry',
-            'mmdet': 'mmdet.registry',
-            'mmseg': 'mmseg.registry'
-        }[scope]
-        models = __import__(registry, fromlist=['MODELS']).MODELS
-        with DefaultScope.overwrite_default_scope(scope):
-            model = models.build(model_cfg).eval()
-        if task == 'cls':
-            size = model.backbone.img_size
-            images = torch.randn(1, 3, *size)
-            return _count(model), count_macs(
-                lambda: model(images, mode='tensor'))
-        size = DET_SIZE if task == 'det' else SEG_SIZE
-        images = torch.randn(1, 3, *size)
-        return _count(model), count_macs(
-            lambda: model.neck(model.backbone(images)))
-
-
 def training_metadata(config: str) -> dict:
     cfg = Config.fromfile(osp.join(REPO, config))
     metadata = {}
@@ -242,7 +191,8 @@ def training_data(task: str, config: str) -> List[str]:
 
 def model_entry(task: str, config: str) -> dict:
     name = osp.splitext(osp.basename(config))[0]
-    params, flops = model_stats(config)
+    params, flops = zoo_complexity(
+        Config.fromfile(osp.join(REPO, config)), task)
     metadata = dict(Parameters=params, FLOPs=flops)
     metadata.update(training_metadata(config))
     metadata['Training Data'] = training_data(task, config)
@@ -294,7 +244,7 @@ def write() -> None:
         entries = [model_entry(task, config) for config in configs(task)]
         path = osp.join(REPO, 'configs', task, 'metafile.yml')
         with open(path, 'w') as f:
-            f.write('# Written by tools/misc/model_index.py; Results are '
+            f.write('# Written by .dev_scripts/model_index.py; Results are '
                     'published numbers (see Source).\n')
             # Collections are defined once, in the first metafile.
             content = dict(Models=entries)

@@ -8,9 +8,9 @@ each attention path: global attention through the fused kernel or the
 explicit ``(N, N)`` product, ViTDet windows, windows with gathering tokens,
 and global attention on the tokens token migration keeps (its one-off
 matching is timed on its own). Variants are measured interleaved, several
-rounds, with ``torch.utils.benchmark``; the median and the fastest round
-are reported (on a shared machine the fastest round is the one least
-disturbed by other work); the bytes a block keeps for backward
+rounds, in the process's threads (``OMP_NUM_THREADS``); the median and the
+fastest round are reported (on a shared machine the fastest round is the one
+least disturbed by other work); the bytes a block keeps for backward
 (``saved_tensors_hooks``) are counted exactly and stand in for activation
 memory.
 
@@ -20,21 +20,19 @@ the whole detector (``benchmark_downstream.py`` measures those).
 
 Example::
 
-    python tools/analysis_tools/benchmark_attention.py --rounds 3
-    python tools/analysis_tools/benchmark_attention.py --tiny  # the test
+    python tools/benchmarks/benchmark_attention.py --rounds 3
+    python tools/benchmarks/benchmark_attention.py --tiny  # the test
 """
 import argparse
-import platform
 import statistics
 from typing import Callable, Dict, List, Tuple
 
 import torch
 from torch.autograd.graph import saved_tensors_hooks
-from torch.utils import benchmark
 
+from mmitpn.benchmarks import describe_machine, time_steps
 from mmitpn.models import FastiTPN, HiViT
 from mmitpn.models.utils.token_migration import keep_tokens, start_migration
-from mmitpn.utils import describe_cpu
 from mmitpn.utils.cli import add_debug_argument, run_tool
 
 GRID = (50, 84)  # 800x1344
@@ -135,16 +133,10 @@ def saved_bytes(train: Callable) -> int:
     return total
 
 
-def time_once(fn: Callable) -> float:
-    timer = benchmark.Timer(stmt='fn()', globals=dict(fn=fn))
-    return timer.timeit(1).median
-
-
 def main():
     args = parse_args()
     torch.manual_seed(0)
-    print(f'machine: {platform.machine()} CPU ({describe_cpu()}), '
-          f'{torch.get_num_threads()} threads; fp32; one block, batch 1, '
+    print(f'machine: {describe_machine()}; fp32; one block, batch 1, '
           f'{"x".join(map(str, TINY_GRID if args.tiny else GRID))} units; '
           f'median of {args.rounds} interleaved rounds')
     print('| arch | attention | train step (ms), median / fastest | '
@@ -159,9 +151,8 @@ def main():
             infer()
         for _ in range(args.rounds):
             for name, (train, infer) in cases.items():
-                times[name].append(
-                    (time_once(train) if train is not None else float('nan'),
-                     time_once(infer)))
+                step = time_steps(train, 1)[0] if train else float('nan')
+                times[name].append((step, time_steps(infer, 1)[0]))
         for name, (train, _) in cases.items():
             steps = [t for t, _ in times[name]]
             infers = [i for _, i in times[name]]

@@ -4,10 +4,11 @@
 # and the project fit the 64 MiB a device call carries, and print the install line that
 # starts the remote command.
 #
-# Usage: tools/misc/device_bundle.sh [options] [DEST]
+# Usage: .dev_scripts/device_bundle.sh [options] [DEST]
 #   DEST               folder for the wheels (default: build/device-wheels, which .gitignore
 #                      ignores; name it in the device call's carry)
-#   --requirements F   pinned wheels, one NAME==VERSION a line (default: requirements/device.txt)
+#   --requirements F   pinned wheels, one NAME==VERSION a line
+#                      (default: .dev_scripts/device_requirements.txt)
 #   --cache DIR        download into DIR (kept between runs) and copy the pinned wheels to DEST
 #   --target DIR       where the printed install line installs them (default: /tmp/site)
 #   --limit-mib N      the carry limit (default: 64)
@@ -21,8 +22,8 @@
 # total is over the limit.
 set -euo pipefail
 
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-requirements="$root/requirements/device.txt"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+requirements="$root/.dev_scripts/device_requirements.txt"
 dest="$root/build/device-wheels"
 cache=""
 target="/tmp/site"
@@ -43,7 +44,7 @@ while [ $# -gt 0 ]; do
     --margin-mib) margin_mib="${2:?--margin-mib needs a number}"; shift 2 ;;
     --check-only) mode="check"; shift ;;
     --dry-run) mode="dry-run"; shift ;;
-    -h|--help) sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) die "unknown option $1 (see --help)" ;;
     *) dest="$1"; shift ;;
   esac
