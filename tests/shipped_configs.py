@@ -35,7 +35,10 @@ import functools
 import glob
 import gzip
 import json
+import os
 import os.path as osp
+import subprocess
+import sys
 from typing import Any, Dict, Iterator, List, Sequence, Tuple
 
 from mmengine.config import Config
@@ -119,13 +122,42 @@ def group_ids(groups: Dict[str, List[str]]) -> List[str]:
     ]
 
 
+def run_image_demo(image: str, cfg: Config, checkpoint: str,
+                   out_dir: str) -> str:
+    """Run ``demo/image_demo.py`` on one image with ``cfg`` (dumped into
+    ``out_dir``) and ``checkpoint`` in a fresh process, as a user would.
+
+    Returns:
+        The one-line summary the tool printed for the image.
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    config = osp.join(out_dir, 'config.py')
+    cfg.dump(config)
+    run = subprocess.run([
+        sys.executable,
+        osp.join(REPO, 'demo', 'image_demo.py'), image, config, checkpoint,
+        '--out-dir', out_dir
+    ],
+                         capture_output=True,
+                         text=True,
+                         env=dict(os.environ, PYTHONPATH=REPO))
+    assert run.returncode == 0, run.stderr[-3000:]
+    # A progress bar of the inferencer may precede it on the same line.
+    summaries = [
+        line.split(image + ': ', 1)[1] for line in run.stdout.splitlines()
+        if image + ': ' in line
+    ]
+    assert len(summaries) == 1, run.stdout
+    return summaries[0]
+
+
 def shipped_configs() -> List[str]:
     """Every shipped config (not a ``_base_`` part), relative to
     ``configs/``, sorted."""
     return sorted(
         osp.relpath(path, CONFIGS)
         for path in glob.glob(osp.join(CONFIGS, '**', '*.py'), recursive=True)
-        if '_base_' not in osp.relpath(path, CONFIGS).split(osp.sep))
+        if not is_base_part(osp.relpath(path, CONFIGS)))
 
 
 def canonical(node: Any) -> Any:
@@ -224,30 +256,78 @@ def _base_files(path: str) -> List[str]:
     return []
 
 
+def mmitpn_bases(config: str) -> List[str]:
+    """The direct ``_base_`` files of ``configs/<config>`` that belong to
+    this repository (not a library's ``pkg::`` bases), relative to
+    ``configs/``."""
+    path = osp.join(CONFIGS, config)
+    return [
+        osp.relpath(osp.normpath(osp.join(osp.dirname(path), base)), CONFIGS)
+        for base in _base_files(path) if '::' not in base
+    ]
+
+
 def inheritance_depth(config: str) -> int:
     """How many mmitpn files a config stands on, itself included, above the
     library base: the longest chain of ``_base_`` files of this repository
     (a library's ``mmdet::``, ``mmseg::`` or ``mmpretrain::`` base counts
     0). A config without bases has depth 1."""
-    path = osp.join(CONFIGS, config)
-    depths = [
-        inheritance_depth(
-            osp.relpath(
-                osp.normpath(osp.join(osp.dirname(path), base)), CONFIGS))
-        for base in _base_files(path) if '::' not in base
+    return 1 + max(map(inheritance_depth, mmitpn_bases(config)), default=0)
+
+
+def is_base_part(config: str) -> bool:
+    """Whether ``configs/<config>`` is a ``_base_`` part, not a shipped
+    config."""
+    return '_base_' in config.split(osp.sep)
+
+
+def family(config: str) -> str:
+    """``'Fast-iTPN'`` or ``'iTPN'`` (the HiViT CPU demos included), from
+    the config's name."""
+    return ('Fast-iTPN'
+            if osp.basename(config).startswith('fast-itpn') else 'iTPN')
+
+
+def depth_table(configs: Sequence[str]) -> str:
+    """A Markdown table: how many configs of each task folder and family
+    stand at each :func:`inheritance_depth`."""
+    counts: Dict[Tuple[str, str], Dict[int, int]] = {}
+    for config in configs:
+        group = (osp.dirname(config), family(config))
+        depth = inheritance_depth(config)
+        counts.setdefault(group, {})
+        counts[group][depth] = counts[group].get(depth, 0) + 1
+    depths = range(1, max(d for c in counts.values() for d in c) + 1)
+    lines = [
+        '| configs | family | ' + ' | '.join(f'depth {d}'
+                                             for d in depths) + ' |',
+        '|---|---|' + '---:|' * len(depths)
     ]
-    return 1 + max(depths, default=0)
+    for (folder, name), row in sorted(counts.items()):
+        lines.append(f'| {folder} | {name} | ' +
+                     ' | '.join(str(row.get(d, 0)) for d in depths) + ' |')
+    totals = [sum(row.get(d, 0) for row in counts.values()) for d in depths]
+    lines.append('| all | | ' + ' | '.join(map(str, totals)) + ' |')
+    return '\n'.join(lines)
 
 
 def main(argv: Sequence[str] = None) -> None:
     parser = argparse.ArgumentParser(
         description='Compare the shipped configs with their record in '
-        'tests/data, or (--update) rewrite the record.')
+        'tests/data, rewrite the record (--update) or print the depth '
+        'table (--depths).')
     parser.add_argument(
         '--update',
         action='store_true',
         help='rewrite tests/data/shipped_configs.json.gz from the configs')
+    parser.add_argument(
+        '--depths',
+        action='store_true',
+        help='print how many configs stand at each inheritance depth')
     args = parser.parse_args(argv)
+    if args.depths:
+        print(depth_table(shipped_configs()))
+        return
     if args.update:
         write_record()
         print(f'recorded {len(shipped_configs())} configs with '
