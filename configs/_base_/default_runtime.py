@@ -1,5 +1,6 @@
-# Runtime defaults shared by mmitpn's own (pretraining and classification)
-# configs. Detection and segmentation configs inherit mmdet's and mmseg's.
+# Runtime of mmitpn's pretraining configs: the only place of their hooks.
+# Classification, detection and segmentation configs inherit mmpretrain's,
+# mmdet's and mmseg's runtime through configs/<task>/_base_/.
 default_scope = 'mmitpn'
 
 default_hooks = dict(
@@ -7,15 +8,14 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=100),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='mmitpn.SafeCheckpointHook', interval=1, max_keep_ckpts=3),
+    checkpoint=dict(
+        type='mmitpn.SafeCheckpointHook', interval=1, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
 
-env_cfg = dict(
-    cudnn_benchmark=False,
-    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='nccl'),
-)
+env_cfg = dict(cudnn_benchmark=False,
+               mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+               dist_cfg=dict(backend='nccl'))
 
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='Visualizer', vis_backends=vis_backends)

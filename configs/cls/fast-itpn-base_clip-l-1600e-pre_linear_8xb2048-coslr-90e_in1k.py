@@ -1,6 +1,11 @@
 # Fast-iTPN-B, CLIP-L distilled pretraining: linear probe on the frozen
 # backbone (MAE's recipe, as for iTPN).
-_base_ = ['./_base_/itpn-base_linear_in1k.py']
+_base_ = [
+    './_base_/models/linear-probe_itpn-base.py',
+    './_base_/datasets/imagenet_bs2048_pil_resize.py',
+    './_base_/schedules/lars_coslr-90e_in1k.py',
+    './_base_/default_runtime.py',
+]
 
 model = dict(
     backbone=dict(
@@ -15,3 +20,6 @@ model = dict(
             type='Pretrained',
             checkpoint='checkpoints/fast-itpn-base_clip-l-1600e-pre.pth',
             prefix='backbone.')))
+default_hooks = dict(checkpoint=dict(interval=10, max_keep_ckpts=3),
+                     logger=dict(type='LoggerHook', interval=10))
+randomness = dict(seed=0, diff_rank_seed=True)

@@ -1,7 +1,7 @@
 # iTPN-B, pixel pretraining (1600 epochs): linear probe on the frozen
 # backbone and the frozen pretrained pyramid (every level and the backbone's
 # stride-16 map averaged and concatenated: 3 x 256 + 512 channels).
-_base_ = ['./_base_/itpn-base_linear_in1k.py']
+_base_ = './itpn-base_pixel-1600e-pre_linear_8xb2048-coslr-90e_in1k.py'
 
 pretrained = ('work_dirs/itpn-pixel_itpn-base_64xb64-amp-coslr-1600e_in1k/'
               'epoch_1600.pth')

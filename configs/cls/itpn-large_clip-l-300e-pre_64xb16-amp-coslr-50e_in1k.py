@@ -1,6 +1,6 @@
 # iTPN-L/16, CLIP-L pretraining (300 epochs) -> ImageNet-1k, 50 epochs:
 # lr 2e-4 (not scaled), layer decay 0.55, drop path 0.25, layer scale 0.1.
-_base_ = ['./_base_/itpn-base_finetune_in1k.py']
+_base_ = './itpn-base_pixel-1600e-pre_32xb32-amp-coslr-100e_in1k.py'
 
 train_dataloader = dict(batch_size=16)
 model = dict(

@@ -4,7 +4,7 @@
 # tools/model_converters/fast_itpn_to_mmitpn.py) with the iTPN-B DINO
 # recipe. The released checkpoints have no pyramid: it starts fresh
 # (fpn_depth 1, as the Fast-iTPN Mask R-CNN).
-_base_ = ['./itpn-base_pixel-1600e-pre_dino-5scale_8xb2-12e_coco.py']
+_base_ = './_base_/dino-5scale_itpn-base_8xb2-12e_coco.py'
 
 pretrained = 'checkpoints/fast-itpn-base_clip-l-1600e-pre.pth'
 model = dict(

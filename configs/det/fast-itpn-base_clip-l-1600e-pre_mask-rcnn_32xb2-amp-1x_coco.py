@@ -5,7 +5,12 @@
 # The iTPN pyramid is the neck: its laterals are the convolutional stem's
 # stride-4/8 maps; the released checkpoints have no pyramid, so it starts
 # fresh (fpn_depth 1, as the official iTPN detectors).
-_base_ = ['./itpn-base_pixel-1600e-pre_mask-rcnn_32xb2-amp-1x_coco.py']
+_base_ = [
+    './_base_/models/mask-rcnn_itpn-base.py',
+    './_base_/datasets/coco_instance_detr-aug.py',
+    './_base_/schedules/adamw_1x.py',
+    './_base_/default_runtime.py',
+]
 
 pretrained = 'checkpoints/fast-itpn-base_clip-l-1600e-pre.pth'
 model = dict(

@@ -1,1 +1,1 @@
-_base_ = ['./_base_/itpn-base_dino-5scale_12e_coco.py']
+_base_ = './_base_/dino-5scale_itpn-base_8xb2-12e_coco.py'

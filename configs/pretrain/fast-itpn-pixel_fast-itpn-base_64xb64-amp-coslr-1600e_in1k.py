@@ -1,19 +1,14 @@
 # Fast-iTPN-B pixel pretraining on ImageNet-1k for 1600 epochs, mmitpn's
-# reading of Fast-iTPN (its pretraining code is not released; its released
-# weights come from CLIP-L distillation): the iTPN-B pixel recipe of
+# reading of Fast-iTPN (see the model part): the iTPN-B pixel recipe of
 # itpn-pixel_itpn-base_64xb64-amp-coslr-1600e_in1k.py with the Fast-iTPN-B
-# backbone. The convolutional stem is unit-local (1x1 convolutions, 2x2
-# merges inside each unit), so 75 % of the units are dropped in every stage
-# as for HiViT. A sin-cos-initialised, trainable position embedding (as in
-# the iTPN pixel recipe) and layer scale 0.1 as the released models.
-_base_ = './itpn-pixel_itpn-base_64xb64-amp-coslr-1600e_in1k.py'
+# backbone.
+_base_ = [
+    './_base_/models/fast-itpn-pixel_fast-itpn-base.py',
+    './_base_/datasets/imagenet_pixel.py',
+    './_base_/schedules/pixel_adamw_coslr.py',
+    '../_base_/default_runtime.py',
+]
 
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='FastiTPN',
-        arch='fast-itpn-base',
-        img_size=224,
-        drop_path_rate=0.,
-        layer_scale_init_value=0.1,
-        pos_embed_init='sincos'))
+train_cfg = dict(max_epochs=1600)
+randomness = dict(seed=0, diff_rank_seed=True)
+resume = True

@@ -3,9 +3,7 @@
 # (layer decay 0.90 over len(blocks) layers, drop path 0.1). The pyramid
 # starts fresh: the released checkpoints have none. The paper's MaskDINO
 # reaches 57.5 mIoU with this backbone (published, not reproduced here).
-_base_ = [
-    './itpn-base_pixel-1600e-pre_mask2former_8xb2-160k_ade20k-512x512.py'
-]
+_base_ = './_base_/mask2former_itpn-base_8xb2-160k_ade20k-512x512.py'
 
 pretrained = 'checkpoints/fast-itpn-base_clip-l-1600e-pre.pth'
 model = dict(

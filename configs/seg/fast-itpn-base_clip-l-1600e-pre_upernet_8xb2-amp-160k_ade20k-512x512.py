@@ -3,19 +3,10 @@
 # drop path 0.1). The iTPN pyramid (laterals from the convolutional stem)
 # starts fresh: the released checkpoints have none.
 _base_ = [
-    './itpn-base_pixel-1600e-pre_upernet_8xb2-amp-160k_ade20k-512x512.py'
+    './_base_/models/upernet_fast-itpn-base.py',
+    './_base_/datasets/ade20k_bs2.py',
+    './_base_/schedules/adamw_poly-160k.py',
+    './_base_/default_runtime.py',
 ]
 
-pretrained = 'checkpoints/fast-itpn-base_clip-l-1600e-pre.pth'
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='mmitpn.FastiTPN',
-        arch='fast-itpn-base',
-        img_size=512,
-        drop_path_rate=0.1,
-        out_indices=(0, 1, 2),
-        init_cfg=dict(
-            type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
-    neck=dict(init_cfg=None))
 optim_wrapper = dict(paramwise_cfg=dict(_delete_=True, layer_decay_rate=0.90))

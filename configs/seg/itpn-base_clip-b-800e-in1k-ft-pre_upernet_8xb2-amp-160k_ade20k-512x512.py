@@ -1,5 +1,5 @@
 # iTPN-B CLIP-B, backbone from the ImageNet-1k fine-tuned classifier, lr 3e-5.
-_base_ = ['./itpn-base_clip-b-800e-pre_upernet_8xb2-amp-160k_ade20k-512x512.py']
+_base_ = './itpn-base_clip-b-800e-pre_upernet_8xb2-amp-160k_ade20k-512x512.py'
 
 model = dict(
     backbone=dict(

@@ -1,7 +1,7 @@
 # From the ImageNet-1k fine-tuned classifier (backbone) and the pretraining
 # checkpoint (pyramid, which classification does not train): the official
 # lr 3e-5 (BEiT's setting for intermediately fine-tuned checkpoints).
-_base_ = ['./_base_/itpn-base_upernet_160k_ade20k-512x512.py']
+_base_ = './itpn-base_pixel-1600e-pre_upernet_8xb2-amp-160k_ade20k-512x512.py'
 
 model = dict(
     backbone=dict(

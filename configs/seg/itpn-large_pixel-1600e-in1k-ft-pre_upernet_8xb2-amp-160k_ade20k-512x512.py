@@ -1,5 +1,5 @@
 # iTPN-L, backbone from the ImageNet-1k fine-tuned classifier, lr 3e-5.
-_base_ = ['./itpn-large_pixel-1600e-pre_upernet_8xb2-amp-160k_ade20k-512x512.py']
+_base_ = './itpn-large_pixel-1600e-pre_upernet_8xb2-amp-160k_ade20k-512x512.py'
 
 model = dict(
     backbone=dict(

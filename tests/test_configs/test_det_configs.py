@@ -4,6 +4,7 @@
 pretraining checkpoint loads into backbone and neck."""
 import copy
 import glob
+import json
 import os.path as osp
 import subprocess
 import sys
@@ -13,15 +14,10 @@ import torch
 from mmengine.dataset import Compose
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
-from shipped_configs import group_ids, load_config, training_groups
+from shipped_configs import (group_ids, load_config, run_image_demo,
+                             training_groups)
 
 from mmitpn.utils import adapt_cfg_to_device
-
-sys.path.insert(
-    0,
-    osp.join(
-        osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'demo'))
-import image_demo  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(
@@ -182,13 +178,13 @@ def test_demo_config_trains_and_evaluates(demo, tmp_path, shapes_coco,
         assert 0 <= metrics[key] <= 1, metrics
     # mmdet's DetInferencer takes the config and the written checkpoint.
     image = osp.join(shapes_coco, 'val', '00000.png')
-    results = image_demo.infer([image], cfg,
-                               osp.join(cfg.work_dir, 'epoch_1.pth'),
-                               str(tmp_path / 'vis'))
-    prediction = results['predictions'][0]
+    summary = run_image_demo(image, cfg, osp.join(cfg.work_dir, 'epoch_1.pth'),
+                             str(tmp_path / 'vis'))
+    assert 'instances, top (label, score)' in summary, summary
+    with open(tmp_path / 'vis' / 'preds' / '00000.json') as file:
+        prediction = json.load(file)
     assert {'labels', 'scores', 'bboxes'} <= set(prediction)
     assert ('masks' in prediction) == with_masks
-    assert 'instances, top (label, score)' in image_demo.summarise(prediction)
     assert osp.isfile(tmp_path / 'vis' / 'vis' / '00000.png')
     meta = torch.load(
         osp.join(cfg.work_dir, 'epoch_1.pth'), weights_only=False)['meta']

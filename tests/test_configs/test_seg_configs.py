@@ -2,6 +2,7 @@
 """Every segmentation config builds at full size, one of each training group
 (tests/shipped_configs.py) trains one iteration with tiny overrides;
 pretraining and official layouts load."""
+import ast
 import copy
 import glob
 import os.path as osp
@@ -13,15 +14,10 @@ import torch
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from PIL import Image
-from shipped_configs import group_ids, load_config, training_groups
+from shipped_configs import (group_ids, load_config, run_image_demo,
+                             training_groups)
 
 from mmitpn.utils import adapt_cfg_to_device
-
-sys.path.insert(
-    0,
-    osp.join(
-        osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'demo'))
-import image_demo  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(
@@ -148,16 +144,14 @@ def test_demo_config_trains_and_evaluates(demo, tmp_path, shapes_seg,
     assert 0 <= metrics['mIoU'] <= 100, metrics
     # mmseg's MMSegInferencer takes the config and the written checkpoint.
     image = osp.join(shapes_seg, 'images', 'val', '00000.png')
-    results = image_demo.infer([image], cfg,
-                               osp.join(cfg.work_dir, 'iter_2.pth'),
-                               str(tmp_path / 'vis'))
-    prediction = results['predictions']
+    summary = run_image_demo(image, cfg, osp.join(cfg.work_dir, 'iter_2.pth'),
+                             str(tmp_path / 'vis'))
+    # "segmentation map (64, 64), classes [0, 2]"
     size = Image.open(image).size[::-1]
-    assert prediction.shape == size and prediction.max() < 4
-    assert image_demo.summarise(prediction).startswith('segmentation map')
-    picture = results['visualization']
-    picture = picture[0] if isinstance(picture, list) else picture
-    assert picture.shape == (*size, 3)
+    assert summary.startswith(f'segmentation map {size}, classes '), summary
+    assert max(ast.literal_eval(summary.split('classes ')[1])) < 4
+    picture = Image.open(tmp_path / 'vis' / 'vis' / '00000.png')
+    assert picture.size[::-1] == size and picture.mode == 'RGB'
     meta = torch.load(
         osp.join(cfg.work_dir, 'iter_2.pth'), weights_only=False)['meta']
     assert len(meta['dataset_meta']['classes']) == 4

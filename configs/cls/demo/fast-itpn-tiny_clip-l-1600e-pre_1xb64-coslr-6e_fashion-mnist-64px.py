@@ -2,7 +2,7 @@
 # backbone from the official Fast-iTPN-T weights (converted with
 # tools/model_converters/fast_itpn_to_mmitpn.py; the 224 px position
 # embedding is resized to 64 px), layer decay 0.80.
-_base_ = ['./hivit-demo_skimage-pre_1xb64-coslr-6e_fashion-mnist-64px.py']
+_base_ = './_base_/finetune_1xb64-coslr-6e_fashion-mnist-64px.py'
 
 model = dict(
     backbone=dict(

@@ -3,7 +3,7 @@
 # tools/model_converters/fast_itpn_to_mmitpn.py (224 px position embedding
 # resized to the 128 px input), a fresh iTPN pyramid (96 channels) on the
 # conv stem's stride-4/8 maps, layer decay 0.80 (the size's fine-tuning).
-_base_ = ['./hivit-demo_skimage-pre_mask-rcnn_1xb4-6e_shapes-coco-128px.py']
+_base_ = './_base_/mask-rcnn_1xb4-6e_shapes-coco-128px.py'
 
 model = dict(
     backbone=dict(

@@ -8,9 +8,7 @@
 # (96 wide) cannot load and the pyramid starts fresh. For a CPU: 3 encoder
 # and 3 decoder layers (feed-forward 1024), 100 queries, 30 denoising
 # queries.
-_base_ = [
-    'mmdet::dino/dino-5scale_swin-l_8xb2-12e_coco.py',
-]
+_base_ = '../_base_/dino-5scale_itpn-base_8xb2-12e_coco.py'
 
 data_root = 'data/shapes_coco/'
 classes = ('circle', 'square', 'triangle')
@@ -30,15 +28,9 @@ model = dict(
         out_indices=(0, 1, 2),
         init_cfg=dict(
             type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
-    neck=dict(
-        _delete_=True,
-        type='mmitpn.iTPNPyramid',
-        embed_dims=192,
-        fpn_dim=channels,
-        fpn_depth=1,
-        num_outs=5,
-        extra_pool='avg',
-        init_cfg=None),
+    neck=dict(_delete_=True, type='mmitpn.iTPNPyramid', embed_dims=192,
+              fpn_dim=channels, fpn_depth=1, num_outs=5, extra_pool='avg',
+              init_cfg=None),
     encoder=dict(
         num_layers=3, layer_cfg=dict(ffn_cfg=dict(feedforward_channels=1024))),
     decoder=dict(
@@ -69,14 +61,12 @@ train_dataloader = dict(
     persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
     batch_sampler=dict(type='AspectRatioBatchSampler'),
-    dataset=dict(
-        type='CocoDataset',
-        data_root=data_root,
-        metainfo=dict(classes=classes),
-        ann_file='annotations/instances_train.json',
-        data_prefix=dict(img='train/'),
-        filter_cfg=dict(filter_empty_gt=True, min_size=4),
-        pipeline=train_pipeline))
+    dataset=dict(type='CocoDataset', data_root=data_root,
+                 metainfo=dict(classes=classes),
+                 ann_file='annotations/instances_train.json',
+                 data_prefix=dict(img='train/'),
+                 filter_cfg=dict(filter_empty_gt=True, min_size=4),
+                 pipeline=train_pipeline))
 val_dataloader = dict(
     _delete_=True,
     batch_size=4,
@@ -84,20 +74,15 @@ val_dataloader = dict(
     persistent_workers=False,
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type='CocoDataset',
-        data_root=data_root,
-        metainfo=dict(classes=classes),
-        ann_file='annotations/instances_val.json',
-        data_prefix=dict(img='val/'),
-        test_mode=True,
-        pipeline=test_pipeline))
+    dataset=dict(type='CocoDataset', data_root=data_root,
+                 metainfo=dict(classes=classes),
+                 ann_file='annotations/instances_val.json',
+                 data_prefix=dict(img='val/'), test_mode=True,
+                 pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(
-    _delete_=True,
-    type='CocoMetric',
-    ann_file=data_root + 'annotations/instances_val.json',
-    metric='bbox')
+val_evaluator = dict(_delete_=True, type='CocoMetric',
+                     ann_file=data_root + 'annotations/instances_val.json',
+                     metric='bbox')
 test_evaluator = val_evaluator
 
 optim_wrapper = dict(
@@ -111,25 +96,14 @@ optim_wrapper = dict(
 param_scheduler = [
     dict(
         type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=100),
-    dict(
-        type='MultiStepLR',
-        begin=0,
-        end=2,
-        by_epoch=True,
-        milestones=[],
-        gamma=0.1),
+    dict(type='MultiStepLR', begin=0, end=2, by_epoch=True, milestones=[],
+         gamma=0.1),
 ]
 # Two epochs (200 iterations of 4 images) fit about 13 minutes of one busy
 # CPU thread; DINO needs far longer to converge (mmdet's schedule is 12
 # epochs of COCO).
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=2, val_interval=2)
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=20),
-    checkpoint=dict(type='mmitpn.SafeCheckpointHook', interval=2))
-custom_hooks = [
-    dict(type='mmitpn.IterationSeedHook'),
-    dict(type='mmitpn.NonFiniteGuardHook'),
-    dict(type='mmitpn.TrainingScaleLoggerHook'),
-]
+default_hooks = dict(logger=dict(type='LoggerHook', interval=20),
+                     checkpoint=dict(interval=2))
 auto_scale_lr = dict(enable=False, base_batch_size=4)
 randomness = dict(seed=0)

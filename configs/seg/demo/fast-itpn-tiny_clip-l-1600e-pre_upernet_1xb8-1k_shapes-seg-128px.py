@@ -3,7 +3,7 @@
 # tools/model_converters/fast_itpn_to_mmitpn.py), a fresh concatenated iTPN
 # pyramid (96 channels + the stem's 96/192 and the 384 tokens), layer decay
 # 0.80.
-_base_ = ['./hivit-demo_skimage-pre_upernet_1xb8-1k_shapes-seg-128px.py']
+_base_ = './_base_/upernet_1xb8-1k_shapes-seg-128px.py'
 
 model = dict(
     backbone=dict(

@@ -9,36 +9,21 @@ img_size = 224
 teacher_img_size = 224
 grid = img_size // 16
 
-data_preprocessor = dict(
-    type='mmpretrain.TwoNormDataPreprocessor',
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    second_mean=[0., 0., 0.],
-    second_std=[255., 255., 255.],
-    to_rgb=True)
+data_preprocessor = dict(type='mmpretrain.TwoNormDataPreprocessor',
+                         mean=[123.675, 116.28, 103.53],
+                         std=[58.395, 57.12, 57.375], second_mean=[0., 0., 0.],
+                         second_std=[255., 255., 255.], to_rgb=True)
 
 train_pipeline = [
     dict(type='LoadImageFromFileOrSkip', on_error='skip'),
-    dict(
-        type='mmpretrain.ColorJitter',
-        brightness=0.4,
-        contrast=0.4,
-        saturation=0.4,
-        hue=0.),
+    dict(type='mmpretrain.ColorJitter', brightness=0.4, contrast=0.4,
+         saturation=0.4, hue=0.),
     dict(type='mmpretrain.RandomFlip', prob=0.5, direction='horizontal'),
-    dict(
-        type='mmpretrain.RandomResizedCropAndInterpolationWithTwoPic',
-        size=img_size,
-        second_size=teacher_img_size,
-        scale=(0.08, 1.0),
-        interpolation='bicubic',
-        second_interpolation='lanczos'),
-    dict(
-        type='mmpretrain.BEiTMaskGenerator',
-        input_size=(grid, grid),
-        num_masking_patches=75,
-        max_num_patches=75,
-        min_num_patches=16),
+    dict(type='mmpretrain.RandomResizedCropAndInterpolationWithTwoPic',
+         size=img_size, second_size=teacher_img_size, scale=(0.08, 1.0),
+         interpolation='bicubic', second_interpolation='lanczos'),
+    dict(type='mmpretrain.BEiTMaskGenerator', input_size=(grid, grid),
+         num_masking_patches=75, max_num_patches=75, min_num_patches=16),
     dict(type='mmpretrain.PackInputs', algorithm_keys=['mask']),
 ]
 
@@ -49,8 +34,5 @@ train_dataloader = dict(
     pin_memory=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     collate_fn=dict(type='default_collate'),
-    dataset=dict(
-        type='mmpretrain.ImageNet',
-        data_root=data_root,
-        split='train',
-        pipeline=train_pipeline))
+    dataset=dict(type='mmpretrain.ImageNet', data_root=data_root,
+                 split='train', pipeline=train_pipeline))

@@ -3,22 +3,12 @@
 # CLIP head with its auxiliary branch, an OpenAI CLIP ViT-B/16 teacher.
 model = dict(
     type='iTPNCLIP',
-    backbone=dict(
-        type='HiViT',
-        arch='itpn-base',
-        img_size=224,
-        drop_path_rate=0.1,
-        pos_embed_init='trunc_normal',
-        rel_pos_type='bias_table',
-        layer_scale_init_value=0.1),
+    backbone=dict(type='HiViT', arch='itpn-base', img_size=224,
+                  drop_path_rate=0.1, pos_embed_init='trunc_normal',
+                  rel_pos_type='bias_table', layer_scale_init_value=0.1),
     neck=dict(type='iTPNPyramid', embed_dims=512, fpn_dim=256, fpn_depth=1),
-    head=dict(
-        type='iTPNCLIPHead',
-        embed_dims=512,
-        fpn_dim=256,
-        teacher_dims=512,
-        num_heads=8,
-        grid_size=(14, 14)),
+    head=dict(type='iTPNCLIPHead', embed_dims=512, fpn_dim=256,
+              teacher_dims=512, num_heads=8, grid_size=(14, 14)),
     teacher=dict(
         type='CLIPTeacher',
         model_name='ViT-B-16-quickgelu',

@@ -12,26 +12,16 @@ optim_wrapper = dict(
         fused=True),
     clip_grad=dict(max_norm=3.0),
     constructor='LayerDecayOptimWrapperConstructor',
-    paramwise_cfg=dict(
-        layer_decay_rate=1.0,
-        custom_keys={'mask_token': dict(decay_mult=0.)}))
+    paramwise_cfg=dict(layer_decay_rate=1.0,
+                       custom_keys={'mask_token': dict(decay_mult=0.)}))
 
 warmup_epochs = 5
 param_scheduler = [
-    dict(
-        type='LinearLR',
-        start_factor=1e-4,
-        by_epoch=True,
-        begin=0,
-        end=warmup_epochs,
-        convert_to_iter_based=True),
+    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0,
+         end=warmup_epochs, convert_to_iter_based=True),
     # Ends with training (mmengine sets ``end`` to ``train_cfg.max_epochs``).
-    dict(
-        type='CosineAnnealingLR',
-        eta_min=1e-5,
-        by_epoch=True,
-        begin=warmup_epochs,
-        convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True,
+         begin=warmup_epochs, convert_to_iter_based=True),
 ]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=300)
 auto_scale_lr = dict(enable=True, base_batch_size=2048)

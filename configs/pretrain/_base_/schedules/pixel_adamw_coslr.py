@@ -11,26 +11,16 @@ optim_wrapper = dict(
         fused=True),
     # Rate 1: no layer decay, only the no-decay rules and few param groups.
     constructor='LayerDecayOptimWrapperConstructor',
-    paramwise_cfg=dict(
-        layer_decay_rate=1.0,
-        custom_keys={'mask_token': dict(decay_mult=0.)}))
+    paramwise_cfg=dict(layer_decay_rate=1.0,
+                       custom_keys={'mask_token': dict(decay_mult=0.)}))
 
 warmup_epochs = 40
 param_scheduler = [
-    dict(
-        type='LinearLR',
-        start_factor=1e-4,
-        by_epoch=True,
-        begin=0,
-        end=warmup_epochs,
-        convert_to_iter_based=True),
+    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0,
+         end=warmup_epochs, convert_to_iter_based=True),
     # Ends with training (mmengine sets ``end`` to ``train_cfg.max_epochs``).
-    dict(
-        type='CosineAnnealingLR',
-        eta_min=0.,
-        by_epoch=True,
-        begin=warmup_epochs,
-        convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', eta_min=0., by_epoch=True,
+         begin=warmup_epochs, convert_to_iter_based=True),
 ]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=400)
 auto_scale_lr = dict(enable=True, base_batch_size=4096)

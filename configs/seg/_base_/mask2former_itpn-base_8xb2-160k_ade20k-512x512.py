@@ -13,8 +13,10 @@
 # backbone lr multiplier: layer decay 0.90 (rescaled as the official
 # ld ** (13 / num_layers)), drop path 0.1, relative position tables sized for
 # the 512 crop, slide inference with stride 341; full fp32 as mmseg's
-# Mask2Former.
-_base_ = ['mmseg::mask2former/mask2former_r50_8xb2-160k_ade20k-512x512.py']
+# Mask2Former. mmseg's Mask2Former config brings mmseg's runtime and hooks,
+# so this part states mmitpn's hooks itself: the same as default_runtime.py
+# and schedules/adamw_poly-160k.py beside it.
+_base_ = 'mmseg::mask2former/mask2former_r50_8xb2-160k_ade20k-512x512.py'
 
 crop_size = (512, 512)
 pretrained = ('work_dirs/itpn-pixel_itpn-base_64xb64-amp-coslr-1600e_in1k/'
@@ -47,9 +49,8 @@ embed_multi = dict(lr_mult=1.0, decay_mult=0.0)
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
-    optimizer=dict(
-        type='AdamW', lr=1e-4, weight_decay=0.05, eps=1e-8,
-        betas=(0.9, 0.999)),
+    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05, eps=1e-8,
+                   betas=(0.9, 0.999)),
     clip_grad=dict(max_norm=0.01, norm_type=2),
     constructor='mmitpn.LayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(
@@ -60,12 +61,12 @@ optim_wrapper = dict(
             'query_feat': embed_multi,
             'level_embed': embed_multi,
         }))
+# The lr above is for 8 GPUs x 2 images; other world sizes scale it linearly.
+auto_scale_lr = dict(enable=True, base_batch_size=16)
+
+default_hooks = dict(checkpoint=dict(type='mmitpn.SafeCheckpointHook'))
 custom_hooks = [
     dict(type='mmitpn.IterationSeedHook'),
     dict(type='mmitpn.NonFiniteGuardHook'),
     dict(type='mmitpn.TrainingScaleLoggerHook'),
 ]
-# The lr above is for 8 GPUs x 2 images; other world sizes scale it linearly.
-auto_scale_lr = dict(enable=True, base_batch_size=16)
-# Atomic checkpoints whose message hub resumes under any launcher.
-default_hooks = dict(checkpoint=dict(type='mmitpn.SafeCheckpointHook'))

@@ -10,10 +10,11 @@
 # queries) scaled as the iTPN detection recipes scale Swin's: layer decay
 # (0.90 for iTPN-B) instead of DINO's fixed 0.1 backbone lr multiplier,
 # weight decay 0.05, drop path 0.05, pad 32 for the backbone, full fp32 as
-# mmdet's DINO.
-# Backbone and neck as in itpn-base_det_parts.py (not a base here: both
-# define ``pretrained``).
-_base_ = ['mmdet::dino/dino-5scale_swin-l_8xb2-12e_coco.py']
+# mmdet's DINO. Backbone and neck as in models/mask-rcnn_itpn-base.py; the
+# Fast-iTPN DINO configs replace the backbone. mmdet's DINO config brings
+# mmdet's runtime, so this part states mmitpn's hooks itself: the same as
+# default_runtime.py beside it.
+_base_ = 'mmdet::dino/dino-5scale_swin-l_8xb2-12e_coco.py'
 
 pretrained = ('work_dirs/itpn-pixel_itpn-base_64xb64-amp-coslr-1600e_in1k/'
               'epoch_1600.pth')
@@ -48,12 +49,12 @@ optim_wrapper = dict(
     clip_grad=dict(max_norm=0.1, norm_type=2),
     constructor='mmitpn.LayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(layer_decay_rate=0.90))
+# The lr above is for 8 GPUs x 2 images; other world sizes scale it linearly.
+auto_scale_lr = dict(enable=True, base_batch_size=16)
+
+default_hooks = dict(checkpoint=dict(type='mmitpn.SafeCheckpointHook'))
 custom_hooks = [
     dict(type='mmitpn.IterationSeedHook'),
     dict(type='mmitpn.NonFiniteGuardHook'),
     dict(type='mmitpn.TrainingScaleLoggerHook'),
 ]
-# The lr above is for 8 GPUs x 2 images; other world sizes scale it linearly.
-auto_scale_lr = dict(enable=True, base_batch_size=16)
-# Atomic checkpoints whose message hub resumes under any launcher.
-default_hooks = dict(checkpoint=dict(type='mmitpn.SafeCheckpointHook'))

@@ -1,0 +1,23 @@
+# Fast-iTPN-B fine-tuning (official recipe of fast_itpn/): AdamW, lr 1e-4 at
+# batch 1024, weight decay 0.05, layer decay 0.90 over len(blocks) layers
+# (merges counted, no rescaling), 3 warm-up epochs then cosine to 1e-6, 20
+# epochs, mixed precision.
+optim_wrapper = dict(
+    type='AmpOptimWrapper',
+    loss_scale='dynamic',
+    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999),
+                   weight_decay=0.05, fused=True),
+    constructor='mmitpn.LayerDecayOptimWrapperConstructor',
+    paramwise_cfg=dict(layer_decay_rate=0.90))
+
+warmup_epochs = 3
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0,
+         end=warmup_epochs, convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', eta_min=1e-6, by_epoch=True,
+         begin=warmup_epochs, convert_to_iter_based=True),
+]
+train_cfg = dict(by_epoch=True, max_epochs=20, val_interval=1)
+val_cfg = dict()
+test_cfg = dict()
+auto_scale_lr = dict(enable=True, base_batch_size=1024)

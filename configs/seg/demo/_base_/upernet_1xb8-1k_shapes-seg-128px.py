@@ -1,0 +1,101 @@
+# CPU demo recipe: UperNet trained on the shapes set of
+# tools/dataset_converters/make_shapes_seg.py (background + 3 classes, 128 px),
+# its backbone and concatenated pyramid the `make demo-photos` pretraining
+# checkpoint (HiViT + iTPN pyramid, no conversion); the Fast-iTPN-T demo
+# replaces the backbone and starts the pyramid fresh.
+_base_ = [
+    'mmseg::_base_/models/upernet_r50.py',
+    '../../_base_/default_runtime.py',
+]
+
+data_root = 'data/shapes_seg'
+classes = ('background', 'circle', 'square', 'triangle')
+crop_size = (128, 128)
+pretrained = 'work_dirs/demo/epoch_40.pth'
+norm_cfg = dict(type='BN', requires_grad=True)
+
+model = dict(
+    pretrained=None,
+    data_preprocessor=dict(size=crop_size),
+    backbone=dict(
+        _delete_=True,
+        type='mmitpn.HiViT',
+        arch=dict(
+            embed_dims=192, stem_mlp_blocks=(1, 1), depth=4, num_heads=3),
+        img_size=96,
+        drop_path_rate=0.05,
+        rel_pos_type='bias_table',
+        out_indices=(0, 1, 2),
+        init_cfg=dict(
+            type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
+    neck=dict(
+        type='mmitpn.iTPNPyramid',
+        embed_dims=192,
+        fpn_dim=96,
+        fpn_depth=1,
+        num_outs=4,
+        extra_pool='max',
+        concat_inputs=True,
+        init_cfg=dict(
+            type='Pretrained', checkpoint=pretrained, prefix='neck.')),
+    decode_head=dict(in_channels=[144, 192, 288, 288], channels=128,
+                     num_classes=len(classes), norm_cfg=norm_cfg),
+    auxiliary_head=dict(in_channels=288, channels=64, num_classes=len(classes),
+                        norm_cfg=norm_cfg),
+    test_cfg=dict(mode='whole'))
+
+dataset = dict(type='BaseSegDataset', data_root=data_root,
+               metainfo=dict(classes=classes), img_suffix='.png',
+               seg_map_suffix='.png', reduce_zero_label=False)
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=0,
+    persistent_workers=False,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        dataset,
+        data_prefix=dict(
+            img_path='images/train', seg_map_path='annotations/train'),
+        pipeline=[
+            dict(type='LoadImageFromFile'),
+            dict(type='LoadAnnotations'),
+            dict(type='RandomFlip', prob=0.5),
+            dict(type='PhotoMetricDistortion'),
+            dict(type='PackSegInputs'),
+        ]))
+val_dataloader = dict(
+    batch_size=8,
+    num_workers=0,
+    persistent_workers=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        dataset,
+        data_prefix=dict(
+            img_path='images/val', seg_map_path='annotations/val'),
+        pipeline=[
+            dict(type='LoadImageFromFile'),
+            dict(type='LoadAnnotations'),
+            dict(type='PackSegInputs'),
+        ]))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+test_evaluator = val_evaluator
+
+optim_wrapper = dict(
+    optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999),
+                   weight_decay=0.05, fused=True),
+    constructor='mmitpn.LayerDecayOptimWrapperConstructor',
+    paramwise_cfg=dict(layer_decay_rate=0.90))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=100),
+    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=100, end=1000,
+         by_epoch=False),
+]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=1000, val_interval=500)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
+    checkpoint=dict(type='mmitpn.SafeCheckpointHook', by_epoch=False,
+                    interval=500, max_keep_ckpts=1))
+randomness = dict(seed=0)

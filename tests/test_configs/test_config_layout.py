@@ -1,0 +1,243 @@
+# Copyright (c) mmitpn contributors. All rights reserved.
+"""How the shipped configs are built: every one resolves to what it resolved
+to before the configs were restructured (tests/data/shipped_configs.json.gz)
+but for the changes named in :data:`CHANGES`; each inherits only configs of
+its own family or ``_base_`` parts, at most three mmitpn files deep; and each
+carries its task runtime's hooks.
+
+After a deliberate change to what a config resolves to, or a config added or
+removed, rewrite the record (``tests/shipped_configs.py --update``, see its
+docstring) in the same commit.
+"""
+import copy
+import fnmatch
+import functools
+import os.path as osp
+import tempfile
+from typing import Any, NamedTuple
+
+import pytest
+from mmengine.config import Config
+from shipped_configs import (ABSENT, CONFIGS, RECORD, canonical, differences,
+                             family, inheritance_depth, is_base_part,
+                             library_versions, load_config, mmitpn_bases,
+                             read_record, resolved_config, shipped_configs)
+
+UPDATE = 'PYTHONPATH=$PWD .venv/bin/python tests/shipped_configs.py --update'
+# Stands for the recorded value, whatever it is.
+RECORDED = '<recorded>'
+
+
+class Same(NamedTuple):
+    """The new value is the config's own value at ``key``."""
+    key: str
+
+
+class Change(NamedTuple):
+    """A difference from the record that the restructuring made on purpose.
+
+    Args:
+        configs: An ``fnmatch`` pattern of config paths under ``configs/``.
+        count: How many shipped configs the pattern matches (so that a
+            pattern cannot widen unnoticed).
+        key: The dotted key that changed.
+        old: The recorded value, :data:`RECORDED` or a ``(library base,
+            key)`` pair whose value it equals.
+        new: The value now, :data:`~shipped_configs.ABSENT` or
+            :class:`Same`.
+        reason: Why.
+    """
+    configs: str
+    count: int
+    key: str
+    old: Any
+    new: Any
+    reason: str
+
+
+COCO_DETECTORS = 'det/*mask-rcnn_*_coco.py'
+COCO_MASK_RCNN = 'det/*_mask-rcnn_*_coco.py'
+CLIP_L_TEACHER = 'pretrain/*-clip-l_*.py'
+STALE_DET_PARTS = (
+    'a helper of the former det/_base_/itpn-base_det_parts.py, copied into '
+    'the model, loader or optimizer with {{_base_.*}}: nothing reads it, and '
+    'it kept the iTPN-B pixel values in every config that changed them '
+    '(iTPN-L, CLIP-B, Fast-iTPN); the parts now write these values where '
+    'they are used')
+CHANGES = (
+    Change(COCO_DETECTORS, 24, 'itpn_backbone', RECORDED, ABSENT,
+           STALE_DET_PARTS),
+    Change(COCO_DETECTORS, 24, 'itpn_neck', RECORDED, ABSENT, STALE_DET_PARTS),
+    Change(COCO_DETECTORS, 24, 'itpn_optim_wrapper', RECORDED, ABSENT,
+           STALE_DET_PARTS),
+    Change(COCO_DETECTORS, 24, 'itpn_train_pipeline', RECORDED, ABSENT,
+           STALE_DET_PARTS),
+    Change(
+        COCO_MASK_RCNN, 17, 'cascade_box_heads', RECORDED, ABSENT,
+        'the Cascade R-CNN box heads, a helper of the former parts file that '
+        'Mask R-CNN configs carried without using'),
+    Change(
+        COCO_DETECTORS, 24, 'train_pipeline',
+        ('mmdet::_base_/datasets/coco_instance.py', 'train_pipeline'),
+        Same('train_dataloader.dataset.pipeline'),
+        "was mmdet's default COCO pipeline (a fixed 1333x800 resize) while "
+        'the loader ran the DETR-style multi-scale pipeline; now it is the '
+        'pipeline the loader runs'),
+    Change(
+        CLIP_L_TEACHER, 3, 'teacher_img_size', 224, 196,
+        "said the CLIP-B teacher's 224 px view while the loader gave the "
+        'CLIP-L teacher its 196 px view'),
+    Change(
+        CLIP_L_TEACHER, 3, 'train_pipeline', RECORDED,
+        Same('train_dataloader.dataset.pipeline'),
+        "was the CLIP-B pipeline (teacher's view 224 px) while the loader "
+        'ran the CLIP-L one (196 px); now it is the pipeline the loader '
+        'runs'),
+)
+
+
+def value_at(node: Any, key: str) -> Any:
+    for name in key.split('.'):
+        if not isinstance(node, dict) or name not in node:
+            return ABSENT
+        node = node[name]
+    return node
+
+
+def set_value(node: dict, key: str, value: Any) -> None:
+    *parents, name = key.split('.')
+    for parent in parents:
+        node = node[parent]
+    if value is ABSENT:
+        node.pop(name, None)
+    else:
+        node[name] = value
+
+
+@functools.lru_cache(maxsize=None)
+def library_value(base: str, key: str) -> Any:
+    """What ``key`` resolves to in a library's base (canonical), read as
+    shipped configs read it: as the base of a config."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = osp.join(folder, 'library_base.py')
+        with open(path, 'w') as file:
+            file.write(f'_base_ = {base!r}\n')
+        return canonical(value_at(Config.fromfile(path).to_dict(), key))
+
+
+@pytest.fixture(scope='module')
+def record():
+    record = read_record()
+    installed = library_versions()
+    if record['versions'] != installed:
+        pytest.skip(
+            f'{osp.relpath(RECORD, osp.dirname(CONFIGS))} was recorded with '
+            f'{record["versions"]}, the installed libraries are {installed}: '
+            "another stack resolves the libraries' bases differently")
+    return record
+
+
+def test_every_shipped_config_is_recorded():
+    recorded = set(read_record()['configs'])
+    shipped = set(shipped_configs())
+    assert shipped == recorded, (
+        f'shipped but not recorded: {sorted(shipped - recorded)}; recorded '
+        f'but no longer shipped: {sorted(recorded - shipped)}. Check the '
+        f'change and rewrite the record: {UPDATE}')
+
+
+def test_configs_resolve_as_recorded_but_for_the_named_changes(record):
+    unexpected, mismatched = [], []
+    matched = {change: [] for change in CHANGES}
+    # Configs added or removed are test_every_shipped_config_is_recorded's.
+    for config in sorted(set(shipped_configs()) & set(record['configs'])):
+        old = record['configs'][config]
+        new = resolved_config(config)
+        expected = copy.deepcopy(old)
+        for change in CHANGES:
+            if not fnmatch.fnmatch(config, change.configs):
+                continue
+            matched[change].append(config)
+            recorded = value_at(old, change.key)
+            if change.old == RECORDED:
+                ok = recorded is not ABSENT
+            elif isinstance(change.old, tuple):
+                ok = recorded == library_value(*change.old)
+            else:
+                ok = recorded == change.old
+            target = (
+                value_at(new, change.new.key)
+                if isinstance(change.new, Same) else change.new)
+            if not ok or value_at(new, change.key) != target:
+                mismatched.append(f'{config}: {change.key}')
+            set_value(expected, change.key, target)
+        unexpected += [
+            f'{config}: {key}: {before!r:.120} -> {after!r:.120}'
+            for key, before, after in differences(expected, new)
+        ]
+    assert not mismatched, (
+        'named changes whose recorded or new value is not the one named:\n' +
+        '\n'.join(mismatched))
+    assert not unexpected, (
+        'configs resolve to something else than recorded, and the '
+        'difference is not a named change (name it in CHANGES with its '
+        f'reason, or rewrite the record: {UPDATE}):\n' + '\n'.join(unexpected))
+    counts = {
+        change.configs + ' ' + change.key: (len(configs), change.count)
+        for change, configs in matched.items() if len(configs) != change.count
+    }
+    assert not counts, f'patterns that match other configs: {counts}'
+
+
+def test_inheritance_is_at_most_three_mmitpn_files_deep():
+    deep = {
+        config: inheritance_depth(config)
+        for config in shipped_configs() if inheritance_depth(config) > 3
+    }
+    assert not deep, deep
+
+
+def test_configs_inherit_only_their_family_or_base_parts():
+    """No Fast-iTPN config inherits an iTPN config (nor the other way), no
+    config inherits another task's config: a config's bases are ``_base_``
+    parts or configs of its own folder and family."""
+    crossing = []
+    for config in shipped_configs():
+        for base in mmitpn_bases(config):
+            if is_base_part(base):
+                continue
+            if (osp.dirname(base) != osp.dirname(config)
+                    or family(base) != family(config)):
+                crossing.append(f'{config} -> {base}')
+    assert not crossing, crossing
+
+
+def runtime_of(config: str) -> str:
+    task = config.split(osp.sep)[0]
+    return (osp.join('_base_', 'default_runtime.py') if task == 'pretrain' else
+            osp.join(task, '_base_', 'default_runtime.py'))
+
+
+@pytest.mark.parametrize('task', ['pretrain', 'cls', 'det', 'seg'])
+def test_every_config_has_its_task_runtime_hooks(task):
+    """The hooks of a task are written in its runtime part; the configs
+    that build on a complete library config (DINO, Mask2Former) and mmseg's
+    schedules state them again, which this test keeps equal."""
+    configs = [c for c in shipped_configs() if c.startswith(task + osp.sep)]
+    runtime = load_config(osp.join(CONFIGS, runtime_of(configs[0])))
+    pretrain_runtime = load_config(
+        osp.join(CONFIGS, '_base_', 'default_runtime.py'))
+    checkpoint = pretrain_runtime.default_hooks.checkpoint.type
+    hooks = runtime.custom_hooks
+    wrong = []
+    for config in configs:
+        cfg = load_config(osp.join(CONFIGS, config))
+        if cfg.custom_hooks[:len(hooks)] != hooks:
+            wrong.append(f'{config}: custom_hooks {cfg.custom_hooks}')
+        if cfg.default_hooks.checkpoint.type != checkpoint:
+            wrong.append(
+                f'{config}: checkpoint {cfg.default_hooks.checkpoint.type}')
+    assert not wrong, (
+        f'hooks that differ from {runtime_of(configs[0])} (custom hooks) '
+        f'and _base_/default_runtime.py (checkpoint hook):\n' +
+        '\n'.join(wrong))
