@@ -252,3 +252,179 @@ def test_signal_then_resume_is_exact(runs, processes):
     teacher = torch.load(
         osp.join(references['mfm'], 'final_rank0.pt'), weights_only=True)
     assert any(key.startswith('teacher.') for key in teacher)
+
+
+def wait_for(condition, process, timeout=300):
+    """Poll ``condition`` until true; fail if ``process`` ends first."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process.poll() is None, 'the run ended too early'
+        assert time.monotonic() < deadline, 'timed out'
+        time.sleep(0.01)
+
+
+def test_train_py_stops_on_sigterm_with_workers_and_resumes(runs, tmp_path):
+    """tools/train.py, 2 persistent data-loader workers: SIGTERM to the
+    process group mid-epoch, a second one during the save; exit code 75,
+    then --resume. The continuation equals the reference run, which loaded
+    its data in the training process."""
+    reference = runs.reference(1, ['mfm'])['mfm']
+    cfg = Config.fromfile(runs.configs[1]['mfm'])
+    cfg.train_dataloader.update(num_workers=2, persistent_workers=True)
+    cfg.custom_imports = dict(
+        imports=['distributed_probe', 'fault_injection'],
+        allow_failed_imports=False)
+    config = str(tmp_path / 'workers.py')
+    cfg.dump(config)
+    cfg.custom_hooks.append(dict(type='SlowSaveHook'))
+    slow_config = str(tmp_path / 'workers_slow_save.py')
+    cfg.dump(slow_config)
+    work_dir = tmp_path / 'work_dir'
+    log = open(tmp_path / 'stopped.log', 'w')
+    process = subprocess.Popen([
+        sys.executable,
+        osp.join(REPO, 'tools', 'train.py'), slow_config, '--work-dir',
+        str(work_dir)
+    ],
+                               stdout=log,
+                               stderr=subprocess.STDOUT,
+                               env=ENV,
+                               start_new_session=True)
+    samples = work_dir / 'samples_rank0.jsonl'
+    wait_for(lambda: samples.exists() and len(samples.read_text().split(
+        '\n')) > 2, process)
+    os.killpg(process.pid, signal.SIGTERM)
+    signalled = time.monotonic()
+    wait_for((work_dir / 'saving').exists, process)
+    os.killpg(process.pid, signal.SIGTERM)
+    assert process.wait(timeout=300) == 75
+    seconds = time.monotonic() - signalled
+    output = (tmp_path / 'stopped.log').read_text()
+    assert 'SIGTERM received: saving a checkpoint after iteration' in output
+    assert '1 more signal(s) arrived during the save and changed nothing' \
+        in output, output[-3000:]
+    print(f'SIGTERM to exit: {seconds:.2f} s (64 MiB checkpoint padding)')
+    stop = json.loads((work_dir / 'preempted.json').read_text())
+    assert 0 < stop['iteration'] < 8
+    assert osp.basename(stop['checkpoint']) == f'iter_{stop["iteration"]}.pth'
+    assert not glob.glob(str(work_dir / '.*.tmp'))
+    torch.load(stop['checkpoint'], weights_only=True)
+
+    run = subprocess.run([
+        sys.executable,
+        osp.join(REPO, 'tools', 'train.py'), config, '--work-dir',
+        str(work_dir), '--resume'
+    ],
+                         capture_output=True,
+                         text=True,
+                         env=ENV)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert f'after its batch {stop["iteration"] % 4 or 4} of 4' in \
+        run.stdout + run.stderr
+    assert_same_run(reference, str(work_dir), 1)
+
+
+def test_torchrun_restart_resumes_from_iteration_checkpoint(runs, tmp_path):
+    """dist_train.sh with MAX_RESTARTS=1 and a checkpoint every 2
+    iterations: rank 1 dies before iteration 6; torchrun restarts both
+    processes, which resume from iteration 4 by themselves and end as the
+    uninterrupted run."""
+    reference = runs.reference(2, ['pixel'])['pixel']
+    cfg = Config.fromfile(runs.configs[2]['pixel'])
+    cfg.default_hooks.checkpoint.update(iter_interval=2)
+    cfg.custom_hooks.append(
+        dict(type='CrashAtIterationHook', iteration=5, rank=1))
+    cfg.custom_imports = dict(
+        imports=['distributed_probe', 'fault_injection'],
+        allow_failed_imports=False)
+    config = str(tmp_path / 'crash.py')
+    cfg.dump(config)
+    work_dir = str(tmp_path / 'work_dir')
+    run = subprocess.run([
+        osp.join(REPO, 'tools', 'dist_train.sh'), config, '2', '--work-dir',
+        work_dir
+    ],
+                         capture_output=True,
+                         text=True,
+                         env=dict(
+                             ENV,
+                             PYTHON=sys.executable,
+                             PORT='29573',
+                             MAX_RESTARTS='1'))
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-3000:]
+    assert 'Restart 1 of this job: resuming from the latest checkpoint' \
+        in output
+    assert 'resumed epoch: 1, iter: 4' in output
+    assert_same_run(reference, work_dir, 2)
+
+
+def fake_program(path, script):
+    path.write_text('#!/usr/bin/env bash\n' + script)
+    path.chmod(0o755)
+
+
+@pytest.mark.parametrize('inside_sbatch', [False, True],
+                         ids=['login node', 'sbatch job'])
+def test_slurm_train_sh_requeues_a_stopped_job(tmp_path, inside_sbatch):
+    """A fake srun plays a job stopped by a signal (the stop record is
+    written, srun reports 137 as after killing a process that was still
+    exiting), then a job that finishes."""
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    calls, work_dir = tmp_path / 'calls', tmp_path / 'work_dir'
+    work_dir.mkdir()
+    fake_program(
+        bin_dir / 'srun', f"""echo "srun $*" >> {calls}
+if [ ! -f {tmp_path}/stopped_once ]; then
+  touch {tmp_path}/stopped_once {work_dir}/preempted.json
+  exit 137
+fi
+""")
+    fake_program(bin_dir / 'scontrol', f'echo "scontrol $*" >> {calls}\n')
+    env = {
+        k: v
+        for k, v in os.environ.items() if not k.startswith('SLURM_')
+    }
+    env.update(PATH=f'{bin_dir}:{env["PATH"]}', PYTHON='python3')
+    if inside_sbatch:
+        env['SLURM_JOB_ID'] = '42'
+
+    def slurm_train(**variables):
+        (tmp_path / 'stopped_once').unlink(missing_ok=True)
+        calls.unlink(missing_ok=True)
+        run = subprocess.run([
+            osp.join(REPO, 'tools', 'slurm_train.sh'), 'gpu', 'itpn',
+            'CONFIG',
+            str(work_dir), '--amp'
+        ],
+                             capture_output=True,
+                             text=True,
+                             env=dict(env, **variables),
+                             timeout=30)
+        return run, calls.read_text().splitlines()
+
+    run, lines = slurm_train()
+    if inside_sbatch:
+        # The batch script is requeued; its rerun resumes by itself
+        # (SLURM_RESTART_COUNT, see mmitpn.engine.resume_if_restarted).
+        assert run.returncode == 75, run.stderr
+        assert len(lines) == 2 and lines[1] == 'scontrol requeue 42'
+        assert '--signal' not in lines[0]
+        assert 'requeueing job 42' in run.stderr
+    else:
+        assert run.returncode == 0, run.stderr
+        assert len(lines) == 2
+        assert '--signal=USR1@120' in lines[0] and '--kill-on-bad-exit=1' \
+            in lines[0]
+        assert lines[0].endswith('--launcher=slurm --amp')
+        assert lines[1].endswith('--launcher=slurm --amp --resume')
+        assert 'starting it again (1 of MAX_REQUEUES=10)' in run.stderr
+    run, lines = slurm_train(MAX_REQUEUES='0', SIGNAL='')
+    assert run.returncode == 75
+    assert len(lines) == 1 and '--signal' not in lines[0]
+    assert 'not requeued (0 of MAX_REQUEUES=0 done)' in run.stderr
+    # A job that fails without a stop record is not requeued.
+    fake_program(bin_dir / 'srun', f'echo "srun $*" >> {calls}\nexit 3\n')
+    run, lines = slurm_train()
+    assert run.returncode == 3 and len(lines) == 1

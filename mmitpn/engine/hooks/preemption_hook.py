@@ -72,9 +72,10 @@ class PreemptionHook(Hook):
     A signal during validation inside training is acted upon when the
     validation ends. The time from the signal to the exit is at most
     ``sync_interval`` iterations (plus the rest of a validation run) plus
-    the save; the log states it. With ``mp_start_method='fork'`` (the
-    default) data-loader workers inherit the handler, so a signal sent to
-    the whole process group does not kill them.
+    the save; the log states it. The data-loader workers of
+    :class:`~mmitpn.engine.loops.ResumableEpochBasedTrainLoop` leave the
+    signals to the training process, so that one sent to every process of
+    the job (as torchrun and Slurm do) does not kill them.
 
     Needs ``default_hooks.checkpoint`` to be ``mmitpn.SafeCheckpointHook``,
     and for an exact resume

@@ -3,13 +3,17 @@
 
 What :class:`~mmitpn.engine.loops.ResumableEpochBasedTrainLoop` iterates
 instead of the configured data loader: the same dataset, batch sampler,
-workers and collate function, with two changes. The batch stream can start
-at any batch of the epoch without loading the batches before it, and every
-sample's pipeline runs with random generators seeded from (seed, epoch,
-dataset index), so that its augmentations do not depend on which process or
-worker loads it, nor on what was loaded before.
+workers and collate function, with three changes. The batch stream can
+start at any batch of the epoch without loading the batches before it;
+every sample's pipeline runs with random generators seeded from (seed,
+epoch, dataset index), so that its augmentations do not depend on which
+process or worker loads it, nor on what was loaded before; and the workers
+leave the stop signals that the training process handles to it.
 """
-from typing import Iterator, List, Tuple
+import os
+import signal
+import threading
+from typing import Callable, Iterator, List, Optional, Tuple
 
 from torch.utils.data import DataLoader, Dataset
 
@@ -77,22 +81,76 @@ class EpochBatches:
         return max(len(self.batch_sampler) - self.start, 0)
 
 
-def seeded_loader(loader: DataLoader) -> Tuple[DataLoader, EpochBatches]:
+# Signals that ask a process to stop, which a scheduler may send to every
+# process of a job.
+STOP_SIGNALS = ('SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2')
+
+
+def _take_signals(signals: Tuple[int, ...], parent: int) -> None:
+    """Consume ``signals`` (blocked in every thread) for good; exit when
+    the parent process sends SIGTERM, as torch's workers do."""
+    while True:
+        info = signal.sigwaitinfo(signals)
+        if info.si_signo == signal.SIGTERM and info.si_pid == parent:
+            os._exit(0)
+
+
+class WorkerStart:
+    """The ``worker_init_fn`` of the seeded loader: leave to the training
+    process the stop signals that it handles, then call the configured
+    ``init_fn``.
+
+    A scheduler may signal every process of a job: torchrun signals each
+    process group, Slurm every process of a step. A torch data-loader
+    worker dies of SIGTERM sent by anyone but its parent (and of SIGUSR1
+    from anyone), which ends training with an error before it can save. A
+    worker started here instead blocks the signals that the training
+    process handles and takes them in a thread, which ends the worker only
+    on its parent's SIGTERM (how torch and multiprocessing end workers).
+    """
+
+    def __init__(self, init_fn: Optional[Callable[[int], None]]) -> None:
+        self.init_fn = init_fn
+        self.signals: Tuple[int, ...] = ()
+
+    def take_handled_signals(self) -> None:
+        """Take over, in workers started from now on, the stop signals that
+        the calling process handles in Python now."""
+        self.signals = tuple(
+            getattr(signal, name) for name in STOP_SIGNALS
+            if callable(signal.getsignal(getattr(signal, name))))
+
+    def __call__(self, worker_id: int) -> None:
+        if self.signals:
+            signal.pthread_sigmask(signal.SIG_BLOCK, self.signals)
+            threading.Thread(
+                target=_take_signals,
+                args=(self.signals, os.getppid()),
+                name='worker signals',
+                daemon=True).start()
+        if self.init_fn is not None:
+            self.init_fn(worker_id)
+
+
+def seeded_loader(
+        loader: DataLoader) -> Tuple[DataLoader, EpochBatches, WorkerStart]:
     """A data loader over :class:`SeededSamples` of ``loader``'s dataset and
     :class:`EpochBatches` of its batch sampler, with ``loader``'s workers,
-    collate function and memory settings; returns it and its batches (to
-    position with :meth:`EpochBatches.begin_epoch` before each epoch)."""
+    collate function and memory settings; returns it, its batches (to
+    position with :meth:`EpochBatches.begin_epoch` before each epoch) and
+    its :class:`WorkerStart` (to update before workers start)."""
     if loader.batch_sampler is None:
         raise ValueError(
             'The training data loader has no batch sampler (batch_size=None);'
             ' set train_dataloader.batch_size.')
     batches = EpochBatches(loader.batch_sampler)
+    worker_start = WorkerStart(loader.worker_init_fn)
     options = dict(
         num_workers=loader.num_workers,
         collate_fn=loader.collate_fn,
         pin_memory=loader.pin_memory,
         timeout=loader.timeout,
-        worker_init_fn=loader.worker_init_fn,
+        worker_init_fn=worker_start,
         multiprocessing_context=loader.multiprocessing_context,
         generator=loader.generator,
         prefetch_factor=loader.prefetch_factor,
@@ -102,4 +160,4 @@ def seeded_loader(loader: DataLoader) -> Tuple[DataLoader, EpochBatches]:
         options['in_order'] = loader.in_order
     return DataLoader(
         SeededSamples(loader.dataset), batch_sampler=batches,
-        **options), batches
+        **options), batches, worker_start

@@ -36,6 +36,11 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
       config leaves it random (``randomness.seed=None`` or
       ``diff_rank_seed=True``).
 
+    Its data-loader workers leave the stop signals that the training
+    process handles (:class:`~mmitpn.engine.hooks.PreemptionHook`'s) to
+    it, so that a signal sent to every process of the job does not kill
+    them (:class:`~mmitpn.engine.loops.epoch_batches.WorkerStart`).
+
     With :class:`~mmitpn.engine.hooks.IterationSeedHook` for the model's
     randomness, a run interrupted anywhere and resumed ends with the same
     weights as an uninterrupted one. The epoch is read through a data loader
@@ -60,7 +65,8 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
             dynamic_intervals: Optional[List[Tuple[int, int]]] = None) -> None:
         super().__init__(runner, dataloader, max_epochs, val_begin,
                          val_interval, dynamic_intervals)
-        self._loader, self._batches = seeded_loader(self.dataloader)
+        self._loader, self._batches, self._worker_start = seeded_loader(
+            self.dataloader)
         self._start = 0
 
     def run(self):
@@ -72,6 +78,7 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
         self.runner.model.train()
         start, self._start = self._start, 0
         self._batches.begin_epoch(self.runner.seed, self._epoch, start)
+        self._worker_start.take_handled_signals()
         for idx, data_batch in enumerate(self._loader, start):
             self.run_iter(idx, data_batch)
         self.runner.call_hook('after_train_epoch')
