@@ -60,8 +60,8 @@ class SignalAtIterationHook(Hook):
         self.ranks = ranks
 
     def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
-        if runner.iter == self.iteration and (self.ranks is None or
-                                              get_rank() in self.ranks):
+        if runner.iter == self.iteration and (self.ranks is None
+                                              or get_rank() in self.ranks):
             os.kill(os.getpid(), getattr(signal, self.signal))
 
 

@@ -18,12 +18,12 @@ import json
 import os
 import os.path as osp
 
+import distributed_probe  # noqa: F401 (registers RecordSamplesHook)
+import fault_injection  # noqa: F401 (registers SignalAtIterationHook)
 from mmengine.config import Config
 from mmengine.dist import get_rank
 from mmengine.runner import Runner
 
-import distributed_probe  # noqa: F401 (registers RecordSamplesHook)
-import fault_injection  # noqa: F401 (registers SignalAtIterationHook)
 from mmitpn.engine import TrainingPreempted
 from mmitpn.utils import adapt_cfg_to_device, init_cpu_distributed
 
@@ -45,9 +45,8 @@ def main():
             outcomes[phase][name] = train(path, name, phase, args.root,
                                           signals.get(name, []), launcher)
     for phase in phases:
-        with open(
-                osp.join(args.root, f'{phase}_rank{get_rank()}.json'),
-                'w') as f:
+        with open(osp.join(args.root, f'{phase}_rank{get_rank()}.json'),
+                  'w') as f:
             json.dump(outcomes[phase], f)
 
 

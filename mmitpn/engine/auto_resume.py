@@ -41,8 +41,8 @@ def resume_if_restarted(
     saying so; otherwise leave ``cfg`` as it is and return None.
     """
     count = restart_count(environ)
-    if count == 0 or not osp.isfile(osp.join(cfg.work_dir,
-                                              'last_checkpoint')):
+    latest = osp.join(cfg.work_dir, 'last_checkpoint')
+    if count == 0 or not osp.isfile(latest):
         return None
     cfg.resume = True
     cfg.load_from = None

@@ -158,8 +158,9 @@ def assert_same_run(reference, stopped, resumed, iterations):
     assert stopped.model.seen[:iterations] + resumed.model.seen == \
         reference.model.seen
     for name in ('train/loss', 'train/lr'):
-        expected, actual = (r.message_hub.get_scalar(name).data[0]
-                            for r in (reference, resumed))
+        expected, actual = (
+            r.message_hub.get_scalar(name).data[0]
+            for r in (reference, resumed))
         assert len(expected) == 15
         np.testing.assert_array_equal(actual, expected, err_msg=name)
     for key, value in reference.model.state_dict().items():
@@ -176,8 +177,7 @@ def test_signal_mid_epoch_resumes_exactly(tmp_path, capsys, seed):
     # The signal arrives before the 7th iteration (the 2nd of epoch 2); the
     # run finishes that iteration, saves and stops.
     signal_hook = dict(type='SignalAtIterationHook', iteration=6)
-    stopped = stopped_run(
-        make_cfg(work_dir, hooks=[signal_hook], seed=seed))
+    stopped = stopped_run(make_cfg(work_dir, hooks=[signal_hook], seed=seed))
     assert stopped.iter == 6
     # Without a seed in the config the run drew one, which the resumed run
     # (drawing another) must take from the checkpoint.
@@ -250,8 +250,7 @@ def test_mid_epoch_resume_needs_the_same_batches_per_epoch(tmp_path):
     work_dir = tmp_path / 'stopped'
     stopped_run(
         make_cfg(
-            work_dir,
-            hooks=[dict(type='SignalAtIterationHook', iteration=1)]))
+            work_dir, hooks=[dict(type='SignalAtIterationHook', iteration=1)]))
     with pytest.raises(
             ValueError,
             match=r'inside epoch 1: the checkpoint stopped after batch 2 of '
@@ -267,9 +266,7 @@ def test_preemption_hook_needs_safe_checkpoints(tmp_path):
 
 
 def test_preemption_hook_arguments():
-    assert PreemptionHook(['TERM', 'sigusr2', 10]).signals == [
-        15, 12, 10
-    ]
+    assert PreemptionHook(['TERM', 'sigusr2', 10]).signals == [15, 12, 10]
     with pytest.raises(ValueError, match="'SIGNOPE' is not a signal"):
         PreemptionHook('SIGNOPE')
     with pytest.raises(ValueError, match='sync_interval=0'):

@@ -29,8 +29,9 @@ CLIP = osp.join(REPO, 'configs', 'pretrain',
                 'itpn-clip-b_itpn-base_64xb32-amp-coslr-300e_in1k.py')
 CLS = osp.join(REPO, 'configs', 'cls', 'demo',
                'hivit-demo_skimage-pre_1xb64-coslr-6e_fashion-mnist-64px.py')
-DET = osp.join(REPO, 'configs', 'det', 'demo',
-               'hivit-demo_skimage-pre_mask-rcnn_1xb4-6e_shapes-coco-128px.py')
+DET = osp.join(
+    REPO, 'configs', 'det', 'demo',
+    'hivit-demo_skimage-pre_mask-rcnn_1xb4-6e_shapes-coco-128px.py')
 TINY = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4)
 RUNS = osp.join(REPO, 'tests', 'preemption_runs.py')
 # One thread per process: no oversubscription of the cores.
@@ -42,14 +43,16 @@ ENV = dict(
 # which ranks. Two epochs of 4 iterations each; stopping before iteration 3
 # stops at the end of epoch 1, before its after-epoch hooks.
 SIGNALS = {
-    1: dict(
+    1:
+    dict(
         pixel=[dict(iteration=2)],
         mfm=[dict(iteration=5, signal='SIGTERM')],
         clip=[dict(iteration=3)],
         cls=[dict(iteration=1)],
         det=[dict(iteration=2, signal='SIGTERM')]),
     # Only some ranks, or the ranks at different iterations.
-    2: dict(
+    2:
+    dict(
         pixel=[dict(iteration=2, ranks=[1])],
         mfm=[
             dict(iteration=2, ranks=[0]),
@@ -183,8 +186,7 @@ class Runs:
                 '--nproc_per_node', '2', '--master_port',
                 str(port)
             ] + command
-        run = subprocess.run(
-            command, capture_output=True, text=True, env=ENV)
+        run = subprocess.run(command, capture_output=True, text=True, env=ENV)
         assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
         last = phase.split(',')[-1]
         return [
@@ -202,10 +204,7 @@ class Runs:
         return self.work_dirs(processes, names, 'reference')
 
     def work_dirs(self, processes, names, kind):
-        return {
-            n: osp.join(self.folder(processes), n, kind)
-            for n in names
-        }
+        return {n: osp.join(self.folder(processes), n, kind) for n in names}
 
 
 def records(work_dir, rank):
@@ -224,8 +223,7 @@ def assert_same_run(reference, continued, processes):
         assert len(expected) == 8
         assert records(continued, rank) == expected, rank
         final = [
-            torch.load(
-                osp.join(d, f'final_rank{rank}.pt'), weights_only=True)
+            torch.load(osp.join(d, f'final_rank{rank}.pt'), weights_only=True)
             for d in (reference, continued)
         ]
         for key, value in final[0].items():
@@ -291,8 +289,9 @@ def test_train_py_stops_on_sigterm_with_workers_and_resumes(runs, tmp_path):
                                env=ENV,
                                start_new_session=True)
     samples = work_dir / 'samples_rank0.jsonl'
-    wait_for(lambda: samples.exists() and len(samples.read_text().split(
-        '\n')) > 2, process)
+    wait_for(
+        lambda: samples.exists() and len(samples.read_text().split('\n')) > 2,
+        process)
     os.killpg(process.pid, signal.SIGTERM)
     signalled = time.monotonic()
     wait_for((work_dir / 'saving').exists, process)
@@ -364,8 +363,8 @@ def fake_program(path, script):
     path.chmod(0o755)
 
 
-@pytest.mark.parametrize('inside_sbatch', [False, True],
-                         ids=['login node', 'sbatch job'])
+@pytest.mark.parametrize(
+    'inside_sbatch', [False, True], ids=['login node', 'sbatch job'])
 def test_slurm_train_sh_requeues_a_stopped_job(tmp_path, inside_sbatch):
     """A fake srun plays a job stopped by a signal (the stop record is
     written, srun reports 137 as after killing a process that was still
@@ -382,10 +381,7 @@ if [ ! -f {tmp_path}/stopped_once ]; then
 fi
 """)
     fake_program(bin_dir / 'scontrol', f'echo "scontrol $*" >> {calls}\n')
-    env = {
-        k: v
-        for k, v in os.environ.items() if not k.startswith('SLURM_')
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith('SLURM_')}
     env.update(PATH=f'{bin_dir}:{env["PATH"]}', PYTHON='python3')
     if inside_sbatch:
         env['SLURM_JOB_ID'] = '42'
@@ -394,8 +390,7 @@ fi
         (tmp_path / 'stopped_once').unlink(missing_ok=True)
         calls.unlink(missing_ok=True)
         run = subprocess.run([
-            osp.join(REPO, 'tools', 'slurm_train.sh'), 'gpu', 'itpn',
-            'CONFIG',
+            osp.join(REPO, 'tools', 'slurm_train.sh'), 'gpu', 'itpn', 'CONFIG',
             str(work_dir), '--amp'
         ],
                              capture_output=True,

@@ -36,8 +36,7 @@ def parse_signal(name: SignalName) -> signal.Signals:
         if isinstance(name, int):
             return signal.Signals(name)
         name = name.upper()
-        return signal.Signals[name if name.startswith('SIG') else 'SIG' +
-                              name]
+        return signal.Signals[name if name.startswith('SIG') else 'SIG' + name]
     except (KeyError, ValueError):
         raise ValueError(
             f'PreemptionHook: {name!r} is not a signal of this system; use '

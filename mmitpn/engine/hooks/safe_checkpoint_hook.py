@@ -181,9 +181,9 @@ class SafeCheckpointHook(CheckpointHook):
                          outputs=None) -> None:
         super().after_train_iter(runner, batch_idx, data_batch, outputs)
         self._remove_old(runner)
-        if self.iter_interval and self.every_n_train_iters(
-                runner, self.iter_interval) and not self._epoch_checkpoint_next(
-                    runner, batch_idx):
+        due = self.iter_interval and self.every_n_train_iters(
+            runner, self.iter_interval)
+        if due and not self._epoch_checkpoint_next(runner, batch_idx):
             self.save_iteration_checkpoint(runner, runner.epoch,
                                            runner.iter + 1)
 
