@@ -265,6 +265,14 @@ def test_preemption_hook_needs_safe_checkpoints(tmp_path):
         train(cfg)
 
 
+def test_mmengine_loop_is_named_as_not_resuming_inside_epochs(
+        tmp_path, capsys):
+    cfg = make_cfg(tmp_path)
+    cfg.train_cfg.update(type='EpochBasedTrainLoop', max_epochs=1)
+    train(cfg)
+    assert 'resumes at the start of its epoch' in ''.join(capsys.readouterr())
+
+
 def test_preemption_hook_arguments():
     assert PreemptionHook(['TERM', 'sigusr2', 10]).signals == [15, 12, 10]
     with pytest.raises(ValueError, match="'SIGNOPE' is not a signal"):

@@ -65,14 +65,18 @@ SIGNALS = {
 
 
 def make_preemption_safe(cfg):
-    """What the runtime parts of the shipped configs add."""
+    """The settings of the guide (docs/user_guides/distributed_training.md,
+    "Preemption, time limits and restarts")."""
     cfg.train_cfg.pop('by_epoch', None)  # a loop type replaces it
     cfg.train_cfg.type = 'mmitpn.ResumableEpochBasedTrainLoop'
     assert any(h.type.endswith('IterationSeedHook') for h in cfg.custom_hooks)
-    cfg.custom_hooks += [
-        dict(type='mmitpn.PreemptionHook'),
-        dict(type='mmitpn.RecordSamplesHook')
-    ]
+    cfg.custom_hooks.append(dict(type='mmitpn.PreemptionHook'))
+    return cfg
+
+
+def recorded_short_run(cfg):
+    """2 epochs without validation, every sample recorded."""
+    cfg.custom_hooks.append(dict(type='mmitpn.RecordSamplesHook'))
     cfg.default_hooks.checkpoint.update(interval=1, max_keep_ckpts=1)
     cfg.train_cfg.max_epochs = 2
     for stage in ('val', 'test'):
@@ -82,7 +86,7 @@ def make_preemption_safe(cfg):
     return cfg
 
 
-def pretraining_configs(root, batch, fashion_mnist_root=None):
+def pretraining_configs(root, batch):
     """Pixel, pixel + MFM and CLIP pretraining on 16 images, tiny."""
     base, _ = write_configs(root, kill_at=0)
     mfm = Config.fromfile(base)
@@ -164,7 +168,7 @@ class Runs:
             self.configs[processes] = {}
             for name, cfg in cfgs.items():
                 path = str(folder / f'{name}.py')
-                make_preemption_safe(cfg).dump(path)
+                recorded_short_run(make_preemption_safe(cfg)).dump(path)
                 self.configs[processes][name] = path
         self.trained = set()
 

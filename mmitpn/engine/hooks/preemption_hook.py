@@ -11,9 +11,11 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from mmengine.dist import all_reduce, barrier, is_main_process
 from mmengine.hooks import Hook
+from mmengine.runner import EpochBasedTrainLoop
 
 from mmitpn.registry import HOOKS
 from mmitpn.utils.atomic_file import write_atomically
+from ..loops import ResumableEpochBasedTrainLoop
 from .safe_checkpoint_hook import SafeCheckpointHook
 
 # EX_TEMPFAIL of sysexits.h: stopped on request, to be run again.
@@ -117,6 +119,14 @@ class PreemptionHook(Hook):
                 'PreemptionHook saves through mmitpn.SafeCheckpointHook; set '
                 "default_hooks.checkpoint.type='mmitpn.SafeCheckpointHook'.")
         self.checkpoint_hook = hooks[0]
+        loop = runner.train_loop
+        if isinstance(loop, EpochBasedTrainLoop) and not isinstance(
+                loop, ResumableEpochBasedTrainLoop):
+            runner.logger.warning(
+                'PreemptionHook: with EpochBasedTrainLoop a checkpoint saved '
+                'on a signal resumes at the start of its epoch (mmengine '
+                "does); train_cfg.type='mmitpn.ResumableEpochBasedTrainLoop' "
+                'resumes it where it stopped.')
         if is_main_process():
             record = osp.join(runner.work_dir, STOP_RECORD)
             if osp.isfile(record):
