@@ -6,7 +6,7 @@ from mmengine.runner import EpochBasedTrainLoop
 from torch.utils.data import DataLoader
 
 from mmitpn.registry import LOOPS
-from .epoch_batches import seeded_loader
+from .seeded_loader import build_seeded_loader
 
 # Where the loop is, in the message hub (and so in every checkpoint).
 POSITION_KEY = 'mmitpn_epoch_position'
@@ -39,7 +39,7 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
     Its data-loader workers leave the stop signals that the training
     process handles (:class:`~mmitpn.engine.hooks.PreemptionHook`'s) to
     it, so that a signal sent to every process of the job does not kill
-    them (:class:`~mmitpn.engine.loops.epoch_batches.WorkerStart`).
+    them (:class:`~mmitpn.engine.loops.seeded_loader.WorkerStart`).
 
     With :class:`~mmitpn.engine.hooks.IterationSeedHook` for the model's
     randomness, a run interrupted anywhere and resumed ends with the same
@@ -65,7 +65,7 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
             dynamic_intervals: Optional[List[Tuple[int, int]]] = None) -> None:
         super().__init__(runner, dataloader, max_epochs, val_begin,
                          val_interval, dynamic_intervals)
-        self._loader, self._batches, self._worker_start = seeded_loader(
+        self._loader, self._batches, self._worker_start = build_seeded_loader(
             self.dataloader)
         self._start = 0
 

@@ -1,5 +1,6 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
-"""An epoch's batches read from any position, each sample seeded by itself.
+"""The loader of an epoch's batches from any position, each sample seeded
+by itself.
 
 What :class:`~mmitpn.engine.loops.ResumableEpochBasedTrainLoop` iterates
 instead of the configured data loader: the same dataset, batch sampler,
@@ -132,7 +133,7 @@ class WorkerStart:
             self.init_fn(worker_id)
 
 
-def seeded_loader(
+def build_seeded_loader(
         loader: DataLoader) -> Tuple[DataLoader, EpochBatches, WorkerStart]:
     """A data loader over :class:`SeededSamples` of ``loader``'s dataset and
     :class:`EpochBatches` of its batch sampler, with ``loader``'s workers,
