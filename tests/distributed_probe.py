@@ -1,9 +1,12 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
-"""What a training process saw, to compare runs on one and two processes.
+"""What a training process saw, to compare runs on one and two processes,
+or interrupted and uninterrupted ones.
 
 ``SampleSeediTPN`` is iTPN that keeps its last masks (iTPN draws them per
 sample index with :func:`mmitpn.utils.sample_noise`, not per rank).
 """
+import hashlib
+import json
 import os.path as osp
 
 import torch
@@ -53,3 +56,54 @@ class RecordBatchesHook(Hook):
                 records=self.records,
                 state_dict=self._model(runner).state_dict()),
             osp.join(runner.work_dir, f'rank{get_rank()}.pt'))
+
+
+def _tensors(value):
+    """The tensors in ``value`` (a tensor or nested lists of them)."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for item in value for t in _tensors(item)]
+    return []
+
+
+def _sample_id(sample):
+    for key in ('sample_idx', 'img_id'):
+        if key in sample:
+            return int(sample.get(key))
+    raise KeyError('data sample without sample_idx or img_id')
+
+
+@HOOKS.register_module()
+class RecordSamplesHook(Hook):
+    """Append, per rank and iteration, the samples trained on, a digest of
+    their inputs (and BEiT masks), the loss and the learning rate to
+    ``<work_dir>/samples_rank<r>.jsonl``, and save the final weights to
+    ``<work_dir>/final_rank<r>.pt``: an interrupted run and its resumed
+    continuation write one file to compare with an uninterrupted run's."""
+
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
+                         outputs=None):
+        digest = hashlib.sha1()
+        samples = data_batch.get('data_samples') or []
+        masks = [s.mask for s in samples if 'mask' in s]
+        for tensor in _tensors(data_batch['inputs']) + _tensors(masks):
+            digest.update(tensor.contiguous().numpy().tobytes())
+        record = dict(
+            iter=runner.iter,
+            samples=[_sample_id(s) for s in samples],
+            inputs=digest.hexdigest(),
+            loss=outputs['loss'].item(),
+            lr=runner.optim_wrapper.get_lr()['lr'][0])
+        path = osp.join(runner.work_dir, f'samples_rank{get_rank()}.jsonl')
+        with open(path, 'a') as f:
+            f.write(json.dumps(record) + '\n')
+
+    def after_train(self, runner):
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        torch.save(model.state_dict(),
+                   osp.join(runner.work_dir, f'final_rank{get_rank()}.pt'))

@@ -11,9 +11,11 @@ import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from mmitpn.engine import resume_if_restarted
 from mmitpn.utils import (adapt_cfg_to_device, check_data_files,
                           init_cpu_distributed)
 from mmitpn.utils.cli import add_debug_argument, run_tool
@@ -28,8 +30,10 @@ def parse_args():
         nargs='?',
         type=str,
         const='auto',
-        help='resume from the given checkpoint, or, without a path, from the '
-        'latest checkpoint of the work dir')
+        help='resume from the given checkpoint, or, without a path (or with '
+        '"auto"), from the latest checkpoint of the work dir if there is '
+        'one. A job that Slurm requeued or torchrun restarted resumes from '
+        'its work dir by itself')
     parser.add_argument(
         '--amp',
         action='store_true',
@@ -131,6 +135,9 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 def main():
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
+    restarted = resume_if_restarted(cfg)
+    if restarted:
+        print_log(restarted, logger='current')
     stages = ('train', 'val')
     check_data_files(cfg, stages)
     init_cpu_distributed(cfg.launcher)

@@ -1,6 +1,8 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
 """Randomness that belongs to a sample, not to the rank that loads it."""
-from typing import Optional, Sequence
+import random
+from contextlib import contextmanager
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -46,3 +48,40 @@ def sample_noise(sample_ids: Sequence[int],
             int(state.generate_state(1, dtype=np.uint64)[0] >> 1))
         rows.append(torch.rand(num_units, generator=generator))
     return torch.stack(rows).to(device)
+
+
+# Keeps the augmentation streams apart from the mask noise above, which is
+# keyed by (seed, iteration, index).
+AUGMENTATION_STREAM = 1
+
+
+@contextmanager
+def sample_random_state(seed: int, epoch: int, index: int) -> Iterator[None]:
+    """Seed Python's, numpy's and torch's global generators from the run's
+    seed, the epoch and a sample's dataset index for the body of the
+    ``with``, and give them back their previous state afterwards.
+
+    A data pipeline run inside draws the same augmentations for a sample in
+    a given epoch in any process, worker or run (an uninterrupted one or
+    one resumed in the middle of the epoch), and the caller's random
+    streams are left as they were.
+
+    Args:
+        seed (int): The run's seed.
+        epoch (int): The epoch that reads the sample.
+        index (int): The sample's dataset index.
+    """
+    state = np.random.SeedSequence(
+        [int(seed), AUGMENTATION_STREAM,
+         int(epoch), int(index)])
+    value = int(state.generate_state(1, dtype=np.uint32)[0])
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        random.seed(value)
+        np.random.seed(value)
+        torch.manual_seed(value)
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)

@@ -9,6 +9,7 @@ import torch
 from mmengine.dist import barrier, is_main_process
 from mmengine.hooks import CheckpointHook
 from mmengine.logging import HistoryBuffer
+from mmengine.optim import OptimWrapperDict
 from mmengine.runner import find_latest_checkpoint
 
 from mmitpn.registry import HOOKS
@@ -18,6 +19,8 @@ from mmitpn.utils.checkpoint import (checkpoint_problem,
 
 BUFFER_KEYS = {'log_history', 'count_history', 'max_length'}
 KEPT_KEY = 'mmitpn_kept_checkpoints'
+KEPT_ITERATIONS_KEY = 'mmitpn_kept_iteration_checkpoints'
+ITERATION_TEMPLATE = 'iter_{}.pth'
 
 
 def plain_data(value):
@@ -91,25 +94,76 @@ class SafeCheckpointHook(CheckpointHook):
       resumes from the newest readable checkpoint of the same folder, with
       a warning naming the unreadable one, and ``last_checkpoint`` is
       updated.
+    - **Checkpoints inside long epochs** (``iter_interval``): with
+      ``by_epoch=True``, also every ``iter_interval`` iterations as
+      ``iter_<n>.pth``, of which the newest ``max_keep_iter_ckpts`` are kept
+      (apart from the epoch checkpoints), so that a run killed without
+      warning loses at most ``iter_interval`` iterations. With
+      :class:`~mmitpn.engine.loops.ResumableEpochBasedTrainLoop` they
+      resume exactly. :class:`~mmitpn.engine.hooks.PreemptionHook` writes
+      its checkpoints the same way (:meth:`save_iteration_checkpoint`).
 
-    Accepts every argument of mmengine's ``CheckpointHook``.
+    Accepts every argument of mmengine's ``CheckpointHook``, and:
+
+    Args:
+        iter_interval (int): Save an iteration checkpoint every this many
+            iterations inside epochs (a multiple of the optimizer's
+            gradient accumulation). 0 (default) saves none.
+        max_keep_iter_ckpts (int): Iteration checkpoints kept; -1 keeps all.
+            Defaults to 1.
     """
 
     def __init__(self,
                  *args,
                  max_keep_ckpts: int = -1,
+                 iter_interval: int = 0,
+                 max_keep_iter_ckpts: int = 1,
                  backend_args: Optional[dict] = None,
                  **kwargs):
         if backend_args is None and kwargs.get('file_client_args') is None:
             backend_args = dict(backend=ATOMIC_BACKEND)
         super().__init__(
             *args, max_keep_ckpts=-1, backend_args=backend_args, **kwargs)
+        if iter_interval < 0 or (iter_interval and not self.by_epoch):
+            raise ValueError(
+                f'iter_interval={iter_interval}: it adds iteration '
+                'checkpoints to epoch ones (by_epoch=True) and must be >= 0; '
+                'with by_epoch=False, interval counts iterations already.')
+        if max_keep_iter_ckpts == 0 or max_keep_iter_ckpts < -1:
+            raise ValueError(
+                f'max_keep_iter_ckpts={max_keep_iter_ckpts}: keep at least '
+                'one iteration checkpoint, or all with -1.')
         self.keep = max_keep_ckpts
         self.kept: List[str] = []
+        self.iter_interval = iter_interval
+        self.keep_iterations = max_keep_iter_ckpts
+        self.kept_iterations: List[str] = []
+        # The iteration checkpoint being written, and the last one written.
+        self._saving: Optional[str] = None
+        self._saved: Optional[str] = None
 
     def before_train(self, runner) -> None:
         super().before_train(runner)
         self.kept = list(runner.message_hub.get_info(KEPT_KEY, []))
+        self.kept_iterations = list(
+            runner.message_hub.get_info(KEPT_ITERATIONS_KEY, []))
+        steps = self.accumulation_steps(runner)
+        if self.iter_interval % steps:
+            raise ValueError(
+                f'default_hooks.checkpoint.iter_interval={self.iter_interval} '
+                f'is not a multiple of the gradient accumulation ({steps} '
+                'steps): a checkpoint inside an accumulation would lose the '
+                'gradients gathered so far. Use a multiple of it.')
+
+    @staticmethod
+    def accumulation_steps(runner) -> int:
+        """The optimizer's gradient accumulation (1 without)."""
+        wrappers = runner.optim_wrapper
+        wrappers = list(wrappers.values()) if isinstance(
+            wrappers, OptimWrapperDict) else [wrappers]
+        return max(
+            getattr(wrapper, '_accumulative_counts', 1)
+            for wrapper in wrappers)
 
     def after_train_epoch(self, runner) -> None:
         super().after_train_epoch(runner)
@@ -122,6 +176,60 @@ class SafeCheckpointHook(CheckpointHook):
                          outputs=None) -> None:
         super().after_train_iter(runner, batch_idx, data_batch, outputs)
         self._remove_old(runner)
+        due = self.iter_interval and self.every_n_train_iters(
+            runner, self.iter_interval)
+        if due and not self._epoch_checkpoint_next(runner, batch_idx):
+            self.save_iteration_checkpoint(runner, runner.epoch,
+                                           runner.iter + 1)
+
+    def _epoch_checkpoint_next(self, runner, batch_idx: int) -> bool:
+        """Whether an epoch checkpoint follows this iteration at once."""
+        return self.end_of_epoch(runner.train_dataloader, batch_idx) and (
+            self.every_n_epochs(runner, self.interval, self.save_begin)
+            or self.save_last and self.is_last_train_epoch(runner))
+
+    def save_iteration_checkpoint(self, runner, epoch: int,
+                                  iteration: int) -> str:
+        """Save ``iter_<iteration>.pth`` (once per iteration), whose meta
+        resumes at ``epoch`` (0-based) after ``iteration`` iterations; point
+        ``last_checkpoint`` at it and drop the oldest iteration checkpoints
+        beyond ``max_keep_iter_ckpts``. Called on every rank; the main
+        process writes. Returns the checkpoint's path."""
+        path = self.file_backend.join_path(
+            self.out_dir, ITERATION_TEMPLATE.format(iteration))
+        if path == self._saved:
+            return path
+        self._saving = path
+        try:
+            runner.save_checkpoint(
+                self.out_dir,
+                ITERATION_TEMPLATE.format(iteration),
+                self.file_client_args,
+                save_optimizer=self.save_optimizer,
+                save_param_scheduler=self.save_param_scheduler,
+                meta=dict(epoch=epoch, iter=iteration),
+                by_epoch=False,
+                backend_args=self.backend_args,
+                **self.args)
+        finally:
+            self._saving = None
+        self._saved = path
+        keep = self._iterations_to_keep(path)
+        if is_main_process():
+            write_atomically(path, osp.join(runner.work_dir,
+                                            'last_checkpoint'))
+            for old in self.kept_iterations:
+                if old not in keep and self.file_backend.isfile(old):
+                    self.file_backend.remove(old)
+        self.kept_iterations = keep
+        runner.message_hub.update_info(KEPT_ITERATIONS_KEY, keep)
+        return path
+
+    def _iterations_to_keep(self, path: str) -> List[str]:
+        """The iteration checkpoints to keep once ``path`` is complete."""
+        kept = [old for old in self.kept_iterations if old != path] + [path]
+        return kept if self.keep_iterations < 0 else \
+            kept[-self.keep_iterations:]
 
     def after_val_epoch(self, runner, metrics) -> None:
         super().after_val_epoch(runner, metrics)
@@ -194,10 +302,13 @@ class SafeCheckpointHook(CheckpointHook):
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         if 'message_hub' in checkpoint:
+            # What a run resumed from this checkpoint will have to prune.
+            runtime_info = checkpoint['message_hub']['runtime_info']
             if self.keep > 0 and self.last_ckpt is not None:
-                # What a run resumed from this checkpoint will have to prune.
-                checkpoint['message_hub']['runtime_info'][KEPT_KEY] = \
-                    self._to_keep()
+                runtime_info[KEPT_KEY] = self._to_keep()
+            if self._saving is not None:
+                runtime_info[KEPT_ITERATIONS_KEY] = \
+                    self._iterations_to_keep(self._saving)
             checkpoint['message_hub'] = message_hub_as_tensors(
                 checkpoint['message_hub'])
         if 'meta' in checkpoint:
