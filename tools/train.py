@@ -14,6 +14,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from mmitpn.apis import fill_pretrained
 from mmitpn.utils import (adapt_cfg_to_device, check_data_files,
                           init_cpu_distributed)
 from mmitpn.utils.cli import add_debug_argument, run_tool
@@ -30,6 +31,15 @@ def parse_args():
         const='auto',
         help='resume from the given checkpoint, or, without a path, from the '
         'latest checkpoint of the work dir')
+    parser.add_argument(
+        '--pretrained',
+        metavar='FILE',
+        help='start from this checkpoint (mmitpn layout: trained or '
+        'converted): its backbone, and its pyramid where it holds one')
+    parser.add_argument(
+        '--pretrained-neck',
+        metavar='FILE',
+        help='load the pyramid (the neck) from this checkpoint instead')
     parser.add_argument(
         '--amp',
         action='store_true',
@@ -96,6 +106,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     """Fold the command line into the config."""
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    fill_pretrained(cfg, args.pretrained, args.pretrained_neck)
     cfg.launcher = args.launcher
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
