@@ -107,6 +107,19 @@ def test_every_release_has_the_converter_command_of_its_family():
         family = 'fast_itpn' if download.startswith('fast_itpn') else 'itpn'
         assert script == f'tools/model_converters/{family}_to_mmitpn.py'
         assert written == f'checkpoints/{target}'
+    # The iTPN configs read the pretraining run's path of the page's table.
+    with open(osp.join(REPO, PAGE)) as f:
+        reads = re.findall(
+            r'^\| `configs/\{cls,det[,seg]*\}/([\w.-]+)_\*` \| '
+            r'`(work_dirs/[\w./-]+)` \|$', f.read(), re.M)
+    assert len(reads) == 4
+    for prefix, path in reads:
+        config = [
+            name for name in os.listdir(osp.join(REPO, 'configs', 'cls'))
+            if name.startswith(prefix + '_')
+        ][0]
+        cfg = load_config(osp.join(REPO, 'configs', 'cls', config))
+        assert cfg.model.backbone.init_cfg.checkpoint == path, config
     # The Fast-iTPN configs read the converted files as they are.
     for size in ('tiny', 'small', 'base', 'large'):
         config = [
