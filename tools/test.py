@@ -19,9 +19,10 @@ from mmitpn.utils import (adapt_cfg_to_device, check_data_files,
                           init_cpu_distributed, require_weights)
 from mmitpn.utils.cli import add_debug_argument, run_tool
 
-# Visualisation hooks of mmdet/mmseg (draw, test_out_dir) and mmpretrain
-# (enable, out_dir).
-DRAW_HOOKS = ('DetVisualizationHook', 'SegVisualizationHook')
+# Visualisation hooks, set to draw every test sample: mmdet's (draw,
+# test_out_dir), mmseg's (draw, interval; the visualizer's save_dir, as
+# mmseg's own test tool does) and mmpretrain's (enable, out_dir, interval).
+DET_HOOK, SEG_HOOK = 'DetVisualizationHook', 'SegVisualizationHook'
 
 
 def parse_args():
@@ -66,10 +67,14 @@ def enable_visualization(cfg: Config, show_dir: str) -> None:
     if hook is None:
         raise ValueError('--show-dir needs default_hooks.visualization in '
                          'the config; it has none.')
-    if hook['type'].split('.')[-1] in DRAW_HOOKS:
+    kind = hook['type'].split('.')[-1]
+    if kind == DET_HOOK:
         hook.update(draw=True, test_out_dir=show_dir)
+    elif kind == SEG_HOOK:
+        hook.update(draw=True, interval=1)
+        cfg.visualizer['save_dir'] = show_dir
     else:
-        hook.update(enable=True, out_dir=show_dir)
+        hook.update(enable=True, out_dir=show_dir, interval=1)
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:

@@ -15,6 +15,7 @@ from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from mmitpn.apis import fill_pretrained
 from mmitpn.engine import resume_if_restarted
 from mmitpn.utils import (adapt_cfg_to_device, check_data_files,
                           init_cpu_distributed)
@@ -34,6 +35,15 @@ def parse_args():
         '"auto"), from the latest checkpoint of the work dir if there is '
         'one. A job that Slurm requeued or torchrun restarted resumes from '
         'its work dir by itself')
+    parser.add_argument(
+        '--pretrained',
+        metavar='FILE',
+        help='start from this checkpoint (mmitpn layout: trained or '
+        'converted): its backbone, and its pyramid where it holds one')
+    parser.add_argument(
+        '--pretrained-neck',
+        metavar='FILE',
+        help='load the pyramid (the neck) from this checkpoint instead')
     parser.add_argument(
         '--amp',
         action='store_true',
@@ -100,6 +110,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     """Fold the command line into the config."""
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    fill_pretrained(cfg, args.pretrained, args.pretrained_neck)
     cfg.launcher = args.launcher
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
