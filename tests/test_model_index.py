@@ -2,6 +2,7 @@
 """The model-zoo metadata: every shipped config has an entry whose
 parameters and FLOPs match what the model computes, published results
 carry their source, and mmpretrain resolves the names."""
+import importlib.metadata
 import os.path as osp
 import sys
 
@@ -41,11 +42,32 @@ def test_every_config_has_one_entry():
             assert result['Task'] and result['Dataset'] and result['Metrics']
 
 
+# The metafiles record the upstream stack's counts (the README's). The
+# maintained fork (tools/misc/install_env.sh --stack onedl) builds one model
+# differently, measured there: onedl-mmdetection's DINO decoder feeds its
+# query-position MLP 4 x 256 sine features instead of 2 x 256
+# (``ref_point_head.layers.0`` 256x1024, 256x512 in mmdet 3.3.0).
+STACK_DIFFERENCES = {('onedl-mmdetection', '_dino-'): 131072}
+
+
+def recorded_parameters(model):
+    """The metafile's parameter count for the installed stack."""
+    params = model['Metadata']['Parameters']
+    for (dist, name_part), difference in STACK_DIFFERENCES.items():
+        try:
+            importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        if name_part in model['Name']:
+            params += difference
+    return params
+
+
 @pytest.mark.parametrize('model', MODELS, ids=[m['Name'] for m in MODELS])
 def test_parameters_and_flops_match_the_model(model):
     params, flops = model_index.model_stats(model['Config'])
     metadata = model['Metadata']
-    assert abs(metadata['Parameters'] - params) <= 0.01 * params
+    assert abs(recorded_parameters(model) - params) <= 0.01 * params
     assert abs(metadata['FLOPs'] - flops) <= 0.01 * flops
     assert metadata.get('Epochs') or metadata.get('Iterations')
 

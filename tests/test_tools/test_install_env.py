@@ -1,11 +1,16 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
 """tools/misc/install_env.sh's CUDA-or-CPU decision (--dry-run, with a fake
 nvidia-smi on PATH), the nvcc C++20 wrapper and the Makefile's interpreter
-hand-over; nothing is installed."""
+hand-over, and the alias distribution of the onedl stack; nothing is
+installed."""
+import base64
+import hashlib
+import importlib.metadata
 import os
 import os.path as osp
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -184,3 +189,85 @@ def test_make_hands_the_users_interpreter_to_the_script(tmp_path):
     assert f'PYTHON=python3 tools/misc/install_env.sh {venv} ' in \
         commands[None]
     assert f'{venv}-onedl/bin/python -m pytest tests' in commands[None]
+
+
+ALIAS = osp.join(REPO, 'tools', 'misc', 'alias_dist.py')
+
+
+def fake_site(tmp_path):
+    """A site-packages with the fork's distribution and its module mmseg."""
+    site = tmp_path / 'site'
+    (site / 'mmseg').mkdir(parents=True)
+    (site / 'mmseg' / '__init__.py').write_text('')
+    dist_info = site / 'onedl_mmsegmentation-1.4.2.dist-info'
+    dist_info.mkdir()
+    (dist_info / 'METADATA').write_text(
+        'Metadata-Version: 2.1\nName: onedl-mmsegmentation\nVersion: 1.4.2\n')
+    return site
+
+
+def alias(site, *args):
+    return subprocess.run([
+        sys.executable, ALIAS, 'mmsegmentation', 'onedl-mmsegmentation',
+        'mmseg', '--site',
+        str(site), *args
+    ],
+                          capture_output=True,
+                          text=True,
+                          env=dict(os.environ, PYTHONPATH=str(site)))
+
+
+def read_alias(site):
+    """What importlib.metadata (mmengine's source) reads of the alias."""
+    dist = next(
+        importlib.metadata.distributions(
+            name='mmsegmentation', path=[str(site)]))
+    return (dist.version, dist.requires, dist.read_text('top_level.txt'),
+            [str(f) for f in dist.files], str(dist.locate_file('')))
+
+
+def test_alias_distribution_names_the_fork(tmp_path):
+    site = fake_site(tmp_path)
+    for _ in range(2):  # idempotent: the older alias is replaced
+        result = alias(site)
+        assert result.returncode == 0, result.stderr
+    version, requires, top_level, files, location = read_alias(site)
+    assert version == '1.4.2'
+    assert requires == ['onedl-mmsegmentation==1.4.2']
+    assert top_level == 'mmseg\n'
+    assert osp.join(location, top_level.strip()) == str(site / 'mmseg')
+    folder = site / 'mmsegmentation-1.4.2.dist-info'
+    assert sorted(files) == sorted(f'mmsegmentation-1.4.2.dist-info/{name}'
+                                   for name in ('METADATA', 'INSTALLER',
+                                                'top_level.txt', 'RECORD'))
+    for line in (folder / 'RECORD').read_text().splitlines():
+        path, digest, size = line.split(',')
+        if digest:
+            data = (site / path).read_bytes()
+            assert int(size) == len(data)
+            assert digest == 'sha256=' + base64.urlsafe_b64encode(
+                hashlib.sha256(data).digest()).rstrip(b'=').decode()
+
+
+def test_alias_leaves_a_real_distribution_alone(tmp_path):
+    site = fake_site(tmp_path)
+    real = site / 'mmsegmentation-1.2.2.dist-info'
+    real.mkdir()
+    (real / 'INSTALLER').write_text('pip\n')
+    result = alias(site)
+    assert result.returncode == 1
+    assert 'is a real distribution of mmsegmentation' in result.stderr
+    assert sorted(os.listdir(site)) == [
+        'mmseg', 'mmsegmentation-1.2.2.dist-info',
+        'onedl_mmsegmentation-1.4.2.dist-info'
+    ]
+
+
+def test_alias_needs_the_provider(tmp_path):
+    site = tmp_path / 'empty'
+    site.mkdir()
+    result = alias(site)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        'onedl-mmsegmentation is not installed: install it before aliasing '
+        'mmsegmentation to it')

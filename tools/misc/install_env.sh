@@ -143,7 +143,8 @@ setup_cuda_toolchain() {
   fi
   for home in "${CUDA_HOME:-}" "$(dirname "$(dirname "$(command -v nvcc || echo /none/bin/nvcc)")")" \
     /usr/local/cuda; do
-    [ -n "$home" ] && [ -x "$home/bin/nvcc" ] || continue
+    # (a wrapper script on PATH can sit outside its toolkit: the headers must be there too)
+    [ -n "$home" ] && [ -x "$home/bin/nvcc" ] && [ -f "$home/include/cuda_runtime.h" ] || continue
     version="$("$home/bin/nvcc" --version | sed -n 's/.*release \([0-9.]*\),.*/\1/p')"
     if [ "${version%%.*}" = "${torch_cuda%%.*}" ]; then
       found="$home"
@@ -170,6 +171,21 @@ setup_cuda_toolchain() {
     ln -sf "$(ls "$CUDA_HOME"/lib*/libcudart.so.[0-9]* | head -n 1)" "$venv/cuda-link/libcudart.so"
     export LIBRARY_PATH="$venv/cuda-link${LIBRARY_PATH:+:$LIBRARY_PATH}"
   fi
+}
+
+# Whether mmengine parses a config whose base is the scope's own `_base_/default_runtime.py`
+# (mmdet, mmseg and mmpretrain all ship one).
+base_config_resolves() {
+  local probe
+  probe="$(mktemp -d)"
+  printf "_base_ = ['%s::_base_/default_runtime.py']\n" "$1" > "$probe/probe.py"
+  if "$venv/bin/python" -c 'import sys; from mmengine.config import Config; Config.fromfile(sys.argv[1])' \
+    "$probe/probe.py" >/dev/null 2>&1; then
+    rm -rf "$probe"
+    return 0
+  fi
+  rm -rf "$probe"
+  return 1
 }
 
 # The C++20 wrappers for the host compiler and, in a CUDA build, nvcc (last -std wins / rewritten).
@@ -229,6 +245,19 @@ else
     log "probe: the installed OpenMMLab code imports pkg_resources: installing setuptools<81"
     "${pip[@]}" install -q 'setuptools>=77.0.3,<81'
   fi
+  # mmengine resolves `mmseg::` configs through the distribution `mmsegmentation`; the fork's is
+  # `onedl-mmsegmentation` (same module mmseg). Where that fails, a metadata-only distribution
+  # `mmsegmentation` is installed that names the fork as its provider.
+  if ! base_config_resolves mmseg; then
+    version="$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("onedl-mmsegmentation"))')"
+    log "probe: mmengine cannot resolve mmseg:: configs: installing the alias distribution" \
+      "mmsegmentation $version (requires onedl-mmsegmentation==$version, top level mmseg)"
+    "$venv/bin/python" "$root/tools/misc/alias_dist.py" mmsegmentation onedl-mmsegmentation mmseg
+  fi
+  for scope in mmdet mmseg mmpretrain; do
+    base_config_resolves "$scope" ||
+      { log "ERROR: mmengine cannot resolve $scope:: configs on this stack"; exit 1; }
+  done
 fi
 
 compiled_cuda() {
