@@ -68,7 +68,7 @@ if __name__ == '__main__':
         keywords='computer vision, self-supervised learning, iTPN, HiViT',
         packages=find_packages(exclude=('configs', 'tools', 'tests')),
         include_package_data=True,
-        # Tested on 3.11 (the suite); on 3.12 the pinned stack installs.
+        # The suite is run on 3.11; 3.12 is not yet verified.
         python_requires='>=3.11',
         classifiers=[
             'License :: OSI Approved :: Apache Software License',

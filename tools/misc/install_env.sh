@@ -201,8 +201,8 @@ if [ "$stack" = upstream ]; then
   [ "$FORCE_CUDA" = 1 ] && setup_cuda_toolchain
   use_cxx20
   if [ "$FORCE_CUDA" = 1 ]; then
-    log "installing the OpenMMLab stack (mmcv compiles once; CUDA ops: about 100 minutes of one core" \
-      "per two archs)"
+    log "installing the OpenMMLab stack (mmcv compiles once; with CUDA ops about 40 s of CPU per CUDA file" \
+      "and two archs, 59 CUDA files)"
   else
     log "installing the OpenMMLab stack (mmcv compiles once, about 8 minutes on 2 cores)"
   fi
