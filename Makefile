@@ -11,10 +11,17 @@
 # make demo-det    Mask R-CNN from it on generated COCO shapes
 # make demo-seg    UperNet from it on generated shapes masks
 # make summary     build every HiViT arch and print parameters, MACs, a forward
-# All install the stack into $(VENV) first when it is missing or stale.
+# make test-onedl  install the maintained OpenMMLab fork into $(ONEDL_VENV)
+#                  (tools/misc/install_env.sh --stack onedl) and run the suite there
+# All install the stack into $(VENV) first when it is missing or stale; with a
+# visible NVIDIA GPU, mmcv gets CUDA ops (tools/misc/install_env.sh --help).
+# PYTHON=python3.12 make install: the interpreter that creates a new $(VENV).
 VENV ?= .venv
+ONEDL_VENV ?= .venv-onedl
+BASE_PYTHON := $(if $(filter environment,$(origin PYTHON)),$(PYTHON),python3)
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.mmitpn-installed
+ONEDL_STAMP := $(ONEDL_VENV)/.mmitpn-installed
 
 PHOTO_CONFIG := configs/pretrain/demo/itpn-pixel_hivit-demo_1xb32-coslr-40e_skimage-96px.py
 PHOTO_DIR := work_dirs/demo
@@ -28,17 +35,28 @@ DET_DEMO := configs/det/demo/hivit-demo_skimage-pre_mask-rcnn_1xb4-6e_shapes-coc
 SEG_DEMO := configs/seg/demo/hivit-demo_skimage-pre_upernet_1xb8-1k_shapes-seg-128px.py
 
 .PHONY: install test lint docs demo demo-photos demo-cls demo-det demo-seg \
-	summary
+	summary test-onedl
 
 # The stamp holds the install's wall time in seconds (make demo reports it).
 $(STAMP): setup.py requirements/build.txt requirements/mminstall.txt \
 		requirements/runtime.txt requirements/optional.txt \
 		requirements/tests.txt requirements/docs.txt \
-		tools/misc/install_env.sh
-	start=$$(date +%s) && tools/misc/install_env.sh $(VENV) && \
+		requirements/cuda.txt tools/misc/install_env.sh
+	start=$$(date +%s) && PYTHON=$(BASE_PYTHON) tools/misc/install_env.sh $(VENV) && \
 		echo $$(( $$(date +%s) - start )) > $@
 
 install: $(STAMP)
+
+$(ONEDL_STAMP): setup.py requirements/build.txt requirements/onedl.txt \
+		requirements/runtime.txt requirements/optional.txt \
+		requirements/tests.txt requirements/docs.txt \
+		requirements/cuda.txt tools/misc/install_env.sh
+	start=$$(date +%s) && PYTHON=$(BASE_PYTHON) \
+		tools/misc/install_env.sh --stack onedl $(ONEDL_VENV) && \
+		echo $$(( $$(date +%s) - start )) > $@
+
+test-onedl: $(ONEDL_STAMP)
+	$(ONEDL_VENV)/bin/python -m pytest -n auto --dist loadfile
 
 test: install
 	$(PYTHON) -m pytest -n auto --dist loadfile

@@ -68,7 +68,14 @@ if __name__ == '__main__':
         keywords='computer vision, self-supervised learning, iTPN, HiViT',
         packages=find_packages(exclude=('configs', 'tools', 'tests')),
         include_package_data=True,
-        python_requires='>=3.9',
+        # The suite is run on 3.11; 3.12 is not yet verified.
+        python_requires='>=3.11',
+        classifiers=[
+            'License :: OSI Approved :: Apache Software License',
+            'Operating System :: POSIX :: Linux',
+            'Programming Language :: Python :: 3',
+            'Programming Language :: Python :: 3.11',
+        ],
         license='Apache License 2.0',
         install_requires=parse_requirements('requirements/mminstall.txt') +
         parse_requirements('requirements/runtime.txt'),

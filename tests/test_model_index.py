@@ -4,6 +4,7 @@ shipped config has an entry whose parameters and FLOPs match what the model
 computes, published results carry their source, and mmpretrain resolves the
 names."""
 import glob
+import importlib.metadata
 import os.path as osp
 
 import pytest
@@ -42,13 +43,34 @@ def test_every_config_has_one_entry():
             assert result['Task'] and result['Dataset'] and result['Metrics']
 
 
+# The metafiles record the upstream stack's counts (the README's). The
+# maintained fork (tools/misc/install_env.sh --stack onedl) builds one model
+# differently, measured there: onedl-mmdetection's DINO decoder feeds its
+# query-position MLP 4 x 256 sine features instead of 2 x 256
+# (``ref_point_head.layers.0`` 256x1024, 256x512 in mmdet 3.3.0).
+STACK_DIFFERENCES = {('onedl-mmdetection', '_dino-'): 131072}
+
+
+def recorded_parameters(model):
+    """The metafile's parameter count for the installed stack."""
+    params = model['Metadata']['Parameters']
+    for (dist, name_part), difference in STACK_DIFFERENCES.items():
+        try:
+            importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        if name_part in model['Name']:
+            params += difference
+    return params
+
+
 @pytest.mark.parametrize('model', MODELS, ids=[m['Name'] for m in MODELS])
 def test_parameters_and_flops_match_the_model(model):
     config = model['Config']
     params, flops = zoo_complexity(
         Config.fromfile(osp.join(REPO, config)), task=config.split('/')[1])
     metadata = model['Metadata']
-    assert abs(metadata['Parameters'] - params) <= 0.01 * params
+    assert abs(recorded_parameters(model) - params) <= 0.01 * params
     assert abs(metadata['FLOPs'] - flops) <= 0.01 * flops
     assert metadata.get('Epochs') or metadata.get('Iterations')
 
