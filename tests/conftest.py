@@ -1,6 +1,5 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
 import ast
-import gzip
 import io
 import logging
 import math
@@ -8,12 +7,12 @@ import os
 import os.path as osp
 from collections import OrderedDict, defaultdict
 
-import numpy as np
 import pytest
 import torch
 from mmengine.logging import HistoryBuffer, MMLogger
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
+from dataset_layouts import write_fashion_mnist
 from tiny_models import tiny_arch, tiny_pixel_itpn
 
 from mmitpn.registry import MODELS
@@ -51,23 +50,6 @@ def pytest_terminal_summary(terminalreporter):
 
 KEY_LISTINGS = osp.join(
     osp.dirname(osp.abspath(__file__)), 'data', 'official_keys')
-
-
-def write_fashion_mnist(folder, count=4):
-    """Synthetic IDX files in the layout of Debian's dataset-fashion-mnist."""
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for prefix in ('train', 't10k'):
-        images = rng.integers(0, 255, (count, 28, 28), dtype=np.uint8)
-        header = (0x0803).to_bytes(4, 'big') + b''.join(
-            n.to_bytes(4, 'big') for n in (count, 28, 28))
-        with gzip.open(folder / f'{prefix}-images-idx3-ubyte.gz', 'wb') as f:
-            f.write(header + images.tobytes())
-        labels = (np.arange(count) % 10).astype(np.uint8)
-        header = (0x0801).to_bytes(4, 'big') + count.to_bytes(4, 'big')
-        with gzip.open(folder / f'{prefix}-labels-idx1-ubyte.gz', 'wb') as f:
-            f.write(header + labels.tobytes())
-    return str(folder)
 
 
 @pytest.fixture

@@ -1,11 +1,13 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
 """Tiny datasets in the layouts the shipped configs read (the dataset
 preparation page): ImageNet (``data/imagenet``), COCO (``data/coco``) and
-ADE20K (``data/ade/ADEChallengeData2016``), a few random images each.
+ADE20K (``data/ade/ADEChallengeData2016``), a few random images each; and
+Fashion-MNIST's IDX files (the demo's dataset).
 
 Test modules import these by name (``from dataset_layouts import
 write_coco``), as they import :mod:`tiny_models`.
 """
+import gzip
 import json
 import os.path as osp
 from pathlib import Path
@@ -95,3 +97,20 @@ def write_ade(root: Path, images: int = 2) -> str:
             Image.fromarray(labels).save(
                 osp.join(root, 'annotations', split, f'{stem}.png'))
     return str(root)
+
+
+def write_fashion_mnist(folder: Path, count: int = 4) -> str:
+    """Synthetic IDX files in the layout of Debian's dataset-fashion-mnist."""
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for prefix in ('train', 't10k'):
+        images = rng.integers(0, 255, (count, 28, 28), dtype=np.uint8)
+        header = (0x0803).to_bytes(4, 'big') + b''.join(
+            n.to_bytes(4, 'big') for n in (count, 28, 28))
+        with gzip.open(folder / f'{prefix}-images-idx3-ubyte.gz', 'wb') as f:
+            f.write(header + images.tobytes())
+        labels = (np.arange(count) % 10).astype(np.uint8)
+        header = (0x0801).to_bytes(4, 'big') + count.to_bytes(4, 'big')
+        with gzip.open(folder / f'{prefix}-labels-idx1-ubyte.gz', 'wb') as f:
+            f.write(header + labels.tobytes())
+    return str(folder)

@@ -67,6 +67,11 @@ def enable_visualization(cfg: Config, show_dir: str) -> None:
     if hook is None:
         raise ValueError('--show-dir needs default_hooks.visualization in '
                          'the config; it has none.')
+    # The task bases name their visualizer 'visualizer'; mmengine hands back
+    # an instance of that name if one exists in the process (with its old
+    # save_dir), so the runner names this one after the experiment instead.
+    if cfg.get('visualizer') is not None:
+        cfg.visualizer.pop('name', None)
     kind = hook['type'].split('.')[-1]
     if kind == DET_HOOK:
         hook.update(draw=True, test_out_dir=show_dir)

@@ -144,3 +144,29 @@ def test_show_dir_of_the_other_tasks(task, drawn, options, sandbox, tmp_path,
     status, err = run_test_tool(argv, monkeypatch, capsys)
     assert status == 0, err[-2000:]
     assert osp.isfile(tmp_path / drawn)
+
+
+def test_show_dir_after_other_runners_in_the_process(sandbox, tmp_path,
+                                                     monkeypatch, capsys):
+    """A process that already built visualizers named as the task bases name
+    theirs ('visualizer', with another save_dir), and a plain one after them,
+    still draws where ``--show-dir`` says (the tools are run in-process by
+    notebooks and by this suite)."""
+    from mmdet.visualization import DetLocalVisualizer
+    from mmengine.visualization import Visualizer
+    from mmseg.visualization import SegLocalVisualizer
+    for kind in (DetLocalVisualizer, SegLocalVisualizer):
+        if not kind.check_instance_created('visualizer'):
+            kind.get_instance('visualizer', save_dir=str(tmp_path / 'old'))
+    Visualizer.get_instance(f'plain_{tmp_path.name}')
+    monkeypatch.chdir(sandbox)
+    argv = [
+        'tools/test.py', DEMOS['seg'], 'work_dirs/demo_seg/iter_1000.pth',
+        '--work-dir',
+        str(tmp_path / 'work_dir'), '--show-dir',
+        str(tmp_path / 'vis'), '--cfg-options',
+        'default_hooks.visualization.type=SegVisualizationHook'
+    ]
+    status, err = run_test_tool(argv, monkeypatch, capsys)
+    assert status == 0, err[-2000:]
+    assert osp.isfile(tmp_path / 'vis/vis_data/vis_image/test_00000.png_0.png')

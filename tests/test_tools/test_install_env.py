@@ -188,7 +188,7 @@ def test_make_hands_the_users_interpreter_to_the_script(tmp_path):
         commands['python3.12']
     assert f'PYTHON=python3 tools/misc/install_env.sh {venv} ' in \
         commands[None]
-    assert f'{venv}-onedl/bin/python -m pytest tests' in commands[None]
+    assert f'{venv}-onedl/bin/python -m pytest -n auto' in commands[None]
 
 
 ALIAS = osp.join(REPO, 'tools', 'misc', 'alias_dist.py')

@@ -19,6 +19,7 @@ import time
 
 import pytest
 import torch
+from dataset_layouts import write_fashion_mnist
 from mmengine.config import Config
 from test_train_resume_and_dist import REPO, write_configs
 
@@ -146,7 +147,6 @@ def runs(tmp_path_factory, make_fashion_mnist_module):
 
 @pytest.fixture(scope='module')
 def make_fashion_mnist_module(tmp_path_factory):
-    from conftest import write_fashion_mnist
     return lambda count: write_fashion_mnist(
         tmp_path_factory.mktemp('fm') / 'fashion-mnist', count)
 
