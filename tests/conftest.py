@@ -9,10 +9,10 @@ from collections import OrderedDict, defaultdict
 
 import pytest
 import torch
+from dataset_layouts import write_fashion_mnist
 from mmengine.logging import HistoryBuffer, MMLogger
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
-from dataset_layouts import write_fashion_mnist
 from tiny_models import tiny_arch, tiny_pixel_itpn
 
 from mmitpn.registry import MODELS
