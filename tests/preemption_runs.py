@@ -25,7 +25,7 @@ from mmengine.dist import get_rank
 from mmengine.runner import Runner
 
 from mmitpn.engine import TrainingPreempted
-from mmitpn.utils import adapt_cfg_to_device, init_cpu_distributed
+from mmitpn.utils import adapt_cfg_to_device, init_distributed
 
 
 def main():
@@ -63,7 +63,7 @@ def train(path, name, phase, root, signals, launcher):
             dict(type='SignalAtIterationHook', **signal) for signal in signals
         ]
     cfg = adapt_cfg_to_device(cfg)
-    init_cpu_distributed(launcher)
+    init_distributed(launcher)
     runner = Runner.from_cfg(cfg)
     try:
         runner.train()

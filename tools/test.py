@@ -16,7 +16,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmitpn.utils import (adapt_cfg_to_device, check_data_files,
-                          init_cpu_distributed, require_weights)
+                          init_distributed, require_weights)
 from mmitpn.utils.cli import add_debug_argument, run_tool
 
 # Visualisation hooks, set to draw every test sample: mmdet's (draw,
@@ -116,7 +116,7 @@ def main():
     cfg = merge_args(Config.fromfile(args.config), args)
     stages = ('test', )
     check_data_files(cfg, stages)
-    init_cpu_distributed(cfg.launcher)
+    init_distributed(cfg.launcher, cfg.get('env_cfg', {}).get('dist_cfg'))
     try:
         runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
             Runner.from_cfg(cfg)

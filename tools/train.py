@@ -18,7 +18,7 @@ from mmengine.runner import Runner
 from mmitpn.apis import fill_pretrained
 from mmitpn.engine import resume_if_restarted
 from mmitpn.utils import (adapt_cfg_to_device, check_data_files,
-                          init_cpu_distributed)
+                          init_distributed)
 from mmitpn.utils.cli import add_debug_argument, run_tool
 
 
@@ -151,7 +151,7 @@ def main():
         print_log(restarted, logger='current')
     stages = ('train', 'val')
     check_data_files(cfg, stages)
-    init_cpu_distributed(cfg.launcher)
+    init_distributed(cfg.launcher, cfg.get('env_cfg', {}).get('dist_cfg'))
     try:
         runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
             Runner.from_cfg(cfg)

@@ -1,9 +1,11 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
 """Make configs written for GPU clusters run on the machine at hand."""
+import datetime
 import json
 import logging
+import os
 import os.path as osp
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from mmengine.config import Config
@@ -114,17 +116,46 @@ def adapt_cfg_to_device(cfg: Config, amp: bool = False) -> Config:
     return cfg
 
 
-def init_cpu_distributed(launcher: str) -> None:
-    """Start a gloo process group for ``--launcher pytorch`` without CUDA.
+def init_distributed(launcher: str, dist_cfg: Optional[dict] = None) -> None:
+    """Start the process group for ``--launcher pytorch`` where mmengine's
+    own start would fail; elsewhere leave it to mmengine.
 
-    mmengine's own initialisation calls ``torch.cuda.set_device``, which
-    fails on machines without a GPU; with the group already started it is
-    skipped. ``torchrun`` provides the rank and address variables.
+    - Without CUDA: mmengine's start calls ``torch.cuda.set_device``, which
+      fails on machines without a GPU; a gloo group is started instead.
+    - In a process that torchrun restarted (``TORCHELASTIC_RESTART_COUNT``
+      above 0): the job's store still holds the keys of the first attempt,
+      so a process could read the address of a peer that no longer exists
+      and fail to connect (gloo: "connectFullMesh ... Connection refused")
+      or wait on it. The group starts under a key prefix of its attempt.
+
+    With the group started, mmengine skips its own start. ``torchrun``
+    provides the rank and address variables.
+
+    Args:
+        launcher: The config's ``launcher``.
+        dist_cfg: ``env_cfg.dist_cfg`` of the config (its ``backend`` and
+            ``timeout`` in seconds are used on a GPU).
     """
-    if (launcher != 'pytorch' or torch.cuda.is_available()
-            or torch.distributed.is_initialized()):
+    if launcher != 'pytorch' or torch.distributed.is_initialized():
         return
-    torch.distributed.init_process_group(backend='gloo')
+    attempt = int(os.environ.get('TORCHELASTIC_RESTART_COUNT', '0'))
+    cuda = torch.cuda.is_available()
+    if cuda and attempt == 0:
+        return
+    dist_cfg = dict(dist_cfg or {})
+    backend = dist_cfg.get('backend', 'nccl') if cuda else 'gloo'
+    if cuda:
+        torch.cuda.set_device(int(os.environ['LOCAL_RANK']))
+    options = {}
+    if dist_cfg.get('timeout') is not None:
+        options['timeout'] = datetime.timedelta(seconds=dist_cfg['timeout'])
+    store, rank, world_size = next(torch.distributed.rendezvous('env://'))
+    torch.distributed.init_process_group(
+        backend,
+        store=torch.distributed.PrefixStore(f'attempt_{attempt}', store),
+        rank=rank,
+        world_size=world_size,
+        **options)
 
 
 def _dataset_files(cfg: Config, stages: Tuple[str, ...]):

@@ -18,7 +18,8 @@ from ..utils.token_migration import (keep_tokens, refresh, restore_tokens,
 from ..utils.transformer_blocks import dropout, gather_rel_pos_index
 from ..utils.unit_ops import (fill_masked, gather_units, map_to_units,
                               unit_grid, units_to_map)
-from ..utils.weight_init import check_checkpoint_shapes, init_linear_layers
+from ..utils.weight_init import (check_checkpoint_shapes,
+                                 check_pretrained_file, init_linear_layers)
 
 ArchSettings = Dict[str, Union[int, Tuple[int, int]]]
 MASK_TOKEN_STAGES = ('main', 'embed')
@@ -598,6 +599,10 @@ class UnitPyramidBackbone(BaseModule):
         if name.startswith('blocks.'):
             return self.layer_ids[int(name.split('.')[1])], total
         return total - 1, total
+
+    def init_weights(self) -> None:
+        check_pretrained_file(self.init_cfg, type(self).__name__)
+        super().init_weights()
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # Checkpoints made at another resolution (e.g. 224 pretraining for a

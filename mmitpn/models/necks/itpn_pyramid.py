@@ -10,7 +10,8 @@ from torch import Tensor, nn
 from mmitpn.registry import MODELS
 from ..utils.transformer_blocks import MlpBlock
 from ..utils.unit_ops import PatchSplit, map_to_units, units_to_map
-from ..utils.weight_init import check_checkpoint_shapes, init_linear_layers
+from ..utils.weight_init import (check_checkpoint_shapes,
+                                 check_pretrained_file, init_linear_layers)
 
 
 @MODELS.register_module()
@@ -106,6 +107,10 @@ class iTPNPyramid(BaseModule):
             for _ in range(3)
         ])
         init_linear_layers(self)
+
+    def init_weights(self) -> None:
+        check_pretrained_file(self.init_cfg, type(self).__name__)
+        super().init_weights()
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         check_checkpoint_shapes(self, state_dict, prefix)

@@ -1,7 +1,12 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
 """Weight initialisation shared by mmitpn's modules."""
+from typing import List, Optional, Union
+
 from mmengine.model.weight_init import trunc_normal_
 from torch import nn
+
+from mmitpn.utils.checkpoint import (checkpoint_problem,
+                                     refuse_unsafe_checkpoint)
 
 
 def init_linear_layers(module: nn.Module, std: float = .02) -> None:
@@ -44,3 +49,48 @@ def check_checkpoint_shapes(module: nn.Module,
             f'The checkpoint does not fit this {type(module).__name__} (a '
             f'checkpoint of another architecture?): {len(mismatched)} '
             'tensors differ in shape: ' + '; '.join(mismatched[:8]))
+
+
+def check_pretrained_file(init_cfg: Optional[Union[dict, List[dict]]],
+                          owner: str) -> None:
+    """Raise a one-line error naming the file if ``init_cfg`` asks for a
+    ``Pretrained`` checkpoint that cannot be read as weights.
+
+    mmengine's ``PretrainedInit`` would stop on the same file with torch's
+    multi-line message, which names neither the file nor the module. Local
+    paths only; URLs and ``prefix://`` schemes are left to mmengine.
+
+    Args:
+        init_cfg: The module's ``init_cfg``.
+        owner: The module's class name, for the message.
+
+    Raises:
+        FileNotFoundError: The checkpoint does not exist.
+        ValueError: The checkpoint is truncated or not a torch file.
+        UnsafeCheckpointError: Its pickle names objects that a weights-only
+            load refuses.
+    """
+    for cfg in init_cfg if isinstance(init_cfg, list) else [init_cfg]:
+        if not cfg or cfg.get('type') != 'Pretrained':
+            continue
+        path = str(cfg.get('checkpoint', ''))
+        if not path or '://' in path:
+            continue
+        problem = checkpoint_problem(path)
+        where = f'init_cfg.checkpoint of {owner}'
+        if problem == 'no such file':
+            raise FileNotFoundError(
+                f'Checkpoint file not found: {path} ({where}); train or '
+                'convert it first, or point the config at the file.')
+        if problem and not _legacy_torch_file(path):
+            raise ValueError(
+                f'Cannot read checkpoint {path} ({where}): {problem}; fetch '
+                'or save it again.')
+        refuse_unsafe_checkpoint(path)
+
+
+def _legacy_torch_file(path: str) -> bool:
+    """Whether ``path`` starts as a pickle, as files that torch wrote before
+    its zip format do (not a zip archive, but readable by ``torch.load``)."""
+    with open(path, 'rb') as f:
+        return f.read(1) == b'\x80'
