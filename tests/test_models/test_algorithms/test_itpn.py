@@ -187,6 +187,10 @@ def test_bad_configs_fail_at_build_time(cfg, message):
 @pytest.mark.parametrize('backbone,message', [
     (dict(FAST, window_size=2),
      'iTPN with backbone FastiTPN: masked pretraining .* remove window_size'),
+    (dict(
+        FAST,
+        token_reduction=dict(type='migration', start_block=0, keep_ratio=0.5)),
+     'masked pretraining .* gathering_tokens and token_reduction'),
     (dict(PIXEL['backbone'], rel_pos_type='decomposed'),
      "iTPN with backbone HiViT: rel_pos_type='decomposed'"),
 ])
