@@ -23,9 +23,10 @@ Cases (``--cases``, default ``base``):
   kernel avoids; what Fast-iTPN ran before the shared template);
 - ``speed``: the token-reduction options of the backbone (ViTDet windows,
   windows with gathering tokens, token migration at keep 0.75 and 0.5 from
-  block 6, and migration with gathering) on the iTPN-B and
-  Fast-iTPN-B Mask R-CNN at 1344x800 and UperNet at 512x512, next to the
-  global-attention model as shipped and Swin-B; ratios against both;
+  block 6, and migration or window migration with gathering) on the
+  iTPN-B and Fast-iTPN-B Mask R-CNN at 1344x800 and UperNet at 512x512,
+  next to the global-attention model as shipped and Swin-B; ratios against
+  both;
 - the CLIP-B detector as shipped (no relative position bias, as the
   official detector) and with the global relative position bias tables it
   had before (``rel_pos_type='bias_table'``);
@@ -267,8 +268,9 @@ CASES: Dict[str, dict] = {
 }
 
 
-def _migration(keep_ratio: float) -> dict:
-    return dict(token_migration=dict(start_block=6, keep_ratio=keep_ratio))
+def _migration(keep_ratio: float, kind: str = 'migration') -> dict:
+    return dict(
+        token_reduction=dict(type=kind, start_block=6, keep_ratio=keep_ratio))
 
 
 # The token-reduction options of the backbone template, each applied to the
@@ -289,6 +291,11 @@ SPEED_VARIANTS = {
     'windows + 8 gathering tokens + migration keep 0.5':
     lambda window: dict(
         window_size=window, gathering_tokens=8, **_migration(0.5)),
+    'windows + 8 gathering tokens + window migration keep 0.5':
+    lambda window: dict(
+        window_size=window,
+        gathering_tokens=8,
+        **_migration(0.5, 'window_migration')),
 }
 SPEED_TASKS = {
     'mask-rcnn':
@@ -471,8 +478,9 @@ def shrink(cfg: Config, case: dict) -> None:
             backbone.update(
                 window_size=2,
                 global_blocks=(1, ) if backbone.get('global_blocks') else ())
-        if backbone.get('token_migration'):
-            backbone.token_migration.update(start_block=1)
+        for key in ('token_reduction', 'token_migration'):
+            if backbone.get(key):
+                backbone[key].update(start_block=1)
         if model.get('neck') and 'iTPNPyramid' in model.neck.type:
             model.neck.update(embed_dims=64)
         if task == 'seg':

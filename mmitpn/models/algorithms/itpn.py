@@ -151,9 +151,6 @@ class iTPN(iTPNBase):
                          'nothing redundant to drop; remove window_size, '
                          'gathering_tokens and token_reduction (they are for '
                          'dense fine-tuning and inference).')
-        if self.backbone.rel_pos_type == 'decomposed':
-            self._refuse("rel_pos_type='decomposed' needs the full unit "
-                         "grid; use 'bias_table' or None for pretraining.")
         self.head = build_part(head)
         self.mfm_head = None
         if mfm_head is not None:

@@ -37,8 +37,8 @@ class MigrationState:
     """Which tokens run and how the others are restored.
 
     Attributes:
-        kept_ids (Tensor): ``(B, K)`` grid indices of the kept tokens,
-            ascending.
+        kept_ids (Tensor): ``(B, K)`` grid indices of the kept tokens, in
+            the order they run (ascending for :func:`start_migration`).
         dropped_ids (Tensor): ``(B, M)`` grid indices of the dropped tokens.
         match (Tensor): ``(B, M)`` position in ``kept_ids`` of the kept
             token each dropped token follows.
@@ -224,18 +224,16 @@ class WindowLayout:
         score = score.masked_fill(~self.real[None, :, self.source],
                                   float('-inf'))
         rank = score.argsort(dim=-1, descending=True).argsort(dim=-1)
-        dropped_source = rank < self.drop_count[None, :, None]
+        # From the first half of every window to all its slots.
         index = self.source.expand(batch, self.num_windows, -1)
-        dropped = torch.zeros(
-            shape, dtype=torch.bool,
-            device=x.device).scatter(2, index, dropped_source)
-        first_slot = torch.arange(
-            self.num_windows, device=x.device)[None, :, None] * \
-            self.slot_count
-        match = torch.zeros(
-                shape, dtype=torch.long,
-                device=x.device).scatter(2, index,
-                                         first_slot + self.target[best])
+        dropped_source = rank < self.drop_count[None, :, None]
+        dropped = x.new_zeros(shape, dtype=torch.bool)
+        dropped = dropped.scatter(2, index, dropped_source)
+        window_start = torch.arange(self.num_windows, device=x.device)
+        target = window_start[None, :, None] * self.slot_count + \
+            self.target[best]
+        match = x.new_zeros(shape, dtype=torch.long)
+        match = match.scatter(2, index, target)
         kept = self.real[None] & ~dropped
         return kept.flatten(1), dropped.flatten(1), match.flatten(1)
 
@@ -282,19 +280,17 @@ def start_window_migration(
         kept_slots = first_true(kept, layout.num_kept)
         dropped_slots = first_true(dropped, layout.num_dropped)
         match_slots = match.gather(1, dropped_slots)
-        position = torch.zeros_like(
-            kept, dtype=torch.long).scatter(
-                1, kept_slots,
-                torch.arange(layout.num_kept,
-                             device=x.device).expand(batch, -1))
+        # Position of every slot among the kept tokens.
+        order = torch.arange(layout.num_kept, device=x.device)
+        position = torch.zeros_like(kept, dtype=torch.long)
+        position = position.scatter(1, kept_slots, order.expand(batch, -1))
         kept_ids = layout.grid_ids[kept_slots]
         dropped_ids = layout.grid_ids[dropped_slots]
         match_ids = layout.grid_ids[match_slots]
-        # Window position of every slot of the kept tokens' windows.
-        local = torch.cat(
-            [kept_slots % layout.slot_count,
-             kept_slots.new_zeros(batch, 1)],
-            1)[:, layout.slots] + layout.pad_local
+        # Position in its window of every slot of the kept windows.
+        local = kept_slots % layout.slot_count
+        local = torch.cat([local, local.new_zeros(batch, 1)], 1)
+        local = local[:, layout.slots] + layout.pad_local
     delta = gather_units(x, dropped_ids) - gather_units(x, match_ids)
     state = MigrationState(kept_ids, dropped_ids,
                            position.gather(1, match_slots), delta)
