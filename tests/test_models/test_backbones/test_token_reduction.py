@@ -301,6 +301,20 @@ def test_window_migration_at_keep_1_computes_what_windows_compute(
         assert torch.equal(out, expected)
 
 
+def run_recording_lengths(model, images):
+    """The output of ``model`` and the number of tokens every main block
+    and its attention took (the attention: tokens per window)."""
+    lengths, attention_lengths = [], []
+    for block in model.blocks[model.main_start:]:
+        block.register_forward_pre_hook(
+            lambda _, args: lengths.append(args[0].shape[1]))
+        block.attn.register_forward_pre_hook(
+            lambda _, args: attention_lengths.append(args[0].shape[1]))
+    with torch.no_grad():
+        (out, ) = model(images)
+    return out, lengths, attention_lengths
+
+
 @pytest.mark.parametrize('family', FAMILIES)
 def test_window_migration_runs_every_block_on_the_kept_tokens(family):
     torch.manual_seed(0)
@@ -311,19 +325,12 @@ def test_window_migration_runs_every_block_on_the_kept_tokens(family):
         window_size=2,
         global_blocks=(3, ),
         token_reduction=reduction).eval()
-    lengths, window_lengths = [], []
-    for block in model.blocks[model.main_start:]:
-        block.register_forward_pre_hook(
-            lambda _, args: lengths.append(args[0].shape[1]))
-        block.attn.register_forward_pre_hook(
-            lambda _, args: window_lengths.append(args[0].shape[1]))
     images = torch.randn(2, 3, 80, 112)  # 5x7 = 35 units, 12 windows
-    with torch.no_grad():
-        (out, ) = model(images)
+    out, lengths, attention_lengths = run_recording_lengths(model, images)
     # Block 0 on the grid; windowed block 1-2 and global block 3 on the 23
     # kept tokens; windows of 4, then 2 slots; global attention over 23.
     assert lengths == [35, 23, 23, 23]
-    assert window_lengths == [4, 2, 2, 23]
+    assert attention_lengths == [4, 2, 2, 23]
     assert out.shape == (2, 64, 5, 7)
 
 
@@ -337,15 +344,11 @@ def test_migration_runs_global_blocks_on_the_kept_tokens(family):
         window_size=2,
         global_blocks=(2, 3),
         token_reduction=migration).eval()
-    lengths = []
-    for block in model.blocks[model.main_start:]:
-        block.register_forward_pre_hook(
-            lambda _, args: lengths.append(args[0].shape[1]))
     images = torch.randn(2, 3, 80, 112)  # 5x7 = 35 units
-    with torch.no_grad():
-        (out, ) = model(images)
+    out, lengths, attention_lengths = run_recording_lengths(model, images)
     # Windowed blocks 0 and 1 on the grid; global blocks 2, 3 on 35 - 17.
     assert lengths == [35, 35, 18, 18]
+    assert attention_lengths == [4, 4, 18, 18]
     assert out.shape == (2, 64, 5, 7)
     full = family(
         TINY, img_size=64, window_size=2, global_blocks=(2, 3)).eval()
