@@ -130,8 +130,9 @@ CASES: Dict[str, dict] = {
 }
 
 
-def _migration(keep_ratio: float) -> dict:
-    return dict(token_migration=dict(start_block=6, keep_ratio=keep_ratio))
+def _migration(keep_ratio: float, kind: str = 'migration') -> dict:
+    return dict(
+        token_reduction=dict(type=kind, start_block=6, keep_ratio=keep_ratio))
 
 
 # The token-reduction options of the backbone template, each applied to the
@@ -152,6 +153,11 @@ SPEED_VARIANTS: Dict[str, Callable[[int], dict]] = {
     'windows + 8 gathering tokens + migration keep 0.5':
     lambda window: dict(
         window_size=window, gathering_tokens=8, **_migration(0.5)),
+    'windows + 8 gathering tokens + window migration keep 0.5':
+    lambda window: dict(
+        window_size=window,
+        gathering_tokens=8,
+        **_migration(0.5, 'window_migration')),
 }
 SPEED_TASKS = {
     'mask-rcnn':
@@ -325,8 +331,9 @@ def shrink(cfg: Config, task: str) -> None:
             backbone.update(
                 window_size=2,
                 global_blocks=(1, ) if backbone.get('global_blocks') else ())
-        if backbone.get('token_migration'):
-            backbone.token_migration.update(start_block=1)
+        for key in ('token_reduction', 'token_migration'):
+            if backbone.get(key):
+                backbone[key].update(start_block=1)
         if model.get('neck') and 'iTPNPyramid' in model.neck.type:
             model.neck.update(embed_dims=64)
         if task == 'seg':

@@ -28,15 +28,12 @@ INPUT_NAME = 'images'
 def static_shape_reason(model: ExportModel) -> Optional[str]:
     """Why the graph of ``model`` holds for its traced size only, or None.
 
-    Token migration drops ``N - round(keep_ratio * N)`` tokens, a count
-    computed in Python from the token count ``N``, so the traced graph
-    keeps the count of the traced size (at other sizes it runs but gives
-    wrong results, tested).
+    A token reduction (``token_reduction``) drops a number of tokens
+    computed in Python from the token count, so the traced graph keeps the
+    count of the traced size (at other sizes it runs but gives wrong
+    results, tested).
     """
-    if find_backbone(model).token_migration is not None:
-        return ('token_migration drops a number of tokens computed in '
-                'Python from the input size, which the graph keeps fixed')
-    return None
+    return find_backbone(model).token_reduction.static_shape_reason()
 
 
 def export_onnx(model: ExportModel,

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from mmitpn.benchmarks import describe_machine, time_steps
-from mmitpn.benchmarks.downstream import (CASES, RATIOS, build_case_model,
-                                          load_case_config, select_cases)
+from mmitpn.benchmarks.downstream import (CASES, RATIOS, SPEED_VARIANTS,
+                                          build_case_model, load_case_config,
+                                          select_cases)
 from mmitpn.utils import cpu_has_native_bf16
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -123,7 +124,9 @@ def test_cases_name_existing_configs_and_ratios_name_cases():
             assert osp.isfile(osp.join(CONFIGS, case['config'])), name
     assert {name for pair in RATIOS for name in pair} <= set(CASES)
     speed = select_cases(['speed'])
-    assert len(speed) == 2 + 2 * 2 * 6  # two peers, 2 tasks x 2 families
+    # Two peers, and every variant for 2 tasks x 2 families.
+    assert len(SPEED_VARIANTS) == 7
+    assert len(speed) == 2 + 2 * 2 * len(SPEED_VARIANTS)
     assert select_cases(['base', 'mask-rcnn itpn-base']) == \
         select_cases(['base'])
     with pytest.raises(ValueError, match="Unknown case 'no such case'"):

@@ -1,6 +1,6 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
 """ONNX and torch.export of tiny HiViT, iTPN-pyramid and Fast-iTPN models
-(windows, gathering tokens, token migration) match PyTorch within 1e-4
+(windows, gathering tokens, token reduction) match PyTorch within 1e-4
 (fp32); dynamic graphs are checked at a second size, batch and aspect."""
 import os.path as osp
 import subprocess
@@ -20,7 +20,11 @@ ATOL = 1e-4
 TINY = tiny_arch(depth=3, embed_dims=64)
 # Windows of 2 units with a 3-unit-wide grid: padded windows.
 WINDOWS = dict(window_size=2, global_blocks=(2, ))
-MIGRATION = dict(token_migration=dict(start_block=1, keep_ratio=0.75))
+MIGRATION = dict(
+    token_reduction=dict(type='migration', start_block=1, keep_ratio=0.75))
+WINDOW_MIGRATION = dict(
+    token_reduction=dict(
+        type='window_migration', start_block=1, keep_ratio=0.5))
 
 
 def backbone(family='HiViT', **kwargs):
@@ -95,6 +99,14 @@ CASES = {
     'fast-itpn-pyramid-migration-gathering':
     (lambda: detector_cfg('FastiTPN', gathering_tokens=2, **MIGRATION),
      'pyramid'),
+    'hivit-pyramid-window-migration-gathering-bias': (lambda: detector_cfg(
+        rel_pos_type='bias_table',
+        gathering_tokens=2,
+        **WINDOW_MIGRATION,
+        **WINDOWS), 'pyramid'),
+    'fast-itpn-backbone-window-migration':
+    (lambda: detector_cfg('FastiTPN', **WINDOW_MIGRATION, **WINDOWS),
+     'backbone'),
 }
 
 
@@ -122,7 +134,8 @@ def test_onnx_and_torch_export_match_pytorch(case, tmp_path):
 def test_a_dynamic_migration_graph_is_refused_as_it_would_be_wrong(tmp_path):
     cfg = detector_cfg(**MIGRATION)
     model = build_export_model(cfg, 'backbone')
-    with pytest.raises(ValueError, match='token_migration drops a number'):
+    with pytest.raises(
+            ValueError, match=r'token_reduction \(migration\) drops a number'):
         export_onnx(model, images(1, 32, 48, 0), str(tmp_path / 'm.onnx'))
     # One graph per size instead: exact at its size.
     path = str(tmp_path / 'static.onnx')

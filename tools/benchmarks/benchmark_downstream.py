@@ -24,9 +24,10 @@ lists them):
   kernel avoids);
 - ``speed``: the token-reduction options of the backbone (ViTDet windows,
   windows with gathering tokens, token migration at keep 0.75 and 0.5 from
-  block 6, and migration with gathering) on the iTPN-B and
-  Fast-iTPN-B Mask R-CNN at 1344x800 and UperNet at 512x512, next to the
-  global-attention model as shipped and Swin-B; ratios against both;
+  block 6, and migration or window migration with gathering) on the
+  iTPN-B and Fast-iTPN-B Mask R-CNN at 1344x800 and UperNet at 512x512,
+  next to the global-attention model as shipped and Swin-B; ratios against
+  both;
 - the CLIP-B detector as shipped (no relative position bias, as the
   official detector) and with global relative position bias tables
   (``rel_pos_type='bias_table'``);

@@ -145,15 +145,12 @@ class iTPN(iTPNBase):
         self._check_visible_units(self.grid_size)
         if self.backbone.window_size or \
                 self.backbone.gathering_tokens is not None or \
-                self.backbone.token_migration is not None:
+                self.backbone.token_reduction.start_block is not None:
             self._refuse('masked pretraining runs the main stage on the '
                          'visible units only, which have no windows and '
                          'nothing redundant to drop; remove window_size, '
-                         'gathering_tokens and token_migration (they are for '
+                         'gathering_tokens and token_reduction (they are for '
                          'dense fine-tuning and inference).')
-        if self.backbone.rel_pos_type == 'decomposed':
-            self._refuse("rel_pos_type='decomposed' needs the full unit "
-                         "grid; use 'bias_table' or None for pretraining.")
         self.head = build_part(head)
         self.mfm_head = None
         if mfm_head is not None:

@@ -2,6 +2,7 @@
 """The template of HiViT-family backbones: a stem at stride 4 and 8 joined by
 merges inside 16x16 units, then a main stage at stride 16 with an absolute
 position embedding; one flat ``blocks`` list."""
+import warnings
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -13,13 +14,13 @@ from torch.utils.checkpoint import checkpoint
 
 from ..utils.position_encoding import (build_2d_sincos_pos_embed,
                                        resample_with_offset, resize_pos_embed)
-from ..utils.token_migration import (keep_tokens, refresh, restore_tokens,
-                                     start_migration)
-from ..utils.transformer_blocks import dropout, gather_rel_pos_index
+from ..utils.token_reduction import TokenReduction, build_token_reduction
+from ..utils.transformer_blocks import dropout
 from ..utils.unit_ops import (fill_masked, gather_units, map_to_units,
                               unit_grid, units_to_map)
 from ..utils.weight_init import (check_checkpoint_shapes,
                                  check_pretrained_file, init_linear_layers)
+from ..utils.windows import Windows
 
 ArchSettings = Dict[str, Union[int, Tuple[int, int]]]
 MASK_TOKEN_STAGES = ('main', 'embed')
@@ -101,7 +102,8 @@ class UnitPyramidBackbone(BaseModule):
         global_blocks (Sequence[int]): Main blocks (0-based) that keep
             global attention when ``window_size`` is set. Defaults to ().
         gathering_tokens (int): Token gathering (Fast-iTPN's second
-            "flexible design", in mmitpn's reading): this many learned
+            "flexible design", in mmitpn's reading; see
+            :mod:`mmitpn.models.utils.token_gathering`): this many learned
             tokens per image join the main stage; in every main block they
             attend to all tokens and every token attends to them besides
             its window, so windows exchange global information without
@@ -109,16 +111,21 @@ class UnitPyramidBackbone(BaseModule):
             parameter, trunc-normal initialised; checkpoints without it
             leave it at its initialisation and say so) and are dropped
             after the main stage. 0 disables it. Defaults to 0.
-        token_migration (dict, optional): Token migration (Fast-iTPN's first
-            "flexible design", in mmitpn's reading; see
-            :mod:`mmitpn.models.utils.token_migration`):
-            ``dict(start_block=k, keep_ratio=r)`` drops the ``1 - r`` most
-            redundant tokens (bipartite cosine matching, at most half)
-            before main block ``k``; global blocks from there on run on the
-            kept tokens only, windowed blocks on the full grid with every
-            dropped token following its match, and the outputs hold the
-            full grid again (no attention in the restore). Training-free:
-            it can be switched on for any checkpoint. Defaults to None.
+        token_reduction (dict, optional): Which tokens the main blocks run
+            on (see :mod:`mmitpn.models.utils.token_reduction`): None for
+            all; ``dict(type='migration', start_block=k, keep_ratio=r)``
+            drops the ``1 - r`` most redundant tokens of the grid before
+            main block ``k`` (Fast-iTPN's token migration, in mmitpn's
+            reading): global blocks run on the kept tokens, windowed blocks
+            on the full grid; ``dict(type='window_migration', ...)`` drops
+            them within each window (needs ``window_size``), so windowed
+            blocks run on the kept tokens too. The outputs hold the full
+            grid either way (dropped tokens follow their match, no
+            attention in the restore). Training-free: it can be switched on
+            for any checkpoint. Not applied with masking (``ids_keep``).
+            Defaults to None.
+        token_migration (dict, optional): Deprecated spelling of
+            ``token_reduction=dict(type='migration', **token_migration)``.
         upcast_attention (bool): q·k and softmax in float32 under autocast.
         fused_attention (bool): Fused attention kernels (flash /
             memory-efficient) wherever they are the faster path; False
@@ -172,6 +179,7 @@ class UnitPyramidBackbone(BaseModule):
                  window_size: Optional[int] = None,
                  global_blocks: Sequence[int] = (),
                  gathering_tokens: int = 0,
+                 token_reduction: Optional[dict] = None,
                  token_migration: Optional[dict] = None,
                  upcast_attention: bool = False,
                  fused_attention: bool = True,
@@ -193,7 +201,8 @@ class UnitPyramidBackbone(BaseModule):
         if any(not 0 <= i < self.depth for i in self.global_blocks):
             raise ValueError(f'global_blocks {self.global_blocks} are not '
                              f'blocks of the {self.depth}-block main stage.')
-        self.token_migration = self._parse_migration(token_migration)
+        self.token_reduction = self._build_token_reduction(
+            token_reduction, token_migration)
         # What the family builders read.
         self.block_settings = dict(
             stem_mlp_ratio=stem_mlp_ratio,
@@ -360,27 +369,26 @@ class UnitPyramidBackbone(BaseModule):
         return self.embed_dims // 4 if self.mask_token_stage == 'embed' \
             else self.embed_dims
 
-    def _parse_migration(self, cfg: Optional[dict]) -> Optional[dict]:
-        if cfg is None:
-            return None
-        if not isinstance(cfg, dict) or set(cfg) != {
-                'start_block', 'keep_ratio'
-        }:
-            raise ValueError('token_migration must be dict(start_block=..., '
-                             f'keep_ratio=...), got {cfg!r}.')
-        if not 0 <= cfg['start_block'] < self.depth:
-            raise ValueError(f"token_migration start_block "
-                             f"{cfg['start_block']} is not a block of the "
-                             f'{self.depth}-block main stage.')
-        if not 0.5 <= cfg['keep_ratio'] <= 1:
-            raise ValueError('token_migration keep_ratio must be in [0.5, 1] '
-                             '(bipartite matching drops at most half of the '
-                             f"tokens), got {cfg['keep_ratio']}.")
-        if self.rel_pos_type == 'decomposed':
-            raise ValueError("token_migration needs tokens off the grid: "
-                             "rel_pos_type='decomposed' cannot take it; use "
-                             "'bias_table' or None.")
-        return dict(cfg)
+    def _build_token_reduction(self, cfg: Optional[dict],
+                               deprecated: Optional[dict]) -> TokenReduction:
+        if deprecated is not None:
+            if cfg is not None:
+                raise ValueError('Set token_reduction only; token_migration '
+                                 'is its deprecated spelling.')
+            if not isinstance(deprecated, dict) or set(deprecated) != {
+                    'start_block', 'keep_ratio'
+            }:
+                raise ValueError('token_migration must be dict(start_block='
+                                 f'..., keep_ratio=...), got {deprecated!r}.')
+            cfg = dict(type='migration', **deprecated)
+            warnings.warn(
+                'token_migration is deprecated; write token_reduction='
+                f"dict(type='migration', start_block="
+                f"{deprecated['start_block']}, keep_ratio="
+                f"{deprecated['keep_ratio']}) instead.", FutureWarning)
+        reduction = build_token_reduction(cfg)
+        reduction.check(self.depth, self.window_size)
+        return reduction
 
     def _init_weights(self, pos_embed_init: str) -> None:
         # Relative position tables stay zero, as in the official code (and
@@ -478,7 +486,7 @@ class UnitPyramidBackbone(BaseModule):
             grid (tuple[int, int]): Unit grid of the input.
             ids_keep (Tensor, optional): Visible units, as for the stem.
             collect (Sequence[int]): Main blocks (0-based) whose outputs are
-                returned too, e.g. for auxiliary heads.
+                returned too (full grid), e.g. for auxiliary heads.
 
         Returns:
             tuple: The final tokens and the collected block outputs.
@@ -488,59 +496,45 @@ class UnitPyramidBackbone(BaseModule):
             raise ValueError('Window attention and gathering tokens need the '
                              'full unit grid; masked pretraining uses global '
                              'attention.')
-        pos_embed = resize_pos_embed(
-            getattr(self, self.pos_embed_name), self.grid_size, grid)
-        if ids_keep is not None and self.ape_resample_offset:
-            pos_embed = resample_with_offset(pos_embed, grid,
-                                             self.ape_resample_offset)
-        if ids_keep is not None:
-            pos_embed = gather_units(
-                pos_embed.expand(x.shape[0], -1, -1), ids_keep)
-        x = self.pos_drop(x + pos_embed)
-        rel_pos_index = window_rel_pos_index = None
-        if self.rel_pos_type == 'bias_table':
-            rel_pos_index = gather_rel_pos_index(grid, ids_keep, x.device)
-            if self.window_size:
-                window_rel_pos_index = gather_rel_pos_index(
-                    (self.window_size, ) * 2, None, x.device)
+        x = self.pos_drop(x + self._position_embedding(x, grid, ids_keep))
+        reduction = self.token_reduction if ids_keep is None \
+            else TokenReduction()
+        tokens = reduction.begin(x, grid, ids_keep, self.rel_pos_type,
+                                 self.window_size)
         gather = None if self.gathering_tokens is None else \
             self.gathering_tokens.expand(x.shape[0], -1, -1)
-        migration = None
-        migrate = self.token_migration is not None and ids_keep is None
         collected = []
         for index, block in enumerate(self.blocks[self.main_start:]):
             windowed = self._windowed(index)
-            if migrate and index == self.token_migration['start_block']:
-                migration = start_migration(x,
-                                            self.token_migration['keep_ratio'])
-                x = keep_tokens(x, migration)
-                if rel_pos_index is not None:
-                    rel_pos_index = gather_rel_pos_index(
-                        grid, migration.kept_ids, x.device)
-            if windowed:
-                full = x if migration is None else restore_tokens(x, migration)
-                full, gather = self._run_main_block(block, full, gather, grid,
-                                                    window_rel_pos_index,
-                                                    self.window_size)
-                x = full if migration is None else refresh(full, migration)
-            else:
-                x, gather = self._run_main_block(block, x, gather, grid,
-                                                 rel_pos_index, None)
+            tokens.keep(index)
+            x, rel_pos, windows = tokens.block_input(windowed)
+            x, gather = self._run_main_block(block, x, gather, grid, rel_pos,
+                                             windows)
+            tokens.block_output(x, windowed)
             if index in collect:
-                collected.append(
-                    x if migration is None else restore_tokens(x, migration))
-        if migration is not None:
-            x = restore_tokens(x, migration)
-        return x, collected
+                collected.append(tokens.restore())
+        return tokens.restore(), collected
+
+    def _position_embedding(self, x: Tensor, grid: Tuple[int, int],
+                            ids_keep: Optional[Tensor]) -> Tensor:
+        """The absolute position embedding of the tokens ``x``."""
+        pos_embed = resize_pos_embed(
+            getattr(self, self.pos_embed_name), self.grid_size, grid)
+        if ids_keep is None:
+            return pos_embed
+        if self.ape_resample_offset:
+            pos_embed = resample_with_offset(pos_embed, grid,
+                                             self.ape_resample_offset)
+        return gather_units(pos_embed.expand(x.shape[0], -1, -1), ids_keep)
 
     def _run_main_block(
             self, block: nn.Module, x: Tensor, gather: Optional[Tensor],
-            grid: Tuple[int, int], rel_pos_index: Optional[Tensor],
-            window_size: Optional[int]) -> Tuple[Tensor, Optional[Tensor]]:
+            grid: Tuple[int, int], rel_pos: Optional[Tensor],
+            windows: Optional[Windows]) -> Tuple[Tensor, Optional[Tensor]]:
         if gather is None:
-            return self._run(block, x, grid, rel_pos_index, window_size), None
-        return self._run(block.forward_gathered, x, gather, grid,
-                         rel_pos_index, window_size)
+            return self._run(block, x, grid, rel_pos, windows), None
+        return self._run(block.forward_gathered, x, gather, grid, rel_pos,
+                         windows)
 
     def _format(self, x: Tensor, grid: Tuple[int, int]) -> Tensor:
         if self.out_type == 'featmap':

@@ -7,7 +7,7 @@ with a prefix change only. That is why layer scale is a plain ``gamma_1`` /
 ``gamma_2`` parameter and not mmpretrain's ``LayerScale`` module (the same
 product, stored as ``gamma_1.weight``).
 """
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -16,8 +16,12 @@ from torch import Tensor, nn
 
 from .position_encoding import (decomposed_rel_pos, relative_position_index,
                                 resize_rel_pos_bias_table)
+from .token_gathering import gathered_block_forward
+from .windows import Windows, as_windows
 
 REL_POS_TYPES = (None, 'bias_table', 'decomposed')
+# A window size (ViTDet windows of the grid), a grouping, or None (global).
+WindowsArg = Union[int, Windows, None]
 
 
 def dropout(p: float) -> nn.Module:
@@ -162,20 +166,21 @@ class Attention(nn.Module):
     def forward(self,
                 x: Tensor,
                 grid_size: Tuple[int, int],
-                rel_pos_index: Optional[Tensor] = None) -> Tensor:
+                rel_pos: Optional[Tensor] = None) -> Tensor:
         """Attend over all tokens of ``x``.
 
         Args:
             x (Tensor): ``(B, L, C)`` tokens.
             grid_size (tuple[int, int]): Unit grid of the full input.
-            rel_pos_index (Tensor, optional): ``(B or 1, L, L)`` indices into
-                the bias table for the tokens present (gathered per sample
-                when units are masked). Needed for ``'bias_table'``.
+            rel_pos (Tensor, optional): Where the tokens present are, as
+                :func:`relative_positions` gives it for this module's
+                ``rel_pos_type``: ``(B or 1, L, L)`` indices into the bias
+                table (needed for ``'bias_table'``), or ``(B, L)`` grid
+                indices for ``'decomposed'`` (None: the whole grid).
         """
         q, k, v = self.project_qkv(x)
         return self.project_out(
-            self.attend(q, k, v, self.position_bias(q, grid_size,
-                                                    rel_pos_index)))
+            self.attend(q, k, v, self.position_bias(q, grid_size, rel_pos)))
 
     def attend(self,
                q: Tensor,
@@ -193,33 +198,55 @@ class Attention(nn.Module):
         return self.proj_drop(self.proj(x))
 
     def position_bias(self, q: Tensor, grid_size: Tuple[int, int],
-                      rel_pos_index: Optional[Tensor]) -> Optional[Tensor]:
+                      rel_pos: Optional[Tensor]) -> Optional[Tensor]:
         """The relative position bias of the queries ``q`` on
-        ``grid_size``, ``(B or 1, heads, L, L)``, or None."""
+        ``grid_size``, ``(B or 1, heads, L, L)``, or None; ``rel_pos`` as
+        in :meth:`forward`."""
         if self.rel_pos_type == 'bias_table':
             table = resize_rel_pos_bias_table(
                 self.relative_position_bias_table, self.grid_size, grid_size)
             # Gather from the table in the compute dtype: the (L, L) bias is
             # materialised once, in bf16/fp16 under autocast, not in fp32.
-            return table.to(q.dtype)[rel_pos_index].permute(0, 3, 1, 2)
+            return table.to(q.dtype)[rel_pos].permute(0, 3, 1, 2)
         if self.rel_pos_type == 'decomposed':
-            return self._decomposed_bias(q, grid_size)
+            return self._decomposed_bias(q, grid_size, rel_pos)
         return None
 
-    def _decomposed_bias(self, q: Tensor, grid_size: Tuple[int,
-                                                           int]) -> Tensor:
+    def _decomposed_bias(self,
+                         q: Tensor,
+                         grid_size: Tuple[int, int],
+                         ids: Optional[Tensor] = None) -> Tensor:
         h, w = grid_size
         batch, heads, length, channels = q.shape
-        if length != h * w:
-            raise ValueError('Decomposed relative positions need the full '
-                             f'{h}x{w} grid, got {length} tokens.')
         rel_h = decomposed_rel_pos(self.rel_pos_h, h, h)
         rel_w = decomposed_rel_pos(self.rel_pos_w, w, w)
+        if ids is not None:
+            return self._decomposed_bias_at(q, rel_h, rel_w, ids // w, ids % w)
+        if length != h * w:
+            raise ValueError('Decomposed relative positions need the full '
+                             f'{h}x{w} grid or the grid indices of the '
+                             f'tokens, got {length} tokens and no indices.')
         grid_q = q.reshape(batch, heads, h, w, channels)
         bias_h = torch.einsum('bnhwc,hkc->bnhwk', grid_q, rel_h.to(q.dtype))
         bias_w = torch.einsum('bnhwc,wkc->bnhwk', grid_q, rel_w.to(q.dtype))
         bias = bias_h[..., :, None] + bias_w[..., None, :]
         return bias.reshape(batch, heads, length, length)
+
+    @staticmethod
+    def _decomposed_bias_at(q: Tensor, rel_h: Tensor, rel_w: Tensor,
+                            rows: Tensor, cols: Tensor) -> Tensor:
+        """The decomposed bias between tokens at ``(rows, cols)``
+        ``(B, L)`` of the grid (e.g. the tokens a migration keeps): every
+        query's products with its row of the per-axis tables, ``(B, heads,
+        L, H)`` and ``(B, heads, L, W)``, taken at each key's row and
+        column."""
+        batch, heads, length, _ = q.shape
+        dtype = q.dtype
+        bias_h = torch.einsum('bnlc,blkc->bnlk', q, rel_h.to(dtype)[rows])
+        bias_w = torch.einsum('bnlc,blkc->bnlk', q, rel_w.to(dtype)[cols])
+        shape = (batch, heads, length, length)
+        return bias_h.gather(3, rows[:, None, None, :].expand(shape)) + \
+            bias_w.gather(3, cols[:, None, None, :].expand(shape))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # Checkpoints made at another resolution carry tables for another
@@ -359,23 +386,26 @@ class AttentionBlock(nn.Module):
     def forward(self,
                 x: Tensor,
                 grid_size: Tuple[int, int],
-                rel_pos_index: Optional[Tensor] = None,
-                window_size: Optional[int] = None) -> Tensor:
-        """Run the block on ``(B, N, C)`` tokens of a ``grid_size`` grid.
+                rel_pos: Optional[Tensor] = None,
+                windows: WindowsArg = None) -> Tensor:
+        """Run the block on ``(B, L, C)`` tokens of a ``grid_size`` grid.
 
-        With ``window_size``, attention runs inside non-overlapping windows
-        as in ViTDet: the normalised tokens are zero-padded and partitioned
-        after ``norm1`` and put back before the residual, so the MLP and the
-        residual path see the real tokens only and drop path removes whole
-        images; ``rel_pos_index`` is then that of one window.
+        With ``windows`` (a window size, or a :mod:`windows
+        <mmitpn.models.utils.windows>` grouping), attention runs inside
+        non-overlapping windows as in ViTDet: the normalised tokens are
+        partitioned (zero-padded) after ``norm1`` and put back before the
+        residual, so the MLP and the residual path see the real tokens only
+        and drop path removes whole images; ``rel_pos`` is then that of the
+        windows (:class:`Attention`).
         """
+        windows = as_windows(windows, grid_size)
         y = self.norm1(x)
-        if window_size:
-            y = window_partition(y, grid_size, window_size)
-            y = self.attn(y, (window_size, window_size), rel_pos_index)
-            y = window_unpartition(y, grid_size, window_size, x.shape[0])
+        if windows is not None:
+            y = windows.partition(y)
+            y = self.attn(y, windows.window_grid, rel_pos)
+            y = windows.unpartition(y, x.shape[0])
         else:
-            y = self.attn(y, grid_size, rel_pos_index)
+            y = self.attn(y, grid_size, rel_pos)
         if self.gamma_1 is not None:
             y = self.gamma_1 * y
         x = x + self.drop_path(y)
@@ -384,112 +414,20 @@ class AttentionBlock(nn.Module):
             y = self.gamma_2 * y
         return x + self.drop_path(y)
 
-    def forward_gathered(
-            self,
-            x: Tensor,
-            gather: Tensor,
-            grid_size: Tuple[int, int],
-            rel_pos_index: Optional[Tensor] = None,
-            window_size: Optional[int] = None) -> Tuple[Tensor, Tensor]:
-        """The block with gathering tokens (token gathering).
-
-        The ``G`` gathering tokens ``gather`` ``(B, G, C)`` attend to
-        themselves and to every token of the image; every token attends to
-        its window (or, without ``window_size``, to the whole grid) and to
-        the gathering tokens, which carry information across windows. All
-        projections, norms and the MLP are the block's own, so pretrained
-        weights serve unchanged; relative positions apply between image
-        tokens only (zero bias to and from gathering tokens).
+    def forward_gathered(self,
+                         x: Tensor,
+                         gather: Tensor,
+                         grid_size: Tuple[int, int],
+                         rel_pos: Optional[Tensor] = None,
+                         windows: WindowsArg = None) -> Tuple[Tensor, Tensor]:
+        """The block with gathering tokens ``gather`` ``(B, G, C)``: see
+        :func:`~mmitpn.models.utils.token_gathering.gathered_block_forward`.
 
         Returns:
             tuple[Tensor]: The tokens and the gathering tokens.
         """
-        attn = self.attn
-        batch, _, channels = x.shape
-        y, y_gather = self.norm1(x), self.norm1(gather)
-        q_gather, k_gather, v_gather = attn.project_qkv(y_gather)
-        if window_size:
-            windows = window_partition(y, grid_size, window_size)
-            num_windows = windows.shape[0] // batch
-            q, k, v = attn.project_qkv(windows)
-            bias = attn.position_bias(q, (window_size, window_size),
-                                      rel_pos_index)
-            extra_k = k_gather.repeat_interleave(num_windows, dim=0)
-            extra_v = v_gather.repeat_interleave(num_windows, dim=0)
-            # Keys of every real token for the gathering queries: the
-            # windows' keys, zero-padding masked out.
-            heads, _, head_dims = k.shape[1:]
-            all_k = k.reshape(batch, num_windows, heads, -1,
-                              head_dims).transpose(1, 2).flatten(2, 3)
-            all_v = v.reshape(batch, num_windows, heads, -1,
-                              head_dims).transpose(1, 2).flatten(2, 3)
-            real = window_partition(
-                x.new_ones(1, x.shape[1], 1), grid_size,
-                window_size).flatten().bool()
-            # masked_fill, not a masked assignment into a slice: the ONNX
-            # exporter turns the latter into writes at the wrong keys.
-            real = torch.cat([real.new_ones(gather.shape[1]), real])
-            gather_bias = torch.zeros(
-                real.shape, dtype=q.dtype, device=x.device).masked_fill(
-                    ~real, float('-inf')).reshape(1, 1, 1, -1)
-        else:
-            q, k, v = attn.project_qkv(y)
-            bias = attn.position_bias(q, grid_size, rel_pos_index)
-            extra_k, extra_v, all_k, all_v = k_gather, v_gather, k, v
-            gather_bias = None
-        if bias is not None:
-            bias = F.pad(
-                bias.expand(q.shape[0], -1, -1, -1), (0, extra_k.shape[2]))
-        out = attn.attend(q, torch.cat([k, extra_k], 2),
-                          torch.cat([v, extra_v], 2), bias)
-        if window_size:
-            out = out.transpose(1, 2).flatten(2)
-            out = window_unpartition(out, grid_size, window_size, batch)
-            out = attn.proj_drop(attn.proj(out))
-        else:
-            out = attn.project_out(out)
-        out_gather = attn.project_out(
-            attn.attend(q_gather, torch.cat([k_gather, all_k], 2),
-                        torch.cat([v_gather, all_v], 2), gather_bias))
-        tokens = torch.cat([out, out_gather], 1)
-        if self.gamma_1 is not None:
-            tokens = self.gamma_1 * tokens
-        both = torch.cat([x, gather], 1) + self.drop_path(tokens)
-        y = self.mlp(self.norm2(both))
-        if self.gamma_2 is not None:
-            y = self.gamma_2 * y
-        both = both + self.drop_path(y)
-        return both[:, :x.shape[1]], both[:, x.shape[1]:]
-
-
-def window_partition(x: Tensor, grid_size: Tuple[int, int],
-                     window_size: int) -> Tensor:
-    """``(B, H*W, C)`` tokens to zero-padded windows
-    ``(B * num_windows, window_size**2, C)``."""
-    batch, _, channels = x.shape
-    height, width = grid_size
-    x = x.view(batch, height, width, channels)
-    pad_h, pad_w = -height % window_size, -width % window_size
-    x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
-    rows, cols = (height + pad_h) // window_size, (width +
-                                                   pad_w) // window_size
-    x = x.view(batch, rows, window_size, cols, window_size, channels)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window_size**2, channels)
-
-
-def window_unpartition(windows: Tensor, grid_size: Tuple[int, int],
-                       window_size: int, batch: int) -> Tensor:
-    """Inverse of :func:`window_partition`, padding removed."""
-    height, width = grid_size
-    # Ceiling division without negative operands: traced into ONNX, a
-    # floor division of negative sizes truncates towards zero instead.
-    rows = (height + window_size - 1) // window_size
-    cols = (width + window_size - 1) // window_size
-    channels = windows.shape[-1]
-    x = windows.view(batch, rows, cols, window_size, window_size, channels)
-    x = x.permute(0, 1, 3, 2, 4, 5).reshape(batch, rows * window_size,
-                                            cols * window_size, channels)
-    return x[:, :height, :width].reshape(batch, height * width, channels)
+        return gathered_block_forward(self, x, gather, grid_size, rel_pos,
+                                      as_windows(windows, grid_size))
 
 
 _REL_POS_INDEX_CACHE: Dict[Tuple[Tuple[int, int], str], Tensor] = {}
@@ -522,3 +460,18 @@ def gather_rel_pos_index(grid_size: Tuple[int,
     rows = index[ids_keep]  # (B, L, N)
     return rows.gather(2,
                        ids_keep.unsqueeze(1).expand(-1, ids_keep.shape[1], -1))
+
+
+def relative_positions(rel_pos_type: Optional[str], grid_size: Tuple[int, int],
+                       ids: Optional[Tensor],
+                       device: torch.device) -> Optional[Tensor]:
+    """What an :class:`Attention` of ``rel_pos_type`` needs to know of the
+    positions of tokens at grid indices ``ids`` ``(B, L)`` (None: the whole
+    grid, row-major): bias-table indices (:func:`gather_rel_pos_index`) for
+    ``'bias_table'``, the indices themselves for ``'decomposed'``, nothing
+    without relative positions."""
+    if rel_pos_type == 'bias_table':
+        return gather_rel_pos_index(grid_size, ids, device)
+    if rel_pos_type == 'decomposed':
+        return ids
+    return None

@@ -37,7 +37,11 @@ FAST = dict(type='FastiTPN', arch=TINY, img_size=64)
 
 
 @pytest.mark.parametrize(
-    'backbone', [PIXEL['backbone'], FAST], ids=['HiViT', 'FastiTPN'])
+    'backbone', [
+        PIXEL['backbone'], FAST,
+        dict(PIXEL['backbone'], rel_pos_type='decomposed')
+    ],
+    ids=['HiViT', 'FastiTPN', 'HiViT-decomposed-positions'])
 def test_pixel_pretraining_learns(backbone):
     torch.manual_seed(0)
     model = MODELS.build(pixel_cfg(backbone=backbone))
@@ -178,8 +182,10 @@ def test_bad_configs_fail_at_build_time(cfg, message):
 @pytest.mark.parametrize('backbone,message', [
     (dict(FAST, window_size=2),
      'iTPN with backbone FastiTPN: masked pretraining .* remove window_size'),
-    (dict(PIXEL['backbone'], rel_pos_type='decomposed'),
-     "iTPN with backbone HiViT: rel_pos_type='decomposed'"),
+    (dict(
+        FAST,
+        token_reduction=dict(type='migration', start_block=0, keep_ratio=0.5)),
+     'masked pretraining .* gathering_tokens and token_reduction'),
 ])
 def test_combinations_that_cannot_work_are_refused_at_build(backbone, message):
     with pytest.raises(ValueError, match=message):

@@ -166,10 +166,35 @@ def test_masked_forward_needs_raw_outputs():
         model(torch.randn(1, 3, 64, 64), torch.zeros(1, 4, dtype=torch.long))
 
 
-def test_decomposed_rel_pos_needs_the_full_grid():
-    model = HiViT(TINY, img_size=64, rel_pos_type='decomposed', out_type='raw')
-    with pytest.raises(ValueError, match='full'):
-        model(torch.randn(1, 3, 64, 64), torch.zeros(1, 4, dtype=torch.long))
+def test_decomposed_rel_pos_of_visible_units_are_those_of_the_grid():
+    """Masked, decomposed relative positions are indexed by the visible
+    units' grid positions: one main block (no MLP stem between the units)
+    gives at the visible units what the full grid gives with the hidden
+    units masked out of attention."""
+    torch.manual_seed(0)
+    model = HiViT(
+        dict(TINY, depth=1),
+        img_size=64,
+        rel_pos_type='decomposed',
+        out_type='raw').eval()
+    attn = model.blocks[model.main_start].attn
+    torch.nn.init.normal_(attn.rel_pos_h)
+    torch.nn.init.normal_(attn.rel_pos_w)
+    images = torch.randn(2, 3, 64, 64)
+    ids_keep = torch.rand(2, 16).argsort(dim=1)[:, :6]
+    hidden = torch.ones(2, 16).scatter(1, ids_keep, 0.).bool()
+    original = attn.position_bias
+
+    def masked_bias(q, grid_size, rel_pos):
+        bias = original(q, grid_size, rel_pos)
+        return bias.masked_fill(hidden[:, None, None, :], float('-inf'))
+
+    with torch.no_grad():
+        (masked, ) = model(images, ids_keep)
+        attn.position_bias = masked_bias
+        (full, ) = model(images)
+    expected = full.gather(1, ids_keep[..., None].expand(-1, -1, 64))
+    torch.testing.assert_close(masked, expected)
 
 
 def test_drop_path_ramps_over_stem_and_attention_blocks():
