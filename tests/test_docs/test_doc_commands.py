@@ -3,10 +3,14 @@
 ``.dev_scripts/README.md`` works as written from a fresh clone after
 ``make``: the scripts, configs and files it names exist, each Python
 script's ``--help`` and each shell launcher's ``--help`` succeed, each config
-builds (``Config.fromfile``), and ``make`` targets exist. Internal links and
+builds (``Config.fromfile``), ``make`` targets exist, every training and
+testing command's options (through the launchers too) parse with the tool's
+own parser and its ``--cfg-options`` keys name entries of the config. Internal
+links and
 images resolve too (``.dev_scripts/check_docs_links.py``, which also lists
 the files)."""
 import contextlib
+import functools
 import io
 import os
 import os.path as osp
@@ -268,3 +272,87 @@ def test_link_checker_reports_broken_links(tmp_path):
     assert len(problems) == 2
     assert 'docs/x.png does not exist' in problems[0]
     assert 'no heading with anchor #nope' in problems[1]
+
+
+# How each launcher hands its arguments to tools/train.py or tools/test.py:
+# (the tool, how many of the launcher's own arguments come first, which of
+# them the tool receives as its positional arguments).
+LAUNCHED_TOOLS = {
+    'tools/dist_train.sh': ('tools/train.py', 2, (0, )),
+    'tools/slurm_train.sh': ('tools/train.py', 4, (2, )),
+    'tools/dist_test.sh': ('tools/test.py', 3, (0, 1)),
+    'tools/slurm_test.sh': ('tools/test.py', 4, (2, 3)),
+}
+
+
+def tool_argv(command: Command):
+    """``(tool, its argv)`` of a command that trains or tests, or None."""
+    argv = command.argv
+    if '--help' in argv:
+        return None
+    if argv[0] == VENV_PYTHON and len(argv) > 1 and \
+            argv[1] in ('tools/train.py', 'tools/test.py'):
+        return argv[1], argv[2:]
+    if argv[0] in LAUNCHED_TOOLS:
+        tool, own, positional = LAUNCHED_TOOLS[argv[0]]
+        return tool, [argv[1 + i] for i in positional] + argv[1 + own:]
+    return None
+
+
+TOOL_COMMANDS = [(c, *tool_argv(c)) for c in COMMANDS if tool_argv(c)]
+
+
+def test_train_and_test_commands_are_found():
+    tools = {tool for _, tool, _ in TOOL_COMMANDS}
+    assert tools == {'tools/train.py', 'tools/test.py'}
+    assert any(c.argv[0] == 'tools/slurm_train.sh'
+               for c, _, _ in TOOL_COMMANDS)
+
+
+@functools.lru_cache(maxsize=None)
+def tool_namespace(tool: str) -> dict:
+    return runpy.run_path(osp.join(REPO, tool))
+
+
+@functools.lru_cache(maxsize=None)
+def config_entries(config: str) -> dict:
+    return Config.fromfile(osp.join(REPO, config))._cfg_dict.to_dict()
+
+
+def config_has_key(node: dict, key: str) -> bool:
+    """Whether ``key`` (dotted) names an entry of the config ``node``, or
+    a new entry of a dict it has (``optim_wrapper.accumulative_counts``)."""
+    parts = key.split('.')
+    for part in parts[:-1]:
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return isinstance(node, dict)
+
+
+@pytest.mark.parametrize(
+    'command,tool,argv',
+    TOOL_COMMANDS,
+    ids=[c.source for c, _, _ in TOOL_COMMANDS])
+def test_train_and_test_options_parse_and_keys_resolve(command, tool, argv,
+                                                       monkeypatch):
+    """The tool's own parser accepts the command's options, and each
+    ``--cfg-options`` key of a real config names an entry the config has
+    (or a new key of a dict it has)."""
+    namespace = tool_namespace(tool)
+    monkeypatch.setattr(sys, 'argv', [tool] + argv)
+    monkeypatch.setenv('LOCAL_RANK', os.environ.get('LOCAL_RANK', '0'))
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            args = namespace['parse_args']()
+    except SystemExit:
+        pytest.fail(f'{command.source}: {tool} refuses '
+                    f'{shlex.join(argv)}: {err.getvalue()[-300:]}')
+    config = args.config
+    if not (config.startswith('configs/') and config.endswith('.py')
+            and osp.isfile(osp.join(REPO, config))):
+        return
+    for key in (args.cfg_options or {}):
+        assert config_has_key(config_entries(config), key), \
+            f'{command.source}: {config} has no {key.rsplit(".", 1)[0]}'
