@@ -5,10 +5,9 @@
 script's ``--help`` and each shell launcher's ``--help`` succeed, each config
 builds (``Config.fromfile``), ``make`` targets exist, every training and
 testing command's options (through the launchers too) parse with the tool's
-own parser and its ``--cfg-options`` keys name entries of the config. Internal
-links and
-images resolve too (``.dev_scripts/check_docs_links.py``, which also lists
-the files)."""
+own parser and its ``--cfg-options`` keys name entries of the config.
+Internal links and images resolve too (``.dev_scripts/check_docs_links.py``,
+which also lists the files)."""
 import contextlib
 import functools
 import io
