@@ -318,13 +318,18 @@ def config_entries(config: str) -> dict:
     return Config.fromfile(osp.join(REPO, config))._cfg_dict.to_dict()
 
 
-def config_has_key(node: dict, key: str) -> bool:
-    """Whether ``key`` (dotted) names an entry of the config ``node``, or
-    a new entry of a dict it has (``optim_wrapper.accumulative_counts``)."""
+def config_has_key(node: dict, key: str, keys=()) -> bool:
+    """Whether ``key`` (dotted) names an entry of the config ``node``, a
+    new entry of a dict it has (``optim_wrapper.accumulative_counts``), or
+    an entry of a new dict whose ``type`` the same options set (``keys``:
+    ``model.backbone.token_reduction.type=...`` builds a new part)."""
     parts = key.split('.')
-    for part in parts[:-1]:
-        if not isinstance(node, dict) or part not in node:
+    for depth, part in enumerate(parts[:-1]):
+        if not isinstance(node, dict):
             return False
+        if part not in node:
+            prefix = '.'.join(parts[:depth + 1])
+            return f'{prefix}.type' in keys
         node = node[part]
     return isinstance(node, dict)
 
@@ -337,7 +342,7 @@ def test_train_and_test_options_parse_and_keys_resolve(command, tool, argv,
                                                        monkeypatch):
     """The tool's own parser accepts the command's options, and each
     ``--cfg-options`` key of a real config names an entry the config has
-    (or a new key of a dict it has)."""
+    (or a new key of a dict it has, or a part the options build)."""
     namespace = tool_namespace(tool)
     monkeypatch.setattr(sys, 'argv', [tool] + argv)
     monkeypatch.setenv('LOCAL_RANK', os.environ.get('LOCAL_RANK', '0'))
@@ -352,6 +357,7 @@ def test_train_and_test_options_parse_and_keys_resolve(command, tool, argv,
     if not (config.startswith('configs/') and config.endswith('.py')
             and osp.isfile(osp.join(REPO, config))):
         return
-    for key in (args.cfg_options or {}):
-        assert config_has_key(config_entries(config), key), \
+    keys = tuple(args.cfg_options or {})
+    for key in keys:
+        assert config_has_key(config_entries(config), key, keys), \
             f'{command.source}: {config} has no {key.rsplit(".", 1)[0]}'
