@@ -5,12 +5,15 @@
 script's ``--help`` and each shell launcher's ``--help`` succeed, each config
 builds (``Config.fromfile``), ``make`` targets exist, every training and
 testing command's options (through the launchers too) parse with the tool's
-own parser and its ``--cfg-options`` keys name entries of the config.
-Internal links and images resolve too (``.dev_scripts/check_docs_links.py``,
-which also lists the files)."""
+own parser and its ``--cfg-options`` keys name entries of the config, and
+every config named in the prose or tables exists. Internal links and images
+resolve too (``.dev_scripts/check_docs_links.py``, which also lists the
+files)."""
 import contextlib
 import functools
+import glob
 import io
+import itertools
 import os
 import os.path as osp
 import re
@@ -361,3 +364,56 @@ def test_train_and_test_options_parse_and_keys_resolve(command, tool, argv,
     for key in keys:
         assert config_has_key(config_entries(config), key, keys), \
             f'{command.source}: {config} has no {key.rsplit(".", 1)[0]}'
+
+
+# A config's name in backticks, braces for alternatives
+# (``itpn-clip-b_itpn-{base,large}_64xb32-amp-coslr-{300,800}e_in1k``).
+CONFIG_NAME = re.compile(
+    r'`((?:fast-itpn|itpn|hivit)[\w\-.{},]*_[\w\-.{},]+)`')
+
+
+def named_configs(text: str) -> List[str]:
+    """Every config name the text gives in full (three or more
+    underscore-separated parts, no ``...``), alternatives expanded."""
+    names = []
+    for match in CONFIG_NAME.finditer(text):
+        name = match.group(1)
+        name = name[:-3] if name.endswith('.py') else name
+        if '..' in name or name.endswith(('.pth', '.pt')) or \
+                len(name.split('_')) < 3:
+            continue
+        parts = re.split(r'(\{[^}]*\})', name)
+        choices = [
+            part[1:-1].split(',') if part.startswith('{') else [part]
+            for part in parts
+        ]
+        names += [''.join(c) for c in itertools.product(*choices)]
+    return names
+
+
+def test_config_names_in_prose_exist():
+    shipped = {
+        osp.basename(path)[:-3]
+        for path in glob.glob(
+            osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
+    }
+    listing = check_links('--list')
+    missing, count = [], 0
+    for path in listing.stdout.split():
+        with open(osp.join(REPO, path), encoding='utf-8') as f:
+            for number, line in enumerate(f, 1):
+                for name in named_configs(line):
+                    count += 1
+                    if name not in shipped:
+                        missing.append(f'{path}:{number}: {name}')
+    assert count > 100
+    assert not missing, 'no such config:\n' + '\n'.join(missing)
+
+
+def test_config_names_expand_alternatives():
+    assert named_configs(
+        'see `itpn-clip-l_itpn-{base,large}_64xb32-amp-coslr-800e_in1k` '
+        'and `itpn_base_pixel_1600e.pth`') == [
+            'itpn-clip-l_itpn-base_64xb32-amp-coslr-800e_in1k',
+            'itpn-clip-l_itpn-large_64xb32-amp-coslr-800e_in1k'
+        ]
