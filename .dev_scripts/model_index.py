@@ -19,7 +19,8 @@ Example:
 import argparse
 import glob
 import os.path as osp
-from typing import Dict, List
+import re
+from typing import Dict, List, Optional
 
 import yaml
 from mmengine.config import Config
@@ -32,7 +33,6 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TASKS = ('pretrain', 'cls', 'det', 'seg')
 PAPER = 'https://arxiv.org/abs/2211.12735'
 CODE = 'https://github.com/sunsmarterjie/iTPN'
-OFFICIAL_WEIGHTS = 'https://github.com/sunsmarterjie/iTPN#main-results'
 FAST_WEIGHTS = 'https://github.com/sunsmarterjie/iTPN/tree/main/fast_itpn'
 
 PAPER_TABLE_1 = 'iTPN paper (CVPR 2023), Table 1; not reproduced by mmitpn'
@@ -144,6 +144,64 @@ RESULTS: Dict[str, List[dict]] = {
     _seg(58.7, FAST_PAPER_MASKDINO),
 }
 
+# The official release files (docs/user_guides/official_checkpoints.md
+# gives each one's converter command): the name of the converted file, which
+# is the name stem of the configs that start from it, -> (release file,
+# download address).
+RELEASES = {
+    'itpn-base_pixel-1600e-pre':
+    ('itpn_base_pixel_1600e.pth', 'https://drive.google.com/file/d/'
+     '1HxW37BOEhIE9UNgHq0zblK0fTy2-IyzM/view?usp=sharing'),
+    'itpn-base_clip-b-800e-pre':
+    ('itpn_base_clip_800e.pth', 'https://drive.google.com/file/d/'
+     '1H51Zusrvlj8RjcWA7yuUyeqaVhmndSeN/view?usp=share_link'),
+    'itpn-large_pixel-1600e-pre':
+    ('itpn_large_pixel_1600e.pth', 'https://drive.google.com/file/d/'
+     '1TYCaepVflm0xMrQefG5Sj4ityXYbJLFt/view?usp=share_link'),
+    'itpn-large_clip-l-300e-pre':
+    ('itpn_large_clip_300e.pth', 'https://drive.google.com/file/d/'
+     '1gyyjcdMvAQsz2xC7ei-rEd7G4po2spy4/view?usp=share_link'),
+    'fast-itpn-tiny_clip-l-1600e-pre':
+    ('fast_itpn_tiny_1600e_1k.pt', 'https://drive.google.com/file/d/'
+     '1Ze9RkJggxxi58Dl7sqWrf2TNOSnRK4Wi/view?usp=sharing'),
+    'fast-itpn-small_clip-l-1600e-pre':
+    ('fast_itpn_small_1600e_1k.pt', 'https://drive.google.com/file/d/'
+     '1Wvk5kQSh8fWQCUwzAp7eaVpmOi3D5_H4/view?usp=sharing'),
+    'fast-itpn-base_clip-l-1600e-pre':
+    ('fast_itpn_base_clipl_e1600.pt', 'https://drive.google.com/file/d/'
+     '1ADXPV95XpWb1ROMCih1n3AD52fGdr8C_/view?usp=sharing'),
+    'fast-itpn-large_clip-l-1600e-pre':
+    ('fast_itpn_large_1600e_1k.pt', 'https://drive.google.com/file/d/'
+     '16uybbJ23Fp7lnGNYL5I198glHGhwn_y2/view?usp=sharing'),
+}
+# Pretraining configs whose recipe made a release.
+PRETRAINING_RELEASES = {
+    'itpn-pixel_itpn-base_64xb64-amp-coslr-1600e_in1k':
+    'itpn-base_pixel-1600e-pre',
+    'itpn-clip-b_itpn-base_64xb32-amp-coslr-800e_in1k':
+    'itpn-base_clip-b-800e-pre',
+    'itpn-pixel_itpn-large_64xb64-amp-coslr-1600e_in1k':
+    'itpn-large_pixel-1600e-pre',
+    'itpn-clip-l_itpn-large_64xb32-amp-coslr-300e_in1k':
+    'itpn-large_clip-l-300e-pre',
+}
+
+
+def release_of(task: str, name: str) -> Optional[dict]:
+    """The official release a config reproduces (pretraining) or starts
+    from (the others: the backbone, and the pyramid where the release holds
+    one; an ``in1k-ft`` recipe's pyramid), as ``Converted From``."""
+    if task == 'pretrain':
+        stem = PRETRAINING_RELEASES.get(name)
+    else:
+        arch, pretraining = name.split('_')[:2]
+        arch = re.sub(r'-migration-keep[\d.]+$', '', arch)
+        stem = f'{arch}_{pretraining.replace("-in1k-ft-pre", "-pre")}'
+    if stem not in RELEASES:
+        return None
+    file, url = RELEASES[stem]
+    return dict(Weights=url, Code=CODE, File=file)
+
 
 def configs(task: str) -> List[str]:
     """The task's configs (demos included), relative to the repository."""
@@ -204,10 +262,9 @@ def model_entry(task: str, config: str) -> dict:
         'Results': RESULTS.get(name),
         'Weights': None,
     }
-    if collection_of(config) == 'Fast-iTPN' and task != 'pretrain':
-        entry['Converted From'] = dict(Weights=FAST_WEIGHTS, Code=CODE)
-    elif collection_of(config) == 'iTPN' and task != 'pretrain':
-        entry['Converted From'] = dict(Weights=OFFICIAL_WEIGHTS, Code=CODE)
+    release = release_of(task, name)
+    if release:
+        entry['Converted From'] = release
     return entry
 
 

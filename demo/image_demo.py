@@ -8,9 +8,13 @@ The task follows the config: mmpretrain's ``ImageClassificationInferencer``
 come from the checkpoint's ``meta.dataset_meta``, which checkpoints written
 by ``tools/train.py`` carry.
 
-Examples:
-    python demo/image_demo.py demo.png CONFIG CHECKPOINT --out-dir vis
-    python demo/image_demo.py demo.png \
+Examples (``make demo-det`` writes the image and the checkpoint; more in
+docs/user_guides/inference.md):
+    CFG=configs/det/demo/hivit-demo_skimage-pre_mask-rcnn_1xb4-6e_\
+shapes-coco-128px.py
+    python demo/image_demo.py data/shapes_coco/val/00000.png $CFG \
+        work_dirs/demo_det/epoch_6.pth --out-dir vis
+    python demo/image_demo.py IMAGE \
         fast-itpn-base_clip-l-1600e-pre_32xb32-amp-coslr-20e_in1k CHECKPOINT
 """
 import argparse

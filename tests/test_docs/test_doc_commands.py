@@ -3,11 +3,17 @@
 ``.dev_scripts/README.md`` works as written from a fresh clone after
 ``make``: the scripts, configs and files it names exist, each Python
 script's ``--help`` and each shell launcher's ``--help`` succeed, each config
-builds (``Config.fromfile``), and ``make`` targets exist. Internal links and
-images resolve too (``.dev_scripts/check_docs_links.py``, which also lists
-the files)."""
+builds (``Config.fromfile``), ``make`` targets exist, every training and
+testing command's options (through the launchers too) parse with the tool's
+own parser and its ``--cfg-options`` keys name entries of the config, and
+every config named in the prose or tables exists. Internal links and images
+resolve too (``.dev_scripts/check_docs_links.py``, which also lists the
+files)."""
 import contextlib
+import functools
+import glob
 import io
+import itertools
 import os
 import os.path as osp
 import re
@@ -268,3 +274,146 @@ def test_link_checker_reports_broken_links(tmp_path):
     assert len(problems) == 2
     assert 'docs/x.png does not exist' in problems[0]
     assert 'no heading with anchor #nope' in problems[1]
+
+
+# How each launcher hands its arguments to tools/train.py or tools/test.py:
+# (the tool, how many of the launcher's own arguments come first, which of
+# them the tool receives as its positional arguments).
+LAUNCHED_TOOLS = {
+    'tools/dist_train.sh': ('tools/train.py', 2, (0, )),
+    'tools/slurm_train.sh': ('tools/train.py', 4, (2, )),
+    'tools/dist_test.sh': ('tools/test.py', 3, (0, 1)),
+    'tools/slurm_test.sh': ('tools/test.py', 4, (2, 3)),
+}
+
+
+def tool_argv(command: Command):
+    """``(tool, its argv)`` of a command that trains or tests, or None."""
+    argv = command.argv
+    if '--help' in argv:
+        return None
+    if argv[0] == VENV_PYTHON and len(argv) > 1 and \
+            argv[1] in ('tools/train.py', 'tools/test.py'):
+        return argv[1], argv[2:]
+    if argv[0] in LAUNCHED_TOOLS:
+        tool, own, positional = LAUNCHED_TOOLS[argv[0]]
+        return tool, [argv[1 + i] for i in positional] + argv[1 + own:]
+    return None
+
+
+TOOL_COMMANDS = [(c, *tool_argv(c)) for c in COMMANDS if tool_argv(c)]
+
+
+def test_train_and_test_commands_are_found():
+    tools = {tool for _, tool, _ in TOOL_COMMANDS}
+    assert tools == {'tools/train.py', 'tools/test.py'}
+    assert any(c.argv[0] == 'tools/slurm_train.sh'
+               for c, _, _ in TOOL_COMMANDS)
+
+
+@functools.lru_cache(maxsize=None)
+def tool_namespace(tool: str) -> dict:
+    return runpy.run_path(osp.join(REPO, tool))
+
+
+@functools.lru_cache(maxsize=None)
+def config_entries(config: str) -> dict:
+    return Config.fromfile(osp.join(REPO, config))._cfg_dict.to_dict()
+
+
+def config_has_key(node: dict, key: str, keys=()) -> bool:
+    """Whether ``key`` (dotted) names an entry of the config ``node``, a
+    new entry of a dict it has (``optim_wrapper.accumulative_counts``), or
+    an entry of a new dict whose ``type`` the same options set (``keys``:
+    ``model.backbone.token_reduction.type=...`` builds a new part)."""
+    parts = key.split('.')
+    for depth, part in enumerate(parts[:-1]):
+        if not isinstance(node, dict):
+            return False
+        if part not in node:
+            prefix = '.'.join(parts[:depth + 1])
+            return f'{prefix}.type' in keys
+        node = node[part]
+    return isinstance(node, dict)
+
+
+@pytest.mark.parametrize(
+    'command,tool,argv',
+    TOOL_COMMANDS,
+    ids=[c.source for c, _, _ in TOOL_COMMANDS])
+def test_train_and_test_options_parse_and_keys_resolve(command, tool, argv,
+                                                       monkeypatch):
+    """The tool's own parser accepts the command's options, and each
+    ``--cfg-options`` key of a real config names an entry the config has
+    (or a new key of a dict it has, or a part the options build)."""
+    namespace = tool_namespace(tool)
+    monkeypatch.setattr(sys, 'argv', [tool] + argv)
+    monkeypatch.setenv('LOCAL_RANK', os.environ.get('LOCAL_RANK', '0'))
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            args = namespace['parse_args']()
+    except SystemExit:
+        pytest.fail(f'{command.source}: {tool} refuses '
+                    f'{shlex.join(argv)}: {err.getvalue()[-300:]}')
+    config = args.config
+    if not (config.startswith('configs/') and config.endswith('.py')
+            and osp.isfile(osp.join(REPO, config))):
+        return
+    keys = tuple(args.cfg_options or {})
+    for key in keys:
+        assert config_has_key(config_entries(config), key, keys), \
+            f'{command.source}: {config} has no {key.rsplit(".", 1)[0]}'
+
+
+# A config's name in backticks, braces for alternatives
+# (``itpn-clip-b_itpn-{base,large}_64xb32-amp-coslr-{300,800}e_in1k``).
+CONFIG_NAME = re.compile(
+    r'`((?:fast-itpn|itpn|hivit)[\w\-.{},]*_[\w\-.{},]+)`')
+
+
+def named_configs(text: str) -> List[str]:
+    """Every config name the text gives in full (three or more
+    underscore-separated parts, no ``...``), alternatives expanded."""
+    names = []
+    for match in CONFIG_NAME.finditer(text):
+        name = match.group(1)
+        name = name[:-3] if name.endswith('.py') else name
+        if '..' in name or name.endswith(('.pth', '.pt')) or \
+                len(name.split('_')) < 3:
+            continue
+        parts = re.split(r'(\{[^}]*\})', name)
+        choices = [
+            part[1:-1].split(',') if part.startswith('{') else [part]
+            for part in parts
+        ]
+        names += [''.join(c) for c in itertools.product(*choices)]
+    return names
+
+
+def test_config_names_in_prose_exist():
+    shipped = {
+        osp.basename(path)[:-3]
+        for path in glob.glob(
+            osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
+    }
+    listing = check_links('--list')
+    missing, count = [], 0
+    for path in listing.stdout.split():
+        with open(osp.join(REPO, path), encoding='utf-8') as f:
+            for number, line in enumerate(f, 1):
+                for name in named_configs(line):
+                    count += 1
+                    if name not in shipped:
+                        missing.append(f'{path}:{number}: {name}')
+    assert count > 100
+    assert not missing, 'no such config:\n' + '\n'.join(missing)
+
+
+def test_config_names_expand_alternatives():
+    assert named_configs(
+        'see `itpn-clip-l_itpn-{base,large}_64xb32-amp-coslr-800e_in1k` '
+        'and `itpn_base_pixel_1600e.pth`') == [
+            'itpn-clip-l_itpn-base_64xb32-amp-coslr-800e_in1k',
+            'itpn-clip-l_itpn-large_64xb32-amp-coslr-800e_in1k'
+        ]
