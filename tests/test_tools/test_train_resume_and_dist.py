@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import torch
 from PIL import Image
+from tiny_models import tiny_arch
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(REPO, 'configs', 'pretrain', 'demo',
@@ -34,8 +35,7 @@ def write_configs(tmp_path, kill_at):
     base = tmp_path / 'base.py'
     base.write_text(f"""_base_ = {DEMO!r}
 model = dict(
-    backbone=dict(arch=dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2,
-                            num_heads=2)),
+    backbone=dict(arch={tiny_arch(num_heads=2)!r}),
     neck=dict(embed_dims=64, fpn_dim=32),
     head=dict(fpn_dim=32, decoder_embed_dims=32, decoder_depth=1,
               decoder_num_heads=2),

@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from tiny_models import tiny_arch
 
 from mmitpn.models import FastiTPN, HiViT
 from mmitpn.models.utils.token_migration import (WindowLayout, keep_tokens,
@@ -24,7 +25,7 @@ from mmitpn.models.utils.transformer_blocks import (Attention,
 from mmitpn.models.utils.windows import (GridWindows, SlotWindows,
                                          window_partition)
 
-TINY = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=4, num_heads=4)
+TINY = tiny_arch(depth=4)
 FAMILIES = [HiViT, FastiTPN]
 RECORD_DIR = osp.join(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'data',
