@@ -102,7 +102,7 @@ param_scheduler = [
 # Two epochs (200 iterations of 4 images) fit about 13 minutes of one busy
 # CPU thread; DINO needs far longer to converge (mmdet's schedule is 12
 # epochs of COCO).
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=2, val_interval=2)
+train_cfg = dict(max_epochs=2, val_interval=2)
 default_hooks = dict(logger=dict(type='LoggerHook', interval=20),
                      checkpoint=dict(interval=2))
 auto_scale_lr = dict(enable=False, base_batch_size=4)
