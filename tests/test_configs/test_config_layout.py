@@ -131,7 +131,7 @@ CHANGES += (
         f'{task}/*', TASK_CONFIGS[task], f'default_hooks.checkpoint.{key}',
         ABSENT, value,
         'a checkpoint every 1000 iterations inside the long epochs of '
-        'ImageNet fine-tuning and COCO (8-17 min at an estimated 0.5-1 s per '
+        'ImageNet fine-tuning and COCO (3-17 min at an estimated 0.2-1 s per '
         'iteration), the newest kept: a job killed without notice loses at '
         'most that') for task in ('cls', 'det')
       for key, value in (('iter_interval', 1000), ('max_keep_iter_ckpts', 1))),
