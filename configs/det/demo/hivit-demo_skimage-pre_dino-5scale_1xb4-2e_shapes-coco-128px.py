@@ -85,14 +85,8 @@ val_evaluator = dict(_delete_=True, type='CocoMetric',
                      metric='bbox')
 test_evaluator = val_evaluator
 
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(
-        type='AdamW', lr=2e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    clip_grad=dict(max_norm=0.1, norm_type=2),
-    constructor='mmitpn.LayerDecayOptimWrapperConstructor',
-    paramwise_cfg=dict(layer_decay_rate=0.90))
+# The COCO recipe's optimizer (AdamW, clipping at 0.1, layer decay 0.90).
+optim_wrapper = dict(optimizer=dict(lr=2e-4))
 param_scheduler = [
     dict(
         type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=100),

@@ -4,7 +4,10 @@
 # schedule of their own). The Mask2Former configs build on mmseg's complete
 # Mask2Former config, which brings mmseg's runtime itself:
 # mask2former_itpn-base_8xb2-160k_ade20k-512x512.py repeats these hooks
-# (tests/test_configs/test_config_layout.py keeps them equal).
+# (tests/test_configs/test_config_layout.py keeps them equal): mmengine
+# refuses this file beside mmseg's Mask2Former config (both define env_cfg,
+# visualizer, ...), and a hooks part of its own under this file would put
+# configs four mmitpn files deep (see det/_base_/default_runtime.py).
 #
 # Preemption-safe by default: a SIGTERM or SIGUSR1 saves a checkpoint after
 # the current iteration and exits with code 75 (PreemptionHook). Training is
