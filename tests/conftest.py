@@ -217,6 +217,11 @@ def train_one_iteration(tmp_path):
                 cfg[f'{stage}_{key}'] = None
         cfg.work_dir = str(tmp_path / 'work_dir')
         cfg.default_hooks.checkpoint = None
+        # PreemptionHook saves through the checkpoint hook.
+        cfg.custom_hooks = [
+            hook for hook in cfg.get('custom_hooks', [])
+            if hook.type.split('.')[-1] != 'PreemptionHook'
+        ]
         cfg.default_hooks.pop('visualization', None)
         cfg.default_hooks.logger.interval = 1
         runner = Runner.from_cfg(adapt_cfg_to_device(cfg))

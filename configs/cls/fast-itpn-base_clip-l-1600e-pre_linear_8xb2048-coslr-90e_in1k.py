@@ -7,19 +7,13 @@ _base_ = [
     './_base_/default_runtime.py',
 ]
 
+# Fast-iTPN-B in place of the part's iTPN-B, its other settings kept.
 model = dict(
     backbone=dict(
-        _delete_=True,
         type='mmitpn.FastiTPN',
         arch='fast-itpn-base',
-        img_size=224,
-        out_type='avg_featmap',
-        final_norm=False,
-        frozen_stages=3,
         init_cfg=dict(
-            type='Pretrained',
-            checkpoint='checkpoints/fast-itpn-base_clip-l-1600e-pre.pth',
-            prefix='backbone.')))
+            checkpoint='checkpoints/fast-itpn-base_clip-l-1600e-pre.pth')))
 default_hooks = dict(checkpoint=dict(interval=10, max_keep_ckpts=3),
                      logger=dict(type='LoggerHook', interval=10))
 randomness = dict(seed=0, diff_rank_seed=True)

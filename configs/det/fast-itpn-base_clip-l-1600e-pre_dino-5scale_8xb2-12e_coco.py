@@ -7,15 +7,8 @@
 _base_ = './_base_/dino-5scale_itpn-base_8xb2-12e_coco.py'
 
 pretrained = 'checkpoints/fast-itpn-base_clip-l-1600e-pre.pth'
+# Fast-iTPN-B in place of the part's iTPN-B, its other settings kept.
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='mmitpn.FastiTPN',
-        arch='fast-itpn-base',
-        img_size=224,
-        drop_path_rate=0.05,
-        out_indices=(0, 1, 2),
-        with_cp=True,
-        init_cfg=dict(
-            type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
+    backbone=dict(type='mmitpn.FastiTPN', arch='fast-itpn-base',
+                  init_cfg=dict(checkpoint=pretrained)),
     neck=dict(fpn_depth=1, init_cfg=None))

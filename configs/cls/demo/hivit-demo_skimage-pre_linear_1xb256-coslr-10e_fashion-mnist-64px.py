@@ -40,7 +40,8 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', eta_min=0., by_epoch=True, begin=2,
          convert_to_iter_based=True),
 ]
-train_cfg = dict(by_epoch=True, max_epochs=10, val_interval=5)
+train_cfg = dict(
+    type='mmitpn.ResumableEpochBasedTrainLoop', max_epochs=10, val_interval=5)
 val_cfg = dict()
 test_cfg = dict()
 

@@ -51,10 +51,16 @@ optim_wrapper = dict(
     paramwise_cfg=dict(layer_decay_rate=0.90))
 # The lr above is for 8 GPUs x 2 images; other world sizes scale it linearly.
 auto_scale_lr = dict(enable=True, base_batch_size=16)
+train_cfg = dict(type='mmitpn.ResumableEpochBasedTrainLoop')
 
-default_hooks = dict(checkpoint=dict(type='mmitpn.SafeCheckpointHook'))
+default_hooks = dict(
+    checkpoint=dict(
+        type='mmitpn.SafeCheckpointHook',
+        iter_interval=1000,
+        max_keep_iter_ckpts=1))
 custom_hooks = [
     dict(type='mmitpn.IterationSeedHook'),
     dict(type='mmitpn.NonFiniteGuardHook'),
     dict(type='mmitpn.TrainingScaleLoggerHook'),
+    dict(type='mmitpn.PreemptionHook'),
 ]

@@ -5,17 +5,13 @@
 # conv stem's stride-4/8 maps, layer decay 0.80 (the size's fine-tuning).
 _base_ = './_base_/mask-rcnn_1xb4-6e_shapes-coco-128px.py'
 
+# Fast-iTPN-T in place of the recipe's HiViT, its other settings kept.
 model = dict(
     backbone=dict(
-        _delete_=True,
         type='mmitpn.FastiTPN',
         arch='fast-itpn-tiny',
         img_size=224,
-        drop_path_rate=0.05,
-        out_indices=(0, 1, 2),
         init_cfg=dict(
-            type='Pretrained',
-            checkpoint='checkpoints/fast-itpn-tiny_clip-l-1600e-pre.pth',
-            prefix='backbone.')),
+            checkpoint='checkpoints/fast-itpn-tiny_clip-l-1600e-pre.pth')),
     neck=dict(embed_dims=384, init_cfg=None))
 optim_wrapper = dict(paramwise_cfg=dict(layer_decay_rate=0.80))

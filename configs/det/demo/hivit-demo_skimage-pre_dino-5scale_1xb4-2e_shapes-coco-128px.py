@@ -85,14 +85,8 @@ val_evaluator = dict(_delete_=True, type='CocoMetric',
                      metric='bbox')
 test_evaluator = val_evaluator
 
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(
-        type='AdamW', lr=2e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    clip_grad=dict(max_norm=0.1, norm_type=2),
-    constructor='mmitpn.LayerDecayOptimWrapperConstructor',
-    paramwise_cfg=dict(layer_decay_rate=0.90))
+# The COCO recipe's optimizer (AdamW, clipping at 0.1, layer decay 0.90).
+optim_wrapper = dict(optimizer=dict(lr=2e-4))
 param_scheduler = [
     dict(
         type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=100),
@@ -102,7 +96,7 @@ param_scheduler = [
 # Two epochs (200 iterations of 4 images) fit about 13 minutes of one busy
 # CPU thread; DINO needs far longer to converge (mmdet's schedule is 12
 # epochs of COCO).
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=2, val_interval=2)
+train_cfg = dict(max_epochs=2, val_interval=2)
 default_hooks = dict(logger=dict(type='LoggerHook', interval=20),
                      checkpoint=dict(interval=2))
 auto_scale_lr = dict(enable=False, base_batch_size=4)

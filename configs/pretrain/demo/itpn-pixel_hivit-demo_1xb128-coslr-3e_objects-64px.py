@@ -54,7 +54,8 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=1, end=3,
          convert_to_iter_based=True),
 ]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=3)
+train_cfg = dict(
+    type='mmitpn.ResumableEpochBasedTrainLoop', max_epochs=3)
 
 default_hooks = dict(
     logger=dict(interval=20), checkpoint=dict(max_keep_ckpts=1))

@@ -52,7 +52,8 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=4,
          convert_to_iter_based=True),
 ]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=40)
+train_cfg = dict(
+    type='mmitpn.ResumableEpochBasedTrainLoop', max_epochs=40)
 
 default_hooks = dict(
     logger=dict(interval=8), checkpoint=dict(interval=5, max_keep_ckpts=2))

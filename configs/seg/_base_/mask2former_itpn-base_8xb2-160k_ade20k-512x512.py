@@ -64,9 +64,12 @@ optim_wrapper = dict(
 # The lr above is for 8 GPUs x 2 images; other world sizes scale it linearly.
 auto_scale_lr = dict(enable=True, base_batch_size=16)
 
-default_hooks = dict(checkpoint=dict(type='mmitpn.SafeCheckpointHook'))
+default_hooks = dict(
+    checkpoint=dict(
+        type='mmitpn.SafeCheckpointHook', interval=4000, max_keep_ckpts=3))
 custom_hooks = [
     dict(type='mmitpn.IterationSeedHook'),
     dict(type='mmitpn.NonFiniteGuardHook'),
     dict(type='mmitpn.TrainingScaleLoggerHook'),
+    dict(type='mmitpn.PreemptionHook'),
 ]

@@ -130,6 +130,17 @@ def with_root(dataset: dict, args) -> dict:
     return dict(dataset, data_root=args.fashion_mnist_root)
 
 
+def as_run(cfg: Config) -> Config:
+    """``cfg`` without the shipped configs' ``PreemptionHook``: the study
+    ran without it, and its configs save with mmengine's ``CheckpointHook``,
+    through which the hook cannot save."""
+    cfg.custom_hooks = [
+        hook for hook in cfg.get('custom_hooks', [])
+        if hook['type'].split('.')[-1] != 'PreemptionHook'
+    ]
+    return cfg
+
+
 def pretrain_checkpoints(args) -> dict:
     """The last checkpoint (the study), or one after every epoch with the
     optimiser state (the pre-registered plan probes epochs 1, 3 and 7, and
@@ -172,7 +183,7 @@ def pretrain_config(objective: str, args, seed: int) -> Config:
                 logger=dict(interval=20),
                 checkpoint=pretrain_checkpoints(args)),
             randomness=dict(seed=seed)))
-    return cfg
+    return as_run(cfg)
 
 
 def continuation_config(arm: str, checkpoint: str, args, seed: int) -> Config:
@@ -216,13 +227,15 @@ def finetune_config(checkpoint: Optional[str], args, seed: int) -> Config:
     cfg.val_dataloader.dataset.indices = args.test_images
     cfg.test_dataloader = cfg.val_dataloader
     epochs = args.finetune_epochs
-    cfg.train_cfg.update(max_epochs=epochs, val_interval=1)
+    # mmengine's loop, with which the study ran.
+    cfg.train_cfg = dict(
+        type='EpochBasedTrainLoop', max_epochs=epochs, val_interval=1)
     cfg.default_hooks.checkpoint = dict(
         type='CheckpointHook', interval=epochs, max_keep_ckpts=1)
     cfg.param_scheduler = epoch_schedule(cfg.param_scheduler, epochs,
                                          CLS_FINETUNE)
     cfg.randomness = dict(seed=seed)
-    return cfg
+    return as_run(cfg)
 
 
 def _transfer_parts(cfg: Config, checkpoint: Optional[str],
@@ -263,7 +276,7 @@ def seg_config(checkpoint, with_pyramid, data_root, args, seed) -> Config:
         max_keep_ckpts=1)
     cfg.default_hooks.logger.interval = max(1, interval // 2)
     cfg.randomness = dict(seed=seed)
-    return cfg
+    return as_run(cfg)
 
 
 def garments_seg_config(checkpoint, with_pyramid, data_root, args,
@@ -315,4 +328,4 @@ def det_config(checkpoint, with_pyramid, data_root, args, seed) -> Config:
         type='CheckpointHook', interval=epochs, max_keep_ckpts=1)
     cfg.default_hooks.logger.interval = 10
     cfg.randomness = dict(seed=seed)
-    return cfg
+    return as_run(cfg)

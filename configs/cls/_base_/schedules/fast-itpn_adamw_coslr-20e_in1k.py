@@ -17,7 +17,8 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', eta_min=1e-6, by_epoch=True,
          begin=warmup_epochs, convert_to_iter_based=True),
 ]
-train_cfg = dict(by_epoch=True, max_epochs=20, val_interval=1)
+train_cfg = dict(
+    type='mmitpn.ResumableEpochBasedTrainLoop', max_epochs=20, val_interval=1)
 val_cfg = dict()
 test_cfg = dict()
 auto_scale_lr = dict(enable=True, base_batch_size=1024)

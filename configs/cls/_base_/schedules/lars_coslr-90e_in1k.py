@@ -11,7 +11,8 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', eta_min=0., by_epoch=True, begin=10,
          convert_to_iter_based=True),
 ]
-train_cfg = dict(by_epoch=True, max_epochs=90, val_interval=10)
+train_cfg = dict(
+    type='mmitpn.ResumableEpochBasedTrainLoop', max_epochs=90, val_interval=10)
 val_cfg = dict()
 test_cfg = dict()
 auto_scale_lr = dict(enable=True, base_batch_size=16384)

@@ -41,7 +41,8 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=1,
          convert_to_iter_based=True),
 ]
-train_cfg = dict(by_epoch=True, max_epochs=6, val_interval=3)
+train_cfg = dict(
+    type='mmitpn.ResumableEpochBasedTrainLoop', max_epochs=6, val_interval=3)
 val_cfg = dict()
 test_cfg = dict()
 

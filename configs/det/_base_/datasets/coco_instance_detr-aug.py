@@ -14,10 +14,7 @@ train_pipeline = [
             [
                 dict(
                     type='RandomChoiceResize',
-                    scales=[(480, 1333), (512, 1333), (544, 1333),
-                            (576, 1333), (608, 1333), (640, 1333),
-                            (672, 1333), (704, 1333), (736, 1333),
-                            (768, 1333), (800, 1333)],
+                    scales=[(short, 1333) for short in range(480, 801, 32)],
                     keep_ratio=True)
             ],
             [
@@ -28,10 +25,7 @@ train_pipeline = [
                      crop_size=(384, 600), allow_negative_crop=True),
                 dict(
                     type='RandomChoiceResize',
-                    scales=[(480, 1333), (512, 1333), (544, 1333),
-                            (576, 1333), (608, 1333), (640, 1333),
-                            (672, 1333), (704, 1333), (736, 1333),
-                            (768, 1333), (800, 1333)],
+                    scales=[(short, 1333) for short in range(480, 801, 32)],
                     keep_ratio=True)
             ],
         ]),

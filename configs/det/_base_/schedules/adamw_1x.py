@@ -18,4 +18,5 @@ param_scheduler = [
     dict(type='MultiStepLR', begin=0, end=12, by_epoch=True,
          milestones=[9, 11], gamma=0.1),
 ]
+train_cfg = dict(type='mmitpn.ResumableEpochBasedTrainLoop')
 auto_scale_lr = dict(enable=True, base_batch_size=64)

@@ -18,5 +18,6 @@ param_scheduler = [
     dict(type='MultiStepLR', begin=0, end=36, by_epoch=True,
          milestones=[27, 33], gamma=0.1),
 ]
-train_cfg = dict(max_epochs=36)
+train_cfg = dict(
+    type='mmitpn.ResumableEpochBasedTrainLoop', max_epochs=36)
 auto_scale_lr = dict(enable=True, base_batch_size=64)

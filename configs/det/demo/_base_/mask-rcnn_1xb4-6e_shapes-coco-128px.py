@@ -109,7 +109,8 @@ param_scheduler = [
     dict(type='MultiStepLR', begin=0, end=6, by_epoch=True, milestones=[5],
          gamma=0.1),
 ]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=6, val_interval=6)
+train_cfg = dict(
+    type='mmitpn.ResumableEpochBasedTrainLoop', max_epochs=6, val_interval=6)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(logger=dict(type='LoggerHook', interval=20),

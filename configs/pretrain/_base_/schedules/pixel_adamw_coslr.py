@@ -22,5 +22,6 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', eta_min=0., by_epoch=True,
          begin=warmup_epochs, convert_to_iter_based=True),
 ]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=400)
+train_cfg = dict(
+    type='mmitpn.ResumableEpochBasedTrainLoop', max_epochs=400)
 auto_scale_lr = dict(enable=True, base_batch_size=4096)

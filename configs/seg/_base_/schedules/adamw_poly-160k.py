@@ -21,4 +21,6 @@ param_scheduler = [
 ]
 auto_scale_lr = dict(enable=True, base_batch_size=16)
 
-default_hooks = dict(checkpoint=dict(type='mmitpn.SafeCheckpointHook'))
+default_hooks = dict(
+    checkpoint=dict(
+        type='mmitpn.SafeCheckpointHook', interval=4000, max_keep_ckpts=3))

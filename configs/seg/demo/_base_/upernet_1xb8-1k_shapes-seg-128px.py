@@ -1,10 +1,11 @@
 # CPU demo recipe: UperNet trained on the shapes set of
 # tools/dataset_converters/make_shapes_seg.py (background + 3 classes, 128 px),
 # its backbone and concatenated pyramid the `make demo-photos` pretraining
-# checkpoint (HiViT + iTPN pyramid, no conversion); the Fast-iTPN-T demo
-# replaces the backbone and starts the pyramid fresh.
+# checkpoint (HiViT + iTPN pyramid, no conversion): the iTPN UperNet at the
+# demo's widths, BatchNorm heads and whole-image inference. The Fast-iTPN-T
+# demo replaces the backbone and starts the pyramid fresh.
 _base_ = [
-    'mmseg::_base_/models/upernet_r50.py',
+    '../../_base_/models/upernet_itpn-base.py',
     '../../_base_/default_runtime.py',
 ]
 
@@ -15,34 +16,20 @@ pretrained = 'work_dirs/demo/epoch_40.pth'
 norm_cfg = dict(type='BN', requires_grad=True)
 
 model = dict(
-    pretrained=None,
     data_preprocessor=dict(size=crop_size),
     backbone=dict(
-        _delete_=True,
-        type='mmitpn.HiViT',
-        arch=dict(
-            embed_dims=192, stem_mlp_blocks=(1, 1), depth=4, num_heads=3),
+        arch=dict(_delete_=True, embed_dims=192, stem_mlp_blocks=(1, 1),
+                  depth=4, num_heads=3),
         img_size=96,
         drop_path_rate=0.05,
-        rel_pos_type='bias_table',
-        out_indices=(0, 1, 2),
-        init_cfg=dict(
-            type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
-    neck=dict(
-        type='mmitpn.iTPNPyramid',
-        embed_dims=192,
-        fpn_dim=96,
-        fpn_depth=1,
-        num_outs=4,
-        extra_pool='max',
-        concat_inputs=True,
-        init_cfg=dict(
-            type='Pretrained', checkpoint=pretrained, prefix='neck.')),
+        init_cfg=dict(checkpoint=pretrained)),
+    neck=dict(embed_dims=192, fpn_dim=96, fpn_depth=1,
+              init_cfg=dict(checkpoint=pretrained)),
     decode_head=dict(in_channels=[144, 192, 288, 288], channels=128,
                      num_classes=len(classes), norm_cfg=norm_cfg),
     auxiliary_head=dict(in_channels=288, channels=64, num_classes=len(classes),
                         norm_cfg=norm_cfg),
-    test_cfg=dict(mode='whole'))
+    test_cfg=dict(_delete_=True, mode='whole'))
 
 dataset = dict(type='BaseSegDataset', data_root=data_root,
                metainfo=dict(classes=classes), img_suffix='.png',
@@ -63,10 +50,9 @@ train_dataloader = dict(
             dict(type='PhotoMetricDistortion'),
             dict(type='PackSegInputs'),
         ]))
+# The training loader's settings, over the val split in order.
 val_dataloader = dict(
-    batch_size=8,
-    num_workers=0,
-    persistent_workers=False,
+    train_dataloader,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         dataset,
