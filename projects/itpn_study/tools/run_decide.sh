@@ -23,7 +23,9 @@ record=projects/itpn_study/records/itpn_study_decide_results.json
 mkdir -p "$log_dir" "$work_dir/report"
 if [ -f "$log_dir/pids" ]; then
     read -r running _ <"$log_dir/pids"
-    if kill -0 "$running" 2>/dev/null; then
+    # A process id left by an earlier working period may now name another
+    # process: only a running plan counts.
+    if ps -p "$running" -o args= 2>/dev/null | grep -q 'itpn_study --plan decide'; then
         echo "the plan is already running (process $running)" >&2
         exit 1
     fi
