@@ -11,7 +11,9 @@
 # records/itpn_study_decide_results.json alone to the checked-out branch
 # each time runs are added, until the plan ends. Logs and the two process
 # ids go to LOG_DIR (default work_dirs/itpn_decide/logs). Python is
-# $PYTHON, else .venv/bin/python. Stop both with: kill $(cat LOG_DIR/pids)
+# $PYTHON, else .venv/bin/python. Stop the plan, its training process and
+# the committer with:
+#   kill $(pgrep -P "$(cut -d" " -f1 LOG_DIR/pids)") $(cat LOG_DIR/pids)
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../../.." && pwd)
