@@ -143,9 +143,9 @@ def as_run(cfg: Config) -> Config:
 
 def pretrain_checkpoints(args) -> dict:
     """The last checkpoint (the study), or one after every epoch with the
-    optimiser state (the pre-registered plan probes epochs 1, 3 and 7, and
-    an interrupted run resumes from its last epoch)."""
-    if args.plan == 'prereg':
+    optimiser state (the pre-registered plans probe and continue from
+    earlier epochs, and an interrupted run resumes from its last epoch)."""
+    if args.plan in ('prereg', 'decide'):
         return dict(interval=1, max_keep_ckpts=-1, save_optimizer=True)
     return dict(interval=args.pretrain_epochs, max_keep_ckpts=1)
 
@@ -329,3 +329,46 @@ def det_config(checkpoint, with_pyramid, data_root, args, seed) -> Config:
     cfg.default_hooks.logger.interval = 10
     cfg.randomness = dict(seed=seed)
     return as_run(cfg)
+
+
+# The dense pilot's recipes (design.RECIPES): what each changes in the
+# shipped segmentation recipe.
+RECIPE_CHANGES = {
+    'shipped': {},
+    'backbone-lr-0.1': dict(backbone_lr_mult=0.1),
+    'frozen-backbone': dict(frozen_stages=3),
+}
+
+
+def decide_pretrain_config(objective: str, args, seed: int,
+                           init: str) -> Config:
+    """Pretraining of the plan ``decide``: :func:`pretrain_config` on the
+    first ``args.pretrain_images`` training images, started from the
+    seed's saved initialisation ``init`` (shared by the objectives)."""
+    cfg = pretrain_config(objective, args, seed)
+    cfg.load_from = init
+    return cfg
+
+
+def decide_seg_config(recipe: str, init: str, data_root: str, args, seed: int,
+                      dense: dict) -> Config:
+    """The low-label dense transfer of the plan ``decide``:
+    :func:`garments_seg_config` for ``dense['iters']`` iterations with
+    ``dense['points']`` evaluations, every part started from the saved
+    segmentor ``init`` (:func:`~.inits.dense_init`), with the fine-tuning
+    ``recipe`` (:data:`RECIPE_CHANGES`)."""
+    if recipe not in RECIPE_CHANGES:
+        raise ValueError(f'unknown recipe {recipe!r}; the registered ones '
+                         f'are {tuple(RECIPE_CHANGES)}.')
+    args = copy.copy(args)
+    args.seg_iters, args.seg_points = dense['iters'], dense['points']
+    cfg = garments_seg_config(None, False, data_root, args, seed)
+    changes = RECIPE_CHANGES[recipe]
+    if 'backbone_lr_mult' in changes:
+        cfg.optim_wrapper.paramwise_cfg.custom_keys = {
+            'backbone.': dict(lr_mult=changes['backbone_lr_mult'])
+        }
+    if 'frozen_stages' in changes:
+        cfg.model.backbone.frozen_stages = changes['frozen_stages']
+    cfg.load_from = init
+    return cfg

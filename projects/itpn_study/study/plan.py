@@ -84,11 +84,33 @@ PREREG_QUICK = dict(
     probe_train_images=64,
     test_images=64,
     seg_points=5)
+# The plan that can decide (docs/itpn_study_decide_preregistration.md):
+# pretraining on the first 40,000 training images for 8 epochs, the next
+# 20,000 held out for the probes' test with the 10,000 test images; the MFM
+# arms continue the pixel run from epoch 4. Its seeds, claims, margins,
+# gates and dense transfer are in design.py.
+DECIDE = dict(
+    probe_max_iter=1000,
+    pretrain_images=40000,
+    held_out_images=20000,
+    pretrain_epochs=8,
+    continue_from=4,
+    probe_train_images=20000,
+    test_images=10000)
+DECIDE_QUICK = dict(
+    pretrain_images=48,
+    held_out_images=16,
+    pretrain_epochs=2,
+    continue_from=1,
+    probe_train_images=48,
+    test_images=16)
 PREREG_OBJECTIVES = ('mae', 'itpn-pixel')
 CONTINUATIONS = {'cont-pixel': 'itpn-pixel', 'cont-mfm': 'itpn-pixel-mfm'}
 # The pretraining run whose checkpoint the continuation arms start from.
 CONTINUATION_START = 'itpn-pixel'
 PREREG_SEEDS = (0, 1, 2)
+# The plan decide's pretraining seeds (its units; design.py says why six).
+DECIDE_SEEDS = (0, 1, 2, 3, 4, 5)
 # Dense transfer of pretraining seed k trains with downstream seed 100 + k.
 DENSE_SEED_OFFSET = 100
 # The initialisations the pre-registered dense transfer trains (G3: b - d;
@@ -120,6 +142,8 @@ class Plan:
             the record were fitted with, where it is not the current one.
         runnable (bool): False for a plan whose runs the current code can no
             longer make (its report can still be rebuilt).
+        finished (bool): False while the plan's runs are still being
+            recorded: its committed page may lag its committed record.
     """
 
     name: str
@@ -130,10 +154,15 @@ class Plan:
     work_dir: str
     logistic_solver: Optional[str] = None
     runnable: bool = True
+    finished: bool = True
 
     @property
     def prereg(self) -> bool:
         return self.name == 'prereg'
+
+    @property
+    def decide(self) -> bool:
+        return self.name == 'decide'
 
 
 PLANS = {
@@ -157,6 +186,14 @@ PLANS = {
         Plan('prereg', 'Pre-registered iTPN study at small scale (CPU)',
              'itpn_study_prereg.md', 'itpn_study_prereg_results.json',
              'prereg', 'work_dirs/itpn_prereg'),
+        Plan(
+            'decide', 'A study that can decide: iTPN at small scale (CPU), '
+            'pre-registered with a power analysis',
+            'itpn_study_decide.md',
+            'itpn_study_decide_results.json',
+            'decide',
+            'work_dirs/itpn_decide',
+            finished=False),
     )
 }
 
@@ -168,6 +205,8 @@ def budgets(plan: Plan, quick: bool) -> dict:
         budget.update(QUICK)
     if plan.prereg:
         budget.update(PREREG_QUICK if quick else PREREG)
+    if plan.decide:
+        budget.update(DECIDE_QUICK if quick else DECIDE)
     return budget
 
 
@@ -181,6 +220,8 @@ def resolve(args) -> None:
     report, figures and record of a full run are the project's own; a
     ``--quick`` run keeps its record in its work dir."""
     plan = PLANS[args.plan]
+    if getattr(args, 'seeds', None) is None:
+        args.seeds = list(DECIDE_SEEDS if plan.decide else PREREG_SEEDS)
     for key, value in budgets(plan, args.quick).items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)

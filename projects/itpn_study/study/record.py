@@ -6,16 +6,53 @@ Several processes (one per seed) may share a work dir and its record; each
 saves under a lock, merged with what the others saved, and replaces the file
 atomically, so a reader never sees half of it.
 """
+import datetime
 import fcntl
 import glob
 import json
 import os
 import os.path as osp
+import subprocess
 from typing import Dict, Iterable
 
 from mmitpn.utils import write_atomically
 
 Record = Dict[str, dict]
+
+# lscpu's fields naming the CPU, as the record keeps them.
+LSCPU_FIELDS = {
+    'Model name': 'model_name',
+    'CPU family': 'cpu_family',
+    'Model': 'model',
+    'CPU(s)': 'cpus',
+}
+
+
+def utc_now() -> str:
+    """The current UTC time, ISO 8601 to the second (``...Z``)."""
+    return datetime.datetime.now(
+        datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def machine() -> dict:
+    """The machine a run is made on: the CPU as ``lscpu`` names it (model
+    name, family, model, logical CPUs), the threads the training processes
+    may use (``OMP_NUM_THREADS``, unset: ``None``) and the niceness."""
+    info = dict.fromkeys(LSCPU_FIELDS.values())
+    try:
+        text = subprocess.run(['lscpu'],
+                              capture_output=True,
+                              text=True,
+                              env=dict(os.environ, LC_ALL='C')).stdout
+    except OSError:
+        text = ''
+    for line in text.splitlines():
+        field, _, value = line.partition(':')
+        if field.strip() in LSCPU_FIELDS:
+            info[LSCPU_FIELDS[field.strip()]] = value.strip()
+    info.update(
+        omp_num_threads=os.environ.get('OMP_NUM_THREADS'), nice=os.nice(0))
+    return info
 
 
 def run_key(result: dict) -> str:
@@ -67,3 +104,31 @@ def save_record(path: str, record: Record, written: Iterable[str],
         text = json.dumps(
             dict(sorted(record.items())), indent=0, sort_keys=True)
         write_atomically(text + '\n', path)
+
+
+def headline(result: dict) -> str:
+    """A run's headline number in words, for a log line or a commit
+    message: the headline probe's top-1, a dense run's metric, a training
+    run's final pixel loss, the tensors an initialisation shares."""
+    if 'probes' in result:
+        probe = result['probes'].get('backbone/mean/logistic', {})
+        if 'top1' in probe:
+            return f'headline top-1 {probe["top1"]:.2f}'
+        return 'headline probe refused' if 'refused' in probe else \
+            'no headline probe'
+    if 'metric' in result:
+        return f'mIoU {result["metric"]:.2f} (mean of the last evaluations)'
+    if 'losses' in result and result['losses'].get('loss_pixel'):
+        return f'final loss_pixel {result["losses"]["loss_pixel"][-1][1]:.4f}'
+    if 'shared' in result:
+        return f'{result["shared"]} tensors shared'
+    return 'recorded'
+
+
+def new_runs(before: Record, after: Record) -> Dict[str, str]:
+    """The runs of ``after`` that ``before`` lacks or holds otherwise, with
+    their headline (:func:`headline`), in key order."""
+    return {
+        key: headline(result)
+        for key, result in sorted(after.items()) if before.get(key) != result
+    }

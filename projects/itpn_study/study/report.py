@@ -57,6 +57,9 @@ def differences(grouped, pairs, value, label) -> List[str]:
 class Report:
     """The report of ``args.plan`` from the study's record."""
 
+    # What the probes' top-1 is measured on.
+    probe_test = 'Fashion-MNIST test'
+
     def __init__(self, args, study) -> None:
         self.args = args
         self.study = study
@@ -102,7 +105,13 @@ class Report:
             lines += registration_deviations(self.study.record)
         lines += self.pretrain_table() + self.probe_table()
         lines += self.finetune_table() + self.transfer_tables()
+        self.finish(lines)
+
+    def finish(self, lines: List[str]) -> None:
+        """Draw the figures, link them under *Curves* and write the
+        report."""
         out_dir = osp.dirname(osp.abspath(self.args.out))
+        os.makedirs(self.args.fig_dir, exist_ok=True)
         figures = self.figures()
         if figures:
             lines += [
@@ -174,8 +183,8 @@ class Report:
         title = (f'{logistic} (the headline)'
                  if method == 'logistic' else 'closed-form ridge classifier')
         lines = [
-            f'## Converged linear probes, {title} (top-1 %, Fashion-MNIST '
-            'test)', '',
+            f'## Converged linear probes, {title} (top-1 %, '
+            f'{self.probe_test})', '',
             'Standardised frozen features; L2 chosen on a validation part '
             'of the training features; `mean`: each map mean-pooled, '
             '`grid`: each map averaged to the 4x4 unit grid and kept per '
@@ -293,9 +302,6 @@ class Report:
 
     def figures(self) -> List[Tuple[str, str]]:
         """Plot each stage's curves; return (title, path) per figure."""
-        import matplotlib
-        matplotlib.use('Agg')
-        import matplotlib.pyplot as plt
         os.makedirs(self.args.fig_dir, exist_ok=True)
         panels = [('pretrain', 'loss_pixel', 'pretraining loss_pixel',
                    lambda r: r['losses'].get('loss_pixel', [])),
@@ -310,28 +316,42 @@ class Report:
             grouped = group(self.study.results(stage))
             if not grouped:
                 continue
-            fig, ax = plt.subplots(figsize=(5, 3.4), dpi=100)
-            for name in sorted(grouped):
-                runs = [np.array(get(r), dtype=float) for r in grouped[name]]
-                length = min(len(r) for r in runs)
-                if length == 0:
-                    continue
-                steps = runs[0][:length, 0]
-                values = np.stack([r[:length, 1] for r in runs])
-                mean = values.mean(0)
-                # Sample std, as in the tables (0 for a single run).
-                std = values.std(0, ddof=1) if len(runs) > 1 \
-                    else np.zeros_like(mean)
-                ax.plot(steps, mean, label=f'{name} (n={len(runs)})')
-                ax.fill_between(steps, mean - std, mean + std, alpha=0.25)
-            ax.set_title(title)
-            ax.set_xlabel('iteration' if stage in ('pretrain',
-                                                   'seg') else 'epoch')
-            ax.legend(fontsize=7)
-            ax.grid(alpha=0.3)
-            fig.tight_layout()
             path = osp.join(self.args.fig_dir, f'itpn_study_{tag}.png')
-            fig.savefig(path)
-            plt.close(fig)
+            draw_curves(
+                path, title,
+                'iteration' if stage in ('pretrain', 'seg') else 'epoch', {
+                    name: [get(r) for r in runs]
+                    for name, runs in grouped.items()
+                })
             written.append((title, path))
         return written
+
+
+def draw_curves(path: str, title: str, xlabel: str,
+                groups: Dict[str, List[list]]) -> None:
+    """Plot the mean of each group's ``[step, value]`` curves over their
+    common length, with a band of ± one sample standard deviation."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5, 3.4), dpi=100)
+    for name in sorted(groups):
+        runs = [np.array(curve, dtype=float) for curve in groups[name]]
+        length = min(len(r) for r in runs)
+        if length == 0:
+            continue
+        steps = runs[0][:length, 0]
+        values = np.stack([r[:length, 1] for r in runs])
+        mean = values.mean(0)
+        # Sample std, as in the tables (0 for a single run).
+        std = values.std(0, ddof=1) if len(runs) > 1 \
+            else np.zeros_like(mean)
+        ax.plot(steps, mean, label=f'{name} (n={len(runs)})')
+        ax.fill_between(steps, mean - std, mean + std, alpha=0.25)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

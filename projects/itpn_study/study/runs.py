@@ -21,7 +21,8 @@ from .configs import (continuation_config, det_config, finetune_config,
 from .garments import make_garments_seg
 from .plan import (CONTINUATION_START, CONTINUATIONS, DENSE_PILOT_SEED,
                    DENSE_SEED_OFFSET, REPO, TRANSFER_INITS, dense_lengths)
-from .record import Record, load_record, save_record, work_dir_results
+from .record import (Record, load_record, machine, save_record, utc_now,
+                     work_dir_results)
 from .verdicts import dense_length, late_gain
 
 # Stages whose runs are made again when their work dir is gone: later
@@ -96,12 +97,13 @@ def train_run(cfg: Config, work_dir: str, log) -> float:
     else:
         cfg.dump(config)
         sessions = []
-    start = time.perf_counter()
+    started, start = utc_now(), time.perf_counter()
     with open(osp.join(work_dir, 'stdout.log'), 'a') as out:
         result = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT)
     seconds = time.perf_counter() - start
     sessions.append(
         dict(
+            started_utc=started,
             wall_s=seconds,
             resumed_from=None if resume is None else osp.basename(resume),
             rc=result.returncode))
@@ -189,13 +191,18 @@ class Study:
                                 and stage not in TRAINING_STAGES):
             return self.record[key]
         self.log(f'{stage} {name} seed {seed}')
+        started, load = utc_now(), os.getloadavg()[0]
         start = time.perf_counter()
         result = fn(work_dir)
         result.update(
             stage=stage,
             name=name,
             seed=seed,
-            wall_s=time.perf_counter() - start)
+            wall_s=time.perf_counter() - start,
+            started_utc=started,
+            ended_utc=utc_now(),
+            machine=machine(),
+            load_avg=[load, os.getloadavg()[0]])
         os.makedirs(work_dir, exist_ok=True)
         with open(path, 'w') as f:
             json.dump(result, f, indent=1)
@@ -240,12 +247,16 @@ class Study:
                 f'{objective!r} seed {seed} first.')
         return path
 
+    def pretrain_config(self, objective: str, seed: int) -> Config:
+        """The generated config of pretraining run ``objective`` seed
+        ``seed``."""
+        return pretrain_config(objective, self.args, seed)
+
     def pretrain(self, objective: str, seed: int) -> dict:
 
         def fn(work_dir):
             seconds = train_run(
-                pretrain_config(objective, self.args, seed), work_dir,
-                self.log)
+                self.pretrain_config(objective, seed), work_dir, self.log)
             return dict(
                 train_s=seconds, losses=loss_curves(read_scalars(work_dir)))
 
@@ -280,7 +291,7 @@ class Study:
         original = self.record[f'pretrain/{objective}/{seed}']['losses']
 
         def fn(work_dir):
-            cfg = pretrain_config(objective, self.args, seed)
+            cfg = self.pretrain_config(objective, seed)
             cfg.train_cfg.max_epochs = epochs
             seconds = train_run(cfg, train_dir, self.log)
             losses = loss_curves(read_scalars(train_dir))

@@ -121,7 +121,10 @@ def _complete(*groups) -> bool:
     return all(len(g) == len(PREREG_SEEDS) for g in groups)
 
 
-def _probe_gate(record: Dict[str, dict]) -> str:
+def probe_gate(record: Dict[str, dict], expected: int) -> str:
+    """Gate G1 of the pre-registered plans: every probe converged and chose
+    a penalty inside its (extended) grid, and all ``expected`` probe runs
+    are recorded."""
     probes = [
         p for key, r in record.items() if key.startswith('probe/')
         for p in r['probes'].values()
@@ -131,7 +134,6 @@ def _probe_gate(record: Dict[str, dict]) -> str:
         p for p in probes if p.get('method') == 'logistic' and 'top1' in p
         and p['grad_norm'] > p['tolerance']
     ]
-    expected = len(PREREG_SEEDS) * (1 + 2 * 3 + 2)
     done = sum(key.startswith('probe/') for key in record)
     if refused or unconverged:
         return (f'FAILED: {len(refused)} probe(s) refused, '
@@ -146,7 +148,7 @@ def prereg_verdicts(record: Dict[str, dict], args) -> List[str]:
     docs/itpn_study_preregistration.md, then what each statistic could
     detect (:func:`detectable_effects`), computed from the record."""
     last, middle = args.pretrain_epochs, args.continue_from
-    gate1 = _probe_gate(record)
+    gate1 = probe_gate(record, len(PREREG_SEEDS) * (1 + 2 * 3 + 2))
     mae, mae_mid, none = (
         headline_top1(record, name)
         for name in (f'mae@{last}', f'mae@{middle}', 'none'))

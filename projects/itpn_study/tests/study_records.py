@@ -83,3 +83,103 @@ def dense_record(finals, rise_at_end=0.5, iters=8000):
                     mIoU=curve_rising_at_end(final, rise_at_end, iters)),
                 wall_s=1.)
     return record
+
+
+RUN_FIELDS = dict(
+    wall_s=60.,
+    started_utc='2026-12-07T14:00:00Z',
+    ended_utc='2026-12-07T14:01:00Z',
+    machine=dict(
+        model_name='AMD EPYC',
+        cpu_family='25',
+        model='17',
+        cpus='2',
+        omp_num_threads='1',
+        nice=19),
+    load_avg=[2., 2.])
+
+
+def dense_entry(stage, init, seed, downstream, metric, first=20., recipe=None):
+    """A dense run whose first evaluation is ``first`` and whose last three
+    average ``metric``."""
+    name = '.'.join([init] + ([recipe] if recipe else []) +
+                    [f'ds{downstream}'])
+    points = [[60, first]] + [[60 * i, metric - 3 + i * 0.2]
+                              for i in range(2, 8)]
+    points += [[480, metric - 0.5], [540, metric], [600, metric + 0.5]]
+    return {
+        f'{stage}/{name}/{seed}':
+        dict(
+            RUN_FIELDS,
+            stage=stage,
+            name=name,
+            seed=seed,
+            init=init,
+            recipe=recipe or 'shipped',
+            downstream_seed=downstream,
+            metric=metric,
+            curves=dict(mIoU=points))
+    }
+
+
+def pilot_entries(recipe, early_lead, final_lead):
+    """The pilot of ``recipe``: (b) leads (d) by ``early_lead`` at the first
+    evaluation and ``final_lead`` in the metric, on both downstream
+    seeds."""
+    record = {}
+    for downstream in (98, 99):
+        record.update(
+            dense_entry('pilot', 'd', 0, downstream, 30., 10., recipe))
+        record.update(
+            dense_entry('pilot', 'b', 0, downstream, 30. + final_lead,
+                        10. + early_lead, recipe))
+    return record
+
+
+def decide_record(c1,
+                  c3,
+                  c2=(0.1, 0.12, 0.14, 0.16),
+                  mae_gain=8.,
+                  pilots=(('shipped', 3., 2.), ),
+                  epochs=8):
+    """Every run of the plan decide for ``len(c1)`` units (seeds 0, 1, ...;
+    beyond 5 the extension units): ``itpn-pixel@epochs - mae@epochs`` is
+    ``c1[k]``, ``a - b`` in the dense metric ``c3[k]`` (the same on both
+    downstream seeds), ``cont-mfm - cont-pixel`` ``c2[k]``; MAE leads the
+    random initialisation by ``mae_gain``."""
+    record = {}
+    for recipe, early, final in pilots:
+        record.update(pilot_entries(recipe, early, final))
+    for seed, (itpn_minus_mae, a_minus_b) in enumerate(zip(c1, c3)):
+        mae = 70. + mae_gain + 0.3 * seed
+        probes = [(f'mae@{epochs}', mae),
+                  (f'itpn-pixel@{epochs}', mae + itpn_minus_mae)]
+        if seed < 6:
+            probes.append(('none', 70. + 0.3 * seed))
+        if seed < len(c2):
+            probes += [('cont-pixel', 80.), ('cont-mfm', 80. + c2[seed])]
+        for name, top1 in probes:
+            for key, entry in probe_record(name, seed, top1).items():
+                record[key] = dict(RUN_FIELDS, **entry)
+        for downstream in (200 + 2 * seed, 201 + 2 * seed):
+            record.update(
+                dense_entry('seg', 'b', seed, downstream, 30. + seed))
+            record.update(
+                dense_entry('seg', 'a', seed, downstream,
+                            30. + seed + a_minus_b))
+        for objective in ('mae', 'itpn-pixel'):
+            record[f'pretrain/{objective}/{seed}'] = dict(
+                RUN_FIELDS,
+                stage='pretrain',
+                name=objective,
+                seed=seed,
+                losses=dict(loss_pixel=[[20, 0.9], [40, 0.8]]))
+        if seed < len(c2):
+            for arm in ('cont-pixel', 'cont-mfm'):
+                record[f'continue/{arm}/{seed}'] = dict(
+                    RUN_FIELDS,
+                    stage='continue',
+                    name=arm,
+                    seed=seed,
+                    losses=dict(loss_pixel=[[20, 0.7], [40, 0.6]]))
+    return record

@@ -23,7 +23,7 @@ def test_links_and_images_of_the_project_pages_resolve():
     pages = sorted(
         osp.relpath(path, REPO)
         for path in glob.glob(osp.join(PROJECT, '**', '*.md'), recursive=True))
-    assert len(pages) == 6
+    assert len(pages) == 8
     cache, problems = {}, []
     for page in pages:
         problems += checker['check_file'](page, REPO, cache)
@@ -36,7 +36,7 @@ def test_the_readme_tools_answer_help(monkeypatch):
             set(
                 re.findall(r'python -m (projects\.itpn_study\.tools\.\w+)',
                            f.read())))
-    assert len(modules) == 3, modules
+    assert len(modules) == 5, modules
     for module in modules:
         tool = importlib.import_module(module)
         monkeypatch.setattr(sys, 'argv', [module, '--help'])

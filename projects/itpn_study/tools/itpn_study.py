@@ -32,9 +32,11 @@ import argparse
 from typing import List, Optional
 
 from mmitpn.utils.cli import add_debug_argument, run_tool
-from projects.itpn_study.study.order import run_prereg, run_study
+from projects.itpn_study.study.decide import DecideStudy
+from projects.itpn_study.study.decide_report import DecideReport
+from projects.itpn_study.study.order import run_decide, run_prereg, run_study
 from projects.itpn_study.study.plan import (FULL, MFM_VARIANTS, OBJECTIVES,
-                                            PLANS, STAGES, resolve)
+                                            PLANS, STAGES, budgets, resolve)
 from projects.itpn_study.study.report import Report
 from projects.itpn_study.study.runs import Study
 
@@ -56,7 +58,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--record',
         help="JSON file collecting every run's result (default: the plan's "
         'record in records/, or in the work dir with --quick)')
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument(
+        '--seeds',
+        type=int,
+        nargs='+',
+        help="pretraining seeds (default: the plan's; 0 1 2 for study and "
+        'prereg)')
     parser.add_argument(
         '--objectives', nargs='+', choices=OBJECTIVES, default=OBJECTIVES)
     parser.add_argument(
@@ -83,6 +90,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         parser.add_argument(f'--{key.replace("_", "-")}', type=int)
     parser.add_argument('--continue-from', type=int)
     parser.add_argument(
+        '--held-out-images',
+        type=int,
+        help='training images after the pretraining ones kept out of '
+        "pretraining for the probes' test (plan decide)")
+    parser.add_argument(
         '--probe-max-iter',
         type=int,
         help='Newton iteration limit of one logistic fit (default 1000)')
@@ -100,16 +112,19 @@ def main(argv: Optional[List[str]] = None) -> None:
             f'--plan {plan.name} can only rebuild its report (add '
             '--report-only): its probes were solved by '
             f'{plan.logistic_solver}, which mmitpn no longer ships.')
-    study = Study(args)
-    study.log(
-        f'study: plan {plan.name}, seeds {args.seeds}, stages '
-        f'{args.stages}, budgets { {k: getattr(args, k) for k in FULL} }')
-    report = Report(args, study)
+    study = DecideStudy(args) if plan.decide else Study(args)
+    study.log(f'study: plan {plan.name}, seeds {args.seeds}, stages '
+              f'{args.stages}, budgets '
+              f'{ {k: getattr(args, k) for k in budgets(plan, args.quick)} }')
+    report = (DecideReport if plan.decide else Report)(args, study)
     if args.report_only:
         report.write()
     elif plan.prereg:
         run_prereg(args, study, report)
         study.log('pre-registered plan finished')
+    elif plan.decide:
+        run_decide(args, study, report)
+        study.log('plan decide: every run it calls for is recorded')
     else:
         run_study(args, study, report)
         study.log('study finished')
