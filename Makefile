@@ -62,9 +62,9 @@ test: install
 	$(PYTHON) -m pytest -n auto --dist loadfile
 
 lint: install
-	$(VENV)/bin/flake8 mmitpn tools tests projects .dev_scripts setup.py
-	$(VENV)/bin/isort --check-only --diff mmitpn tools tests projects .dev_scripts setup.py
-	$(VENV)/bin/yapf --diff --recursive mmitpn tools tests projects .dev_scripts setup.py
+	$(VENV)/bin/flake8 mmitpn tools tests projects .dev_scripts setup.py conftest.py
+	$(VENV)/bin/isort --check-only --diff mmitpn tools tests projects .dev_scripts setup.py conftest.py
+	$(VENV)/bin/yapf --diff --recursive mmitpn tools tests projects .dev_scripts setup.py conftest.py
 
 docs: install
 	rm -rf docs/_build

@@ -64,21 +64,6 @@ def make_fashion_mnist(tmp_path):
     return lambda count: write_fashion_mnist(tmp_path / f'fm{count}', count)
 
 
-@pytest.fixture(autouse=True)
-def isolated_mmengine_globals():
-    """Restore mmengine's default scope and current logger after each test.
-
-    A runner built by one test makes e.g. ``mmseg`` the global default scope,
-    which would make later ``MODELS.build`` calls look up ``mmseg``'s registry.
-    """
-    scopes = DefaultScope._instance_dict.copy()
-    loggers = MMLogger._instance_dict.copy()
-    yield
-    for manager, saved in ((DefaultScope, scopes), (MMLogger, loggers)):
-        manager._instance_dict.clear()
-        manager._instance_dict.update(saved)
-
-
 @pytest.fixture
 def mm_log():
     """Text logged through mmengine's current logger during the test."""

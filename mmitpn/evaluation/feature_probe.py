@@ -644,14 +644,16 @@ def load_labelled_images(dataset_cfg: dict,
     Returns:
         tuple[Tensor]: ``(N, C, H, W)`` float images and ``(N, )`` labels.
     """
-    from mmengine.registry import DefaultScope, init_default_scope
+    from mmengine.registry import DefaultScope
     from mmpretrain.registry import DATASETS
     cfg = dict(copy.deepcopy(dataset_cfg), pipeline=list(pipeline))
     if limit is not None:
         cfg['indices'] = limit
-    if DefaultScope.get_current_instance() is None:
-        init_default_scope(scope)
-    dataset = DATASETS.build(cfg)
+    # ``scope`` only while building, and only where none is set: the
+    # caller's default scope stays as it was.
+    unset = DefaultScope.get_current_instance() is None
+    with DefaultScope.overwrite_default_scope(scope if unset else None):
+        dataset = DATASETS.build(cfg)
     images, labels = [], []
     for index in range(len(dataset)):
         sample = dataset[index]
