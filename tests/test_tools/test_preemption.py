@@ -21,10 +21,8 @@ import pytest
 import torch
 from dataset_layouts import write_fashion_mnist
 from mmengine.config import Config
+from pretrain_shrink import shrink, write_images
 from test_train_resume_and_dist import REPO, write_configs
-
-sys.path.insert(0, osp.join(REPO, 'tests', 'test_configs'))
-from test_pretrain_configs import shrink, write_images  # noqa: E402
 
 CLIP = osp.join(REPO, 'configs', 'pretrain',
                 'itpn-clip-b_itpn-base_64xb32-amp-coslr-300e_in1k.py')
