@@ -251,6 +251,21 @@ def test_signal_in_iteration_based_run_resumes_exactly(tmp_path, capsys,
     assert resumed.train_dataloader.dataset.reads == 8 * 2
 
 
+def test_iteration_based_resume_with_data_loader_workers(tmp_path):
+    """Two workers draw the augmentations: the same run, bit for bit."""
+
+    def cfg(path, **kwargs):
+        cfg = make_iter_cfg(path, sampler='InfiniteSampler', **kwargs)
+        cfg.train_dataloader.update(num_workers=2, persistent_workers=True)
+        return cfg
+
+    signal_hook = dict(type='SignalAtIterationHook', iteration=6)
+    stopped = stopped_run(cfg(tmp_path / 'stopped', hooks=[signal_hook]))
+    reference = train(cfg(tmp_path / 'reference'))
+    resumed = train(cfg(tmp_path / 'stopped', resume=True))
+    assert_same_run(reference, stopped, resumed, 7)
+
+
 def test_mmengine_iteration_loop_does_not_resume_exactly(tmp_path, capsys):
     """Why the loop exists: mmengine's IterBasedTrainLoop reloads the
     batches already trained and augments the rest differently."""
