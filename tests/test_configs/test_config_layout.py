@@ -103,7 +103,9 @@ CHANGES = (
 
 # Every shipped training config preemption-safe by default: a signal saves a
 # checkpoint and exits (PreemptionHook), epoch-based training resumes inside
-# an epoch exactly (ResumableEpochBasedTrainLoop), and periodic checkpoints
+# an epoch exactly (ResumableEpochBasedTrainLoop), iteration-based training
+# without reloading what it trained (ResumableIterBasedTrainLoop), and
+# periodic checkpoints
 # bound what a kill without notice loses (the runtime parts give the
 # estimates behind each interval).
 TASK_CONFIGS = dict(pretrain=23, cls=14, det=33, seg=15)
@@ -124,7 +126,14 @@ CHANGES += tuple(
            'mmitpn.ResumableEpochBasedTrainLoop', RESUMABLE_LOOP)
     for task, old in (('pretrain', 'EpochBasedTrainLoop'), ('cls', ABSENT),
                       ('det', 'EpochBasedTrainLoop')))
+RESUMABLE_ITER_LOOP = (
+    'resumes exactly, skipping the batches already trained without loading '
+    "them (mmseg's loop loads and discards them, and augments the rest "
+    'differently)')
 CHANGES += (
+    Change('seg/*', TASK_CONFIGS['seg'], 'train_cfg.type',
+           'IterBasedTrainLoop', 'mmitpn.ResumableIterBasedTrainLoop',
+           RESUMABLE_ITER_LOOP),
     Change('cls/*', 14, 'train_cfg.by_epoch', True, ABSENT,
            'a loop type replaces it (mmengine refuses both)'),
     *(Change(
@@ -313,7 +322,8 @@ def test_every_config_has_its_task_runtime_hooks(task):
 def test_every_config_is_preemption_safe():
     """A signal saves a checkpoint and exits (PreemptionHook, through the
     atomic checkpoint hook); epoch-based training resumes it inside the
-    epoch (ResumableEpochBasedTrainLoop); iteration checkpoints fall on
+    epoch (ResumableEpochBasedTrainLoop), iteration-based training without
+    reloading (ResumableIterBasedTrainLoop); iteration checkpoints fall on
     optimizer steps (a multiple of the gradient accumulation)."""
     unsafe = []
     for config in shipped_configs():
@@ -327,8 +337,8 @@ def test_every_config_is_preemption_safe():
             unsafe.append(f'{config}: custom_hooks {hooks}')
         if not checkpoint.type.endswith('SafeCheckpointHook'):
             unsafe.append(f'{config}: checkpoint {checkpoint.type}')
-        if loop != 'IterBasedTrainLoop' and \
-                loop.split('.')[-1] != 'ResumableEpochBasedTrainLoop':
+        if loop.split('.')[-1] not in ('ResumableEpochBasedTrainLoop',
+                                       'ResumableIterBasedTrainLoop'):
             unsafe.append(f'{config}: train_cfg.type {loop}')
         if checkpoint.get('iter_interval', 0) % accumulation:
             unsafe.append(f'{config}: iter_interval '

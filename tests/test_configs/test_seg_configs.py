@@ -85,7 +85,8 @@ def shrink(cfg, tmp_path, data_root, checkpoint):
             dict(type='LoadAnnotations'),
             dict(type='PackSegInputs'),
         ])
-    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=1)
+    cfg.train_cfg = dict(
+        type='mmitpn.ResumableIterBasedTrainLoop', max_iters=1)
     cfg.param_scheduler = []
     return cfg
 
