@@ -93,6 +93,12 @@ CHANGES = (
         CLIP_L_TEACHER, 3, 'teacher_img_size', 224, 196,
         "said the CLIP-B teacher's 224 px view while the loader gave the "
         'CLIP-L teacher its 196 px view'),
+    *(Change(
+        'cls/*-640px.py', 1, f'{split}_pipeline', RECORDED,
+        Same(f'{loader}_dataloader.dataset.pipeline'),
+        f'was the 224 px {split} pipeline of the base config while the '
+        'loader ran the 640 px one; now it is the pipeline the loader runs')
+      for split, loader in (('train', 'train'), ('test', 'val'))),
     Change(
         CLIP_L_TEACHER, 3, 'train_pipeline', RECORDED,
         Same('train_dataloader.dataset.pipeline'),
