@@ -104,9 +104,6 @@ class FidelityStudy:
         if task == 'seg':
             iters = args.max_iters or cfg.train_cfg.max_iters
             options = [
-                # The loop of the runs recorded first (the demo's loop now
-                # seeds each sample's augmentations, which changes them).
-                'train_cfg.type=IterBasedTrainLoop',
                 f'train_cfg.max_iters={iters}',
                 f'train_cfg.val_interval={min(args.val_interval, iters)}',
                 f'default_hooks.checkpoint.interval={iters}'
