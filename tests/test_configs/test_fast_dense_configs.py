@@ -15,6 +15,7 @@ import pytest
 import torch
 from mmengine.registry import DefaultScope
 from shipped_configs import differences, kept_tokens, load_config
+from tiny_models import tiny_arch
 
 from mmitpn.models.utils.token_reduction import WindowTokenMigration
 from mmitpn.registry import MODELS
@@ -38,7 +39,6 @@ RECOMMENDED = sorted(
     for path in glob.glob(osp.join(REPO, 'configs', task, '*.py'))
     if TAG.match(osp.basename(path)[:-3]))
 IDS = [osp.basename(path)[:-3] for path in RECOMMENDED]
-TINY = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4)
 
 
 def parse(path):
@@ -147,7 +147,7 @@ def test_the_guides_training_free_switch(guide, config, start_block):
 
     def tiny_backbone(cfg):
         backbone = cfg.model.backbone
-        backbone.update(arch=TINY, img_size=64, init_cfg=None)
+        backbone.update(arch=tiny_arch(), img_size=64, init_cfg=None)
         if backbone.get('token_reduction'):
             backbone.token_reduction.start_block = 1
         with DefaultScope.overwrite_default_scope('mmitpn'):
