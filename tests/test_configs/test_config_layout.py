@@ -148,6 +148,15 @@ CHANGES += (
     Change('seg/*', TASK_CONFIGS['seg'], 'train_cfg.type',
            'IterBasedTrainLoop', 'mmitpn.ResumableIterBasedTrainLoop',
            RESUMABLE_ITER_LOOP),
+    # The recommended segmentation configs were added to the record before.
+    Change(
+        'seg/*-wmig0.5_*',
+        12,
+        'train_cfg.type',
+        'IterBasedTrainLoop',
+        'mmitpn.ResumableIterBasedTrainLoop',
+        RESUMABLE_ITER_LOOP,
+        added=True),
     Change('cls/*', 14, 'train_cfg.by_epoch', True, ABSENT,
            'a loop type replaces it (mmengine refuses both)'),
     *(Change(
