@@ -147,5 +147,8 @@ def run_worker(script: str, argv: Sequence[str], what: str) -> dict:
                             capture_output=True,
                             text=True)
     if result.returncode != 0:
-        raise RuntimeError(f'{what} failed:\n{result.stderr[-4000:]}')
+        # A negative code is the signal that ended it (-9: the kernel's
+        # out-of-memory killer, or a user).
+        raise RuntimeError(f'{what} failed with exit code '
+                           f'{result.returncode}:\n{result.stderr[-4000:]}')
     return json.loads(result.stdout.strip().splitlines()[-1])
