@@ -67,7 +67,9 @@ def parse_args():
     parser.add_argument(
         '--models', nargs='+', default=list(MODELS), choices=MODELS)
     parser.add_argument(
-        '--json', help='write the rows here (after every config)')
+        '--json',
+        help='write the rows here (after every config); rows already in it '
+        'are kept and not counted again')
     return parser.parse_args()
 
 
@@ -79,10 +81,27 @@ def backbone_options(setting: str, window: int, with_cp: bool) -> dict:
     return options
 
 
+def heads_config(cfg) -> str:
+    """What the heads' count depends on besides the features' shapes."""
+    model = {
+        k: v
+        for k, v in cfg.model.to_dict().items()
+        if k not in ('backbone', 'neck', 'init_cfg')
+    }
+    return json.dumps(
+        dict(model=model, batch=cfg.train_dataloader.batch_size),
+        sort_keys=True,
+        default=str)
+
+
 def main():
     args = parse_args()
-    MMLogger.get_instance('train_memory_table', log_level='WARNING')
+    MMLogger.get_instance('train_memory_table', log_level='ERROR')
     rows = []
+    if args.json and osp.exists(args.json):  # resume
+        with open(args.json) as f:
+            rows = json.load(f)['rows']
+    done = {(r['recipe'], r['model'], r['setting']) for r in rows}
     heads_cache = {}
     print('| recipe | model | setting | batch, precision | saved without '
           'with_cp (GB) | saved with with_cp (GB) | estimate without (GB) '
@@ -96,6 +115,8 @@ def main():
             if not osp.isfile(path):
                 continue
             for setting in SETTINGS:
+                if (recipe, model, setting) in done:
+                    continue
                 estimates = {}
                 for with_cp in (False, True):
                     cfg, amp = load_train_config(
@@ -104,8 +125,8 @@ def main():
                     size = SIZES[task]
                     features = count_features(cfg, batch, size, amp)
                     # The heads see the same features whatever the
-                    # backbone setting: counted once per config.
-                    key = (path, tuple(features.shapes))
+                    # backbone: counted once per heads config and shapes.
+                    key = (heads_config(cfg), tuple(features.shapes))
                     if key not in heads_cache:
                         heads_cache[key] = count_heads(cfg, features.shapes,
                                                        batch, size, amp)

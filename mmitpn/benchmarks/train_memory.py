@@ -29,6 +29,7 @@ device, :func:`count_heads` the rest on the CPU with stand-in features, and
 :func:`estimate_config` adds parameters, gradients, optimizer states and
 the margin.
 """
+import copy
 import math
 import weakref
 from dataclasses import dataclass, field
@@ -497,17 +498,9 @@ def random_batch(cfg: Config, model: nn.Module, batch: int,
 def _build(cfg: Config, device: str) -> nn.Module:
     with DefaultScope.overwrite_default_scope(cfg.default_scope), \
             torch.device(device):
-        model = MODELS.build(cfg.model)
+        # A copy: some builders write into their config (mmdet's DINO).
+        model = MODELS.build(copy.deepcopy(cfg.model))
     return model.to(device)  # also tells the data preprocessor
-
-
-def _reinitialise(model: nn.Module, scope: str) -> None:
-    """Fresh random weights for a model made with ``to_empty``."""
-    for module in model.modules():
-        if hasattr(module, 'reset_parameters'):
-            module.reset_parameters()
-    with DefaultScope.overwrite_default_scope(scope):
-        model.init_weights()
 
 
 @dataclass
@@ -544,15 +537,13 @@ def count_heads(cfg: Config, shapes: Sequence[Sequence[int]], batch: int,
     what the heads keep for backward (``by_part`` without backbone and
     neck). The heads' work, often data-dependent (proposals, sampling,
     matching), needs real values; it is a small part of the time."""
-    model = _build(cfg, 'meta')
-    model.backbone = nn.Identity()
+    torch.manual_seed(0)
+    # Built and initialised as the Runner would (heads made on the meta
+    # device and moved lose what their constructors computed).
+    model = build_case_model(copy.deepcopy(cfg))
+    model.backbone = StandInFeatures(shapes)
     if getattr(model, 'neck', None) is not None:
         model.neck = nn.Identity()
-    model.to_empty(device='cpu')
-    model.to('cpu')
-    torch.manual_seed(0)
-    _reinitialise(model, cfg.default_scope)
-    model.backbone = StandInFeatures(shapes)
     data = random_batch(cfg, model, batch, size)
     heads = count_training_forward(model, lambda: model(**data, mode='loss'),
                                    amp)
