@@ -12,9 +12,12 @@
 # attention pattern, so these configs fine-tune with the setting on.
 _base_ = '../../_base_/token_reduction_start.py'
 
-# Activation checkpointing of backbone and pyramid: the global-attention
-# recipes recompute activations to fit 1344x800 inputs in memory; windows and
-# window migration keep far fewer.
+# Activation checkpointing of backbone and pyramid: off, because every
+# recommended detector's estimated training peak without it (2 images of
+# 1344x800 per GPU under fp16 AMP) stays under 60 of an 80 GB GPU's memory
+# (at most 25.1 GB, Fast-iTPN-L Cascade Mask R-CNN;
+# tools/analysis_tools/estimate_train_memory.py, the table in
+# docs/benchmarks/downstream.md), and recomputation costs about 1.15x a step.
 fast_with_cp = False
 fast_backbone = {
     arch:

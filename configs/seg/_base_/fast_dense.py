@@ -12,8 +12,10 @@
 # setting on.
 _base_ = '../../_base_/token_reduction_start.py'
 
-# Activation checkpointing of backbone and pyramid (off in the segmentation
-# recipes).
+# Activation checkpointing of backbone and pyramid: off, as in the segmentation
+# recipes; the estimated training peaks without it stay at most 17.7 GB
+# (tools/analysis_tools/estimate_train_memory.py, the table in
+# docs/benchmarks/downstream.md).
 fast_with_cp = False
 fast_backbone = {
     arch:
