@@ -23,13 +23,14 @@ about 15 minutes on one free core)::
 import argparse
 import json
 import os.path as osp
+from typing import Optional
 
 from mmengine.logging import MMLogger
 
 from mmitpn.benchmarks.downstream import SIZES, recommended_backbone
-from mmitpn.benchmarks.train_memory import (GIB, MemoryEstimate, combine,
-                                            count_features, count_heads,
-                                            load_train_config,
+from mmitpn.benchmarks.train_memory import (GIB, MemoryEstimate, SavedBytes,
+                                            combine, count_features,
+                                            count_heads, load_train_config,
                                             optimizer_states)
 from mmitpn.utils import write_atomically
 
@@ -60,12 +61,37 @@ LIMIT_GB = 80 * (1 - 0.25)
 MARGIN = 0.2
 
 
+def heads_count(cfg, shapes, batch: int, size, amp: bool,
+                heads_batch: Optional[int]) -> SavedBytes:
+    """:func:`count_heads` on ``heads_batch`` images (every feature shape's
+    first dimension cut to it), scaled to ``batch``."""
+    counted = min(heads_batch or batch, batch)
+    if counted == batch:
+        return count_heads(cfg, shapes, batch, size, amp)
+    heads = count_heads(cfg, [(counted, *shape[1:]) for shape in shapes],
+                        counted, size, amp)
+    return SavedBytes(
+        saved=heads.saved * batch // counted,
+        held=heads.held * batch // counted,
+        by_part={
+            part: nbytes * batch // counted
+            for part, nbytes in heads.by_part.items()
+        })
+
+
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         '--recipes', nargs='+', default=list(RECIPES), choices=RECIPES)
     parser.add_argument(
         '--models', nargs='+', default=list(MODELS), choices=MODELS)
+    parser.add_argument(
+        '--heads-batch',
+        type=int,
+        help='count the heads on this many images and scale the count to '
+        "the config's batch (what the heads keep grows with the images: "
+        'for machines without the memory for a whole batch; default: the '
+        "config's batch)")
     parser.add_argument(
         '--json',
         help='write the rows here (after every config); rows already in it '
@@ -128,8 +154,9 @@ def main():
                     # backbone: counted once per heads config and shapes.
                     key = (heads_config(cfg), tuple(features.shapes))
                     if key not in heads_cache:
-                        heads_cache[key] = count_heads(cfg, features.shapes,
-                                                       batch, size, amp)
+                        heads_cache[key] = heads_count(cfg, features.shapes,
+                                                       batch, size, amp,
+                                                       args.heads_batch)
                     estimates[with_cp] = MemoryEstimate(
                         activations=combine(features.activations,
                                             heads_cache[key]),
@@ -145,6 +172,7 @@ def main():
                     setting=setting,
                     config=osp.relpath(path, REPO),
                     batch=batch,
+                    heads_batch=min(args.heads_batch or batch, batch),
                     size=list(size),
                     amp=amp,
                     params_m=without.params / 1e6,

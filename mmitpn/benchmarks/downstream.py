@@ -41,8 +41,8 @@ def _case(task: str, group, config: str, **options) -> dict:
     return dict(task=task, group=groups, config=config, **options)
 
 
-def _swin_b(task: str, group, config: str) -> dict:
-    return _case(task, group, config, swin=SWIN_B)
+def _swin_b(task: str, group, config: str, **options) -> dict:
+    return _case(task, group, config, swin=SWIN_B, **options)
 
 
 CASES: Dict[str, dict] = {
@@ -52,6 +52,16 @@ CASES: Dict[str, dict] = {
     'mask-rcnn swin-b (mmdet)':
     _swin_b('det', ('base', 'speed', 'with_cp'),
             'mmdet::swin/mask-rcnn_swin-s-p4-w7_fpn_amp-ms-crop-3x_coco.py'),
+    # iTPN's detection recipe has a heavier box head (4 convolutions and a
+    # fully connected layer, batch norm) than mmdet's Swin (2 fully
+    # connected layers): the same backbone and neck with iTPN's RoI heads
+    # tell the backbones' difference apart from the heads'.
+    'mask-rcnn swin-b (mmdet), roi heads of itpn':
+    _swin_b(
+        'det',
+        'with_cp',
+        'mmdet::swin/mask-rcnn_swin-s-p4-w7_fpn_amp-ms-crop-3x_coco.py',
+        roi_head_from=ITPN_DET),
     'mask-rcnn itpn-base, windows 14 + 4 global blocks':
     _case('det', 'base', ITPN_DET, backbone=WINDOWS),
     'mask-rcnn fast-itpn-base':
@@ -244,6 +254,9 @@ for _task, _spec in SPEED_TASKS.items():
                 backbone=_backbone(_spec['window']))
             if _name != _global:
                 RATIOS += [(_name, _global), (_name, _spec['peer'])]
+            if _task == 'mask-rcnn' and _variant in WITH_CP_VARIANTS:
+                RATIOS.append(
+                    (_name, 'mask-rcnn swin-b (mmdet), roi heads of itpn'))
 GROUPS = ('base', 'large', 'speed', 'with_cp', 'dino')
 TINY_HIVIT = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4)
 TINY_SWIN = dict(embed_dims=32, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8])
@@ -326,6 +339,9 @@ def load_case_config(case: dict, config_dir: str, tiny: bool) -> Config:
                 convert_weights=True,
                 **case['swin'])
     backbone.update(case.get('backbone', {}))
+    if case.get('roi_head_from'):
+        model.roi_head = Config.fromfile(
+            osp.join(config_dir, case['roi_head_from'])).model.roi_head
     if tiny:
         shrink(cfg, case['task'])
     return adapt_cfg_to_device(cfg)
@@ -513,7 +529,10 @@ def case_macs(model: torch.nn.Module, task: str,
 
     # The counter's module tracker needs autograd on.
     with torch.enable_grad():
-        macs = dict(pyramid=count_macs(pyramid), model=None)
+        macs = dict(
+            pyramid=count_macs(pyramid),
+            model=None,
+            roi_heads=roi_heads_macs(model))
         if task == 'seg':
             try:
                 macs['model'] = count_macs(
@@ -521,6 +540,45 @@ def case_macs(model: torch.nn.Module, task: str,
             except TypeError:  # a head that needs data samples
                 pass
     return macs
+
+
+def roi_heads_macs(model: torch.nn.Module) -> Optional[int]:
+    """Multiply-accumulates of a two-stage detector's RoI heads in one
+    training step of one image: every stage's box head on the RoIs its
+    sampler keeps, and its mask head on the most positives that sampler
+    allows (``num * pos_fraction``; the number of positives depends on the
+    image, so this is the heads' upper bound). None for a model without RoI
+    heads. Counted on the device of the model's parameters (meta in
+    :func:`case_macs`)."""
+    roi_head = getattr(model, 'roi_head', None)
+    if roi_head is None:
+        return None
+    stage_cfgs = roi_head.train_cfg
+    if not isinstance(stage_cfgs, (list, tuple)):
+        stage_cfgs = [stage_cfgs]
+    box_heads = roi_head.bbox_head
+    mask_heads = getattr(roi_head, 'mask_head', None)
+    if not isinstance(box_heads, torch.nn.ModuleList):
+        box_heads = [box_heads]
+        mask_heads = [mask_heads]
+    device = next(roi_head.parameters()).device
+
+    def features(head: torch.nn.Module, rois: int) -> torch.Tensor:
+        # mmdet's box and mask heads keep their RoI size as a pair (the
+        # mask head's default, 14, is the size its extractors give).
+        return torch.empty(
+            rois, head.in_channels, *head.roi_feat_size, device=device)
+
+    def heads() -> None:
+        for stage_cfg, box_head, mask_head in zip(
+                stage_cfgs, box_heads, mask_heads or [None] * len(box_heads)):
+            sampled = stage_cfg['sampler']['num']
+            box_head(features(box_head, sampled))
+            if mask_head is not None:
+                positives = int(sampled * stage_cfg['sampler']['pos_fraction'])
+                mask_head(features(mask_head, positives))
+
+    return count_macs(heads)
 
 
 def measure_case(name: str,
@@ -555,6 +613,8 @@ def measure_case(name: str,
         params_m=params / 1e6,
         pyramid_gmacs=macs['pyramid'] / 1e9,
         model_gmacs=None if macs['model'] is None else macs['model'] / 1e9,
+        roi_heads_gmacs=None
+        if macs['roi_heads'] is None else macs['roi_heads'] / 1e9,
         train_peak_mb=train_peak,
         infer_peak_mb=infer_peak)
     for step, times in (('train', train_times), ('infer', infer_times)):
@@ -569,7 +629,8 @@ def measure_case(name: str,
 
 
 ROW_HEADER = ('| case | input | batch | params (M) | GMACs backbone + neck '
-              '| GMACs model | train step (s) | train step CPU (s) | train '
+              '| GMACs model | GMACs RoI heads (train) | train step (s) '
+              '| train step CPU (s) | train '
               'peak (GB) | inference (s) | inference CPU (s) | inference '
               'peak (GB) |')
 
@@ -590,6 +651,7 @@ def format_row(result: dict) -> str:
     return (f'| {result["case"]} | {width}x{height} | '
             f'{result["batch_size"]} | {result["params_m"]:.1f} | '
             f'{value("pyramid_gmacs", 1)} | {value("model_gmacs", 1)} | '
+            f'{value("roi_heads_gmacs", 1)} | '
             f'{result["train_s"]:.2f} | {value("train_cpu_s")} | '
             f'{result["train_peak_mb"] / 1024:.2f} | '
             f'{result["infer_s"]:.2f} | {value("infer_cpu_s")} | '

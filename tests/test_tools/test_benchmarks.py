@@ -12,7 +12,7 @@ import torch
 from mmitpn.benchmarks import describe_machine, time_steps
 from mmitpn.benchmarks.downstream import (CASES, RATIOS, SPEED_VARIANTS,
                                           build_case_model, load_case_config,
-                                          select_cases)
+                                          roi_heads_macs, select_cases)
 from mmitpn.utils import cpu_has_native_bf16
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -50,10 +50,14 @@ def test_downstream_benchmark_tiny(tmp_path):
         assert result['train_cpu_s'] > 0 and result['infer_cpu_s'] > 0
         assert result['pyramid_gmacs'] > 0
     # The whole segmentor's MACs are counted, a detector's heads are not,
-    # nor Mask2Former's (its head needs data samples).
+    # nor Mask2Former's (its head needs data samples); a two-stage
+    # detector's RoI heads are, on the RoIs its sampler keeps.
     assert [r['model_gmacs'] is not None
             for r in results] == [False, True, False, True, False, False]
     assert results[1]['model_gmacs'] > results[1]['pyramid_gmacs']
+    assert [r['roi_heads_gmacs'] is not None
+            for r in results] == [True, False, False, False, False, False]
+    assert results[0]['roi_heads_gmacs'] > 0
     assert '| upernet itpn-base | 64x64 | 2 |' in out
     assert '| dino fast-itpn-base | 96x64 | 1 |' in out
     assert '| mask2former itpn-base | 64x64 | 2 |' in out
@@ -136,10 +140,13 @@ def test_cases_name_existing_configs_and_ratios_name_cases():
     assert len(SPEED_VARIANTS) == 11
     assert len(speed) == 2 + 2 * 2 * len(SPEED_VARIANTS)
     # with_cp: global attention and the recommended setting with and
-    # without activation checkpointing, and the peers.
+    # without activation checkpointing, the peers, and Swin-B with iTPN's
+    # RoI heads.
     with_cp = select_cases(['with_cp'])
-    assert len(with_cp) == 2 + 2 * 2 * 4 and set(with_cp) <= set(speed)
-    for name in with_cp[2:]:
+    swin_itpn_heads = 'mask-rcnn swin-b (mmdet), roi heads of itpn'
+    assert len(with_cp) == 3 + 2 * 2 * 4
+    assert set(with_cp) - set(speed) == {swin_itpn_heads}
+    for name in with_cp[3:]:
         backbone = CASES[name]['backbone']
         assert backbone['with_cp'] == name.endswith(', with_cp'), name
         if 'window migration' in name:
@@ -150,6 +157,23 @@ def test_cases_name_existing_configs_and_ratios_name_cases():
         select_cases(['base'])
     with pytest.raises(ValueError, match="Unknown case 'no such case'"):
         select_cases(['no such case'])
+
+
+def test_swin_b_with_the_roi_heads_of_itpn():
+    """The like-for-like peer keeps Swin and its FPN and takes iTPN's RoI
+    heads, whose MACs then equal iTPN's (counted on the meta device)."""
+    macs = {}
+    for name in ('mask-rcnn swin-b (mmdet)',
+                 'mask-rcnn swin-b (mmdet), roi heads of itpn',
+                 'mask-rcnn itpn-base'):
+        # Tiny backbones; the heads keep their size.
+        cfg = load_case_config(CASES[name], CONFIGS, tiny=True)
+        model = build_case_model(cfg).to('meta')
+        macs[name] = roi_heads_macs(model)
+        if 'swin' in name:
+            assert model.backbone.__class__.__name__ == 'SwinTransformer'
+    swin, swin_itpn_heads, itpn = macs.values()
+    assert swin_itpn_heads == itpn > swin > 0
 
 
 def test_time_steps_warms_up_and_stops_when_told():

@@ -10,8 +10,9 @@ size, then as many inferences, and reports the median step time (wall
 time, and the CPU time of the process, which on a shared machine does not
 count the time others held the core), the process's peak resident memory
 (CPU) or peak allocated memory (GPU), and the GMACs of one image through
-backbone and neck (and the whole segmentor's forward), counted on the meta
-device. Every case runs in its own process, so peaks are not shared.
+backbone and neck (and the whole segmentor's forward; a two-stage
+detector's RoI heads on the RoIs a training step samples), counted on the
+meta device. Every case runs in its own process, so peaks are not shared.
 
 Cases (``--cases``, default ``base``; ``mmitpn.benchmarks.downstream``
 lists them):
@@ -35,7 +36,10 @@ lists them):
   gathering tokens and window migration at keep 0.5 from block 6) of the
   same models, each with and without activation checkpointing
   (``with_cp``), and the Swin-B peers: what dropping the recomputation
-  gains, apart from what the model gains;
+  gains, apart from what the model gains; and Swin-B's Mask R-CNN with
+  iTPN's RoI heads (a box head of 4 convolutions and a fully connected
+  layer instead of mmdet's 2 fully connected layers), which tells the
+  backbones apart from the recipes' heads;
 - the CLIP-B detector as shipped (no relative position bias, as the
   official detector) and with global relative position bias tables
   (``rel_pos_type='bias_table'``);
