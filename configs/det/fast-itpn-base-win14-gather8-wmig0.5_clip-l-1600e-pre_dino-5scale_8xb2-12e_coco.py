@@ -7,5 +7,7 @@ _base_ = [
 ]
 
 model = dict(
-    backbone=_base_.fast_backbone['fast-itpn-base'],
-    neck=dict(with_cp=_base_.fast_with_cp))
+    backbone=dict(
+        _base_.fast_backbone['fast-itpn-base'],
+        with_cp=_base_.fast_dino_with_cp['fast-itpn-base']),
+    neck=dict(with_cp=_base_.fast_dino_with_cp['fast-itpn-base']))

@@ -12,9 +12,11 @@ _base_ = [
 pretrained = 'checkpoints/fast-itpn-large_clip-l-1600e-pre.pth'
 model = dict(
     backbone=dict(
+        _base_.fast_backbone['fast-itpn-large'],
         arch='fast-itpn-large',
         drop_path_rate=0.2,
         init_cfg=dict(checkpoint=pretrained),
-        **_base_.fast_backbone['fast-itpn-large']),
-    neck=dict(embed_dims=768, with_cp=_base_.fast_with_cp))
+        with_cp=_base_.fast_dino_with_cp['fast-itpn-large']),
+    neck=dict(
+        embed_dims=768, with_cp=_base_.fast_dino_with_cp['fast-itpn-large']))
 optim_wrapper = dict(paramwise_cfg=dict(layer_decay_rate=0.95))

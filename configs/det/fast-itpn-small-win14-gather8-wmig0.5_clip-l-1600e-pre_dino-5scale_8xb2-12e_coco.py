@@ -12,9 +12,11 @@ _base_ = [
 pretrained = 'checkpoints/fast-itpn-small_clip-l-1600e-pre.pth'
 model = dict(
     backbone=dict(
+        _base_.fast_backbone['fast-itpn-small'],
         arch='fast-itpn-small',
         drop_path_rate=0.05,
         init_cfg=dict(checkpoint=pretrained),
-        **_base_.fast_backbone['fast-itpn-small']),
-    neck=dict(embed_dims=384, with_cp=_base_.fast_with_cp))
+        with_cp=_base_.fast_dino_with_cp['fast-itpn-small']),
+    neck=dict(
+        embed_dims=384, with_cp=_base_.fast_dino_with_cp['fast-itpn-small']))
 optim_wrapper = dict(paramwise_cfg=dict(layer_decay_rate=0.90))

@@ -6,5 +6,7 @@ _base_ = [
 ]
 
 model = dict(
-    backbone=_base_.fast_backbone['itpn-base'],
-    neck=dict(with_cp=_base_.fast_with_cp))
+    backbone=dict(
+        _base_.fast_backbone['itpn-base'],
+        with_cp=_base_.fast_dino_with_cp['itpn-base']),
+    neck=dict(with_cp=_base_.fast_dino_with_cp['itpn-base']))

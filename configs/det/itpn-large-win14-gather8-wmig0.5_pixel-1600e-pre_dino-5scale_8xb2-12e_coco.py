@@ -12,12 +12,13 @@ pretrained = ('work_dirs/itpn-pixel_itpn-large_64xb64-amp-coslr-1600e_in1k/'
               'epoch_1600.pth')
 model = dict(
     backbone=dict(
+        _base_.fast_backbone['itpn-large'],
         arch='itpn-large',
         drop_path_rate=0.2,
         init_cfg=dict(checkpoint=pretrained),
-        **_base_.fast_backbone['itpn-large']),
+        with_cp=_base_.fast_dino_with_cp['itpn-large']),
     neck=dict(
         embed_dims=768,
         init_cfg=dict(checkpoint=pretrained),
-        with_cp=_base_.fast_with_cp))
+        with_cp=_base_.fast_dino_with_cp['itpn-large']))
 optim_wrapper = dict(paramwise_cfg=dict(layer_decay_rate=0.95))

@@ -191,6 +191,38 @@ CHANGES += (
            TOKEN_REDUCTION),
 )
 
+FAST_DINO_WITH_CP = {
+    'itpn-base': True,
+    'itpn-large': True,
+    'fast-itpn-tiny': False,
+    'fast-itpn-small': False,
+    'fast-itpn-base': True,
+    'fast-itpn-large': True,
+}
+DINO_MEMORY = (
+    "DINO's training-memory estimate (fp32, its deformable encoder counted "
+    "through mmcv's CPU path: an upper bound) exceeds 60 of 80 GB without "
+    'activation checkpointing for the base and large sizes, which now '
+    'checkpoint; the other recommended detectors stay without it')
+CHANGES += (
+    Change(
+        'det/*-wmig0.5_*',
+        24,
+        'fast_dino_with_cp',
+        ABSENT,
+        FAST_DINO_WITH_CP,
+        DINO_MEMORY,
+        added=True),
+    *(Change(
+        'det/*itpn-[bl]*-wmig0.5_*_dino-*',
+        4,
+        f'model.{part}.with_cp',
+        False,
+        True,
+        DINO_MEMORY,
+        added=True) for part in ('backbone', 'neck')),
+)
+
 
 def value_at(node: Any, key: str) -> Any:
     for name in key.split('.'):

@@ -33,7 +33,8 @@ HEADS = dict(
     seg=('upernet_8xb2-amp-160k_ade20k-512x512',
          'mask2former_8xb2-160k_ade20k-512x512'))
 # What the recommended configs add at the top level: the setting's parts.
-SETTING_VARIABLES = ('fast_backbone', 'fast_with_cp', 'token_reduction_start')
+SETTING_VARIABLES = ('fast_backbone', 'fast_with_cp', 'fast_dino_with_cp',
+                     'token_reduction_start')
 RECOMMENDED = sorted(
     path for task in HEADS
     for path in glob.glob(osp.join(REPO, 'configs', task, '*.py'))
@@ -55,6 +56,14 @@ def plain_config(path):
         REPO, 'configs', task,
         f'{name["arch"]}_{name["pretraining"]}_{name["rest"]}.py')
     return plain if osp.isfile(plain) else None
+
+
+def with_cp(cfg, config):
+    """The task's activation checkpointing of the config's arch: DINO's
+    per arch (its memory estimate), the others' one for the task."""
+    if '_dino-' in config:
+        return cfg.fast_dino_with_cp[cfg.model.backbone.arch]
+    return cfg.fast_with_cp
 
 
 def test_every_backbone_and_head_has_one():
@@ -90,10 +99,11 @@ def test_it_is_the_plain_config_with_the_setting(config):
         return
     expected = load_config(plain).to_dict()
     expected['model']['backbone'].update(cfg.fast_backbone[arch].to_dict())
-    expected['model']['neck']['with_cp'] = cfg.fast_with_cp
+    expected['model']['backbone']['with_cp'] = with_cp(cfg, config)
+    expected['model']['neck']['with_cp'] = with_cp(cfg, config)
     actual = cfg.to_dict()
     for name in SETTING_VARIABLES:
-        actual.pop(name)
+        actual.pop(name, None)
     assert list(differences(expected, actual)) == []
 
 
@@ -116,7 +126,7 @@ def test_the_setting_in_the_name_reaches_the_backbone(config):
     assert isinstance(reduction, WindowTokenMigration)
     assert reduction.keep_ratio == float(name['keep'])
     assert reduction.start_block == backbone.depth // 4
-    assert backbone.with_cp is neck.with_cp is cfg.fast_with_cp
+    assert backbone.with_cp is neck.with_cp is with_cp(cfg, config)
 
 
 @pytest.mark.parametrize('guide,config,start_block', [

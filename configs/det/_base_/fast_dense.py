@@ -12,13 +12,25 @@
 # attention pattern, so these configs fine-tune with the setting on.
 _base_ = '../../_base_/token_reduction_start.py'
 
-# Activation checkpointing of backbone and pyramid: off, because every
-# recommended detector's estimated training peak without it (2 images of
-# 1344x800 per GPU under fp16 AMP) stays under 60 of an 80 GB GPU's memory
-# (at most 25.1 GB, Fast-iTPN-L Cascade Mask R-CNN;
-# tools/analysis_tools/estimate_train_memory.py, the table in
-# docs/benchmarks/downstream.md), and recomputation costs about 1.15x a step.
+# Activation checkpointing of backbone and pyramid (the rule and the table
+# in docs/benchmarks/downstream.md, made with
+# tools/analysis_tools/estimate_train_memory.py): off where the estimated
+# training peak without it leaves a quarter of an 80 GB GPU free, as
+# recomputation costs about 1.15x a step. Mask R-CNN and Cascade (2 images
+# of 1344x800 per GPU, fp16 AMP) stay at most 25.1 GB.
 fast_with_cp = False
+# DINO trains in fp32 and its deformable encoder keeps more than the whole
+# backbone. Its estimate (counted through mmcv's CPU path of deformable
+# attention, which keeps at least what the CUDA kernel keeps: an upper
+# bound) exceeds 60 GB without checkpointing for the base and large sizes.
+fast_dino_with_cp = {
+    'itpn-base': True,
+    'itpn-large': True,
+    'fast-itpn-tiny': False,
+    'fast-itpn-small': False,
+    'fast-itpn-base': True,
+    'fast-itpn-large': True,
+}
 fast_backbone = {
     arch:
     dict(
