@@ -22,13 +22,13 @@
 #
 # The build follows tools/misc/install_env.sh's CUDA route: the CUDA 13.0 compiler from the
 # package registry (requirements/cuda.txt; the CUDA headers come with torch's CUDA wheels),
-# tools/misc/cxx20 and tools/misc/nvcc20 (mmcv asks for C++17, torch's headers want C++20), a
-# libcudart.so link for -lcudart, no build isolation and setuptools<81 (mmcv's setup.py
-# imports pkg_resources).
+# tools/misc/cxx20 and tools/misc/nvcc20, copied into WORK/bin (mmcv asks for C++17, torch's
+# headers want C++20), a libcudart.so link for -lcudart, no build isolation and
+# setuptools<81 (mmcv's setup.py imports pkg_resources).
 set -euo pipefail
 
 case "${1:-}" in
-  -h|--help) sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
   -*) printf 'device_mmcv_wheel: error: unknown option %s (see --help)\n' "$1" >&2; exit 2 ;;
 esac
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -53,6 +53,7 @@ command -v "$python312" >/dev/null ||
 
 mkdir -p "$work"
 exec > >(tee -a "$work/build.log") 2>&1
+trap 'log "failed (exit $?) at line $LINENO of ${BASH_SOURCE[0]}; run it again to resume"' ERR
 start=$(date +%s)
 log "start $(date -Is): $mmcv_pin for $torch_pin, TORCH_CUDA_ARCH_LIST=\"$archs\", in $work"
 
@@ -62,9 +63,11 @@ if [ ! -x "$venv/bin/python" ]; then
   "$python312" -m venv "$venv"
 fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check)
-log "installing $torch_pin, the build tools and the CUDA compiler (requirements/cuda.txt)"
+mmengine_pin="$(grep -E '^mmengine==' "$root/requirements/mminstall.txt")"
+log "installing $torch_pin, the build tools, the CUDA compiler (requirements/cuda.txt) and" \
+  "$mmengine_pin (for the check of the wheel)"
 "${pip[@]}" install -q "$torch_pin" 'setuptools>=77.0.3,<81' wheel ninja \
-  -r "$root/requirements/cuda.txt" "$cuobjdump_pin"
+  -r "$root/requirements/cuda.txt" "$cuobjdump_pin" "$mmengine_pin"
 torch_cuda="$("$venv/bin/python" -c 'import torch; print(torch.version.cuda or "")')"
 pinned="$(sed -n "s/.*torch.version.cuda == '\([0-9.]*\)'.*/\1/p" "$root/requirements/cuda.txt")"
 [ "$torch_cuda" = "$pinned" ] ||
@@ -76,7 +79,11 @@ export CUDA_HOME="$site/nvidia/cu${torch_cuda%%.*}"
 mkdir -p "$venv/cuda-link"
 ln -sf "$(ls "$CUDA_HOME"/lib*/libcudart.so.[0-9]* | head -n 1)" "$venv/cuda-link/libcudart.so"
 export LIBRARY_PATH="$venv/cuda-link${LIBRARY_PATH:+:$LIBRARY_PATH}"
-export CXX="$root/tools/misc/cxx20" PYTORCH_NVCC="$root/tools/misc/nvcc20"
+# Copies of the C++20 wrappers in WORK: the compile commands, which ninja compares to decide
+# what to rebuild, then stay the same when the build is resumed from another checkout.
+mkdir -p "$work/bin"
+install -m 755 "$root/tools/misc/cxx20" "$root/tools/misc/nvcc20" "$work/bin/"
+export CXX="$work/bin/cxx20" PYTORCH_NVCC="$work/bin/nvcc20"
 export MMCV_WITH_OPS=1 FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="$archs" MAX_JOBS="${MAX_JOBS:-2}"
 export CFLAGS="${CFLAGS:--g0}"
 log "CUDA compiler: $CUDA_HOME/bin/nvcc ($("$CUDA_HOME/bin/nvcc" --version | grep -o 'release [0-9.]*'))"
@@ -90,7 +97,8 @@ if [ ! -f "$src/setup.py" ]; then
     "$mmcv_pin"
   tar -xzf "$work/src/mmcv-${mmcv_pin#*==}.tar.gz" -C "$work/src"
 fi
-objects="$(find "$src/build" -name '*.o' 2>/dev/null | wc -l)"
+objects=0
+[ -d "$src/build" ] && objects="$(find "$src/build" -name '*.o' | wc -l)"
 log "compiling (nice 19, MAX_JOBS=$MAX_JOBS; $objects objects kept from earlier runs)"
 rm -rf "$work/wheel"
 nice -n 19 "${pip[@]}" wheel -v --no-build-isolation --no-deps "$src" -w "$work/wheel"
@@ -99,7 +107,6 @@ wheel="$(ls "$work/wheel"/mmcv-*.whl)"
 log "checking $(basename "$wheel") on the CPU"
 rm -rf "$work/check"
 "${pip[@]}" install -q --no-deps --target "$work/check" "$wheel"
-"${pip[@]}" install -q "$(grep -E '^mmengine==' "$root/requirements/mminstall.txt")"
 CUDA_VISIBLE_DEVICES= PYTHONPATH="$work/check" "$venv/bin/python" -c '
 from mmcv.ops import RoIAlign, get_compiling_cuda_version, nms  # noqa: F401
 print("[device_mmcv_wheel] mmcv.ops imports; compiled with CUDA", get_compiling_cuda_version())'
