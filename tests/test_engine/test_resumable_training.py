@@ -1,7 +1,8 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
-"""PreemptionHook, ResumableEpochBasedTrainLoop and iteration checkpoints
-on a toy run (in this process, a real signal): a run stopped anywhere and
-resumed ends exactly as an uninterrupted one."""
+"""PreemptionHook, ResumableEpochBasedTrainLoop,
+ResumableIterBasedTrainLoop and iteration checkpoints on a toy run (in this
+process, a real signal): a run stopped anywhere and resumed ends exactly as
+an uninterrupted one."""
 import json
 import math
 import os
@@ -41,12 +42,17 @@ class DropoutToyModel(BaseModel):
 
 @DATASETS.register_module()
 class NoisyToyData(Dataset):
-    """Augments each sample with Python's, numpy's and torch's generators."""
+    """Augments each sample with Python's, numpy's and torch's generators;
+    counts its reads."""
+
+    def __init__(self):
+        self.reads = 0
 
     def __len__(self):
         return 10
 
     def __getitem__(self, index):
+        self.reads += 1
         noise = np.random.rand(4) + random.random() + torch.rand(4).numpy()
         return dict(
             inputs=torch.tensor(index / 10 + 0.1 * noise, dtype=torch.float),
@@ -99,7 +105,7 @@ def make_cfg(work_dir,
              **checkpoint):
     """3 epochs of 5 iterations (10 samples, batch 2)."""
     import fault_injection  # noqa: F401 (registers its hooks)
-    return Config(
+    cfg = Config(
         dict(
             model=dict(type='DropoutToyModel'),
             work_dir=str(work_dir),
@@ -133,6 +139,19 @@ def make_cfg(work_dir,
             default_scope='mmengine',
             # Runners built within one second would share a message hub.
             experiment_name=f'preemption_{uuid.uuid4().hex}'))
+    return cfg
+
+
+def make_iter_cfg(work_dir, sampler='DefaultSampler', **kwargs):
+    """15 iterations of an iteration-based run over the same data (3
+    passes of 5 batches with ``DefaultSampler``, one infinite stream with
+    ``InfiniteSampler``); no regular checkpoints."""
+    cfg = make_cfg(work_dir, **kwargs)
+    cfg.train_dataloader.sampler.type = sampler
+    cfg.train_cfg = dict(
+        type='mmitpn.ResumableIterBasedTrainLoop', max_iters=15)
+    cfg.default_hooks.checkpoint.update(by_epoch=False, interval=100)
+    return cfg
 
 
 def train(cfg):
@@ -203,6 +222,72 @@ def test_signal_mid_epoch_resumes_exactly(tmp_path, capsys, seed):
     assert 'every sample is augmented from its own seed' in log
     assert not (work_dir / 'preempted.json').exists()
     assert_same_run(reference, stopped, resumed, 7)
+
+
+@pytest.mark.parametrize('seed', [0, None], ids=['fixed seed', 'random seed'])
+@pytest.mark.parametrize('sampler', ['DefaultSampler', 'InfiniteSampler'])
+def test_signal_in_iteration_based_run_resumes_exactly(tmp_path, capsys,
+                                                       sampler, seed):
+    work_dir = tmp_path / 'stopped'
+    # The signal arrives before the 7th iteration (in the second pass over
+    # the data with DefaultSampler).
+    signal_hook = dict(type='SignalAtIterationHook', iteration=6)
+    stopped = stopped_run(
+        make_iter_cfg(
+            work_dir, sampler=sampler, hooks=[signal_hook], seed=seed))
+    assert os.path.isfile(work_dir / 'iter_7.pth')
+    reference = train(
+        make_iter_cfg(
+            tmp_path / 'reference', sampler=sampler, seed=stopped.seed))
+
+    resumed = train(
+        make_iter_cfg(work_dir, sampler=sampler, resume=True, seed=seed))
+    log = ''.join(capsys.readouterr())
+    assert ('Resuming at iteration 7: the batches already trained are '
+            'skipped without being loaded') in log
+    assert 'every sample is augmented from its own seed' in log
+    assert_same_run(reference, stopped, resumed, 7)
+    # Only the 8 batches trained after the resume were read.
+    assert resumed.train_dataloader.dataset.reads == 8 * 2
+
+
+def test_iteration_based_resume_with_data_loader_workers(tmp_path):
+    """Two workers draw the augmentations: the same run, bit for bit."""
+
+    def cfg(path, **kwargs):
+        cfg = make_iter_cfg(path, sampler='InfiniteSampler', **kwargs)
+        cfg.train_dataloader.update(num_workers=2, persistent_workers=True)
+        return cfg
+
+    signal_hook = dict(type='SignalAtIterationHook', iteration=6)
+    stopped = stopped_run(cfg(tmp_path / 'stopped', hooks=[signal_hook]))
+    reference = train(cfg(tmp_path / 'reference'))
+    resumed = train(cfg(tmp_path / 'stopped', resume=True))
+    assert_same_run(reference, stopped, resumed, 7)
+
+
+def test_mmengine_iteration_loop_does_not_resume_exactly(tmp_path, capsys):
+    """Why the loop exists: mmengine's IterBasedTrainLoop reloads the
+    batches already trained and augments the rest differently."""
+    work_dir = tmp_path / 'stopped'
+
+    def cfg(path, **kwargs):
+        # (InfiniteSampler: mmengine's loop sleeps 2 s after each pass.)
+        cfg = make_iter_cfg(path, sampler='InfiniteSampler', **kwargs)
+        cfg.train_cfg.type = 'IterBasedTrainLoop'
+        return cfg
+
+    signal_hook = dict(type='SignalAtIterationHook', iteration=6)
+    stopped_run(cfg(work_dir, hooks=[signal_hook]))
+    log = ''.join(capsys.readouterr())
+    assert 'IterBasedTrainLoop resumes by loading and discarding' in log
+    reference = train(cfg(tmp_path / 'reference'))
+    resumed = train(cfg(work_dir, resume=True))
+    log = ''.join(capsys.readouterr())
+    assert 'with IterBasedTrainLoop: model randomness' in log
+    assert resumed.train_dataloader.dataset.reads == 15 * 2
+    assert not torch.equal(reference.model.linear.weight,
+                           resumed.model.linear.weight)
 
 
 def test_iteration_checkpoints_bound_a_crash(tmp_path):

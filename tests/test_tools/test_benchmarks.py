@@ -46,6 +46,14 @@ def test_downstream_benchmark_tiny(tmp_path):
     assert [r['batch_size'] for r in results] == [1, 2, 8, 2, 1, 2]
     for result in results:
         assert result['train_s'] > 0 and result['train_peak_mb'] > 0
+        # CPU time beside wall time, and the MACs of one image.
+        assert result['train_cpu_s'] > 0 and result['infer_cpu_s'] > 0
+        assert result['pyramid_gmacs'] > 0
+    # The whole segmentor's MACs are counted, a detector's heads are not,
+    # nor Mask2Former's (its head needs data samples).
+    assert [r['model_gmacs'] is not None
+            for r in results] == [False, True, False, True, False, False]
+    assert results[1]['model_gmacs'] > results[1]['pyramid_gmacs']
     assert '| upernet itpn-base | 64x64 | 2 |' in out
     assert '| dino fast-itpn-base | 96x64 | 1 |' in out
     assert '| mask2former itpn-base | 64x64 | 2 |' in out
@@ -125,8 +133,19 @@ def test_cases_name_existing_configs_and_ratios_name_cases():
     assert {name for pair in RATIOS for name in pair} <= set(CASES)
     speed = select_cases(['speed'])
     # Two peers, and every variant for 2 tasks x 2 families.
-    assert len(SPEED_VARIANTS) == 7
+    assert len(SPEED_VARIANTS) == 11
     assert len(speed) == 2 + 2 * 2 * len(SPEED_VARIANTS)
+    # with_cp: global attention and the recommended setting with and
+    # without activation checkpointing, and the peers.
+    with_cp = select_cases(['with_cp'])
+    assert len(with_cp) == 2 + 2 * 2 * 4 and set(with_cp) <= set(speed)
+    for name in with_cp[2:]:
+        backbone = CASES[name]['backbone']
+        assert backbone['with_cp'] == name.endswith(', with_cp'), name
+        if 'window migration' in name:
+            assert backbone['token_reduction']['type'] == 'window_migration'
+            assert backbone['window_size'] == (14
+                                               if 'mask-rcnn' in name else 16)
     assert select_cases(['base', 'mask-rcnn itpn-base']) == \
         select_cases(['base'])
     with pytest.raises(ValueError, match="Unknown case 'no such case'"):

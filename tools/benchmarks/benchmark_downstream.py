@@ -6,9 +6,12 @@ mmdet / mmseg / mmpretrain's own configs) one worker process builds the
 model at full size (no pretrained weights are loaded), runs ``--warmup``
 untimed and ``--iters`` timed training steps (forward, backward and the
 config's own optimizer) on random inputs of the recipe's largest training
-size, then as many inferences, and reports the median step time
-and the process's peak resident memory (CPU) or peak allocated memory
-(GPU). Every case runs in its own process, so peaks are not shared.
+size, then as many inferences, and reports the median step time (wall
+time, and the CPU time of the process, which on a shared machine does not
+count the time others held the core), the process's peak resident memory
+(CPU) or peak allocated memory (GPU), and the GMACs of one image through
+backbone and neck (and the whole segmentor's forward), counted on the meta
+device. Every case runs in its own process, so peaks are not shared.
 
 Cases (``--cases``, default ``base``; ``mmitpn.benchmarks.downstream``
 lists them):
@@ -28,6 +31,11 @@ lists them):
   iTPN-B and Fast-iTPN-B Mask R-CNN at 1344x800 and UperNet at 512x512,
   next to the global-attention model as shipped and Swin-B; ratios against
   both;
+- ``with_cp``: global attention and the recommended setting (windows, 8
+  gathering tokens and window migration at keep 0.5 from block 6) of the
+  same models, each with and without activation checkpointing
+  (``with_cp``), and the Swin-B peers: what dropping the recomputation
+  gains, apart from what the model gains;
 - the CLIP-B detector as shipped (no relative position bias, as the
   official detector) and with global relative position bias tables
   (``rel_pos_type='bias_table'``);
@@ -45,6 +53,9 @@ Example::
     python tools/benchmarks/benchmark_downstream.py --cases base
     python tools/benchmarks/benchmark_downstream.py --cases speed \
         --warmup 0 --iters 1 --json speed.json --resume
+    taskset -c 1 env OMP_NUM_THREADS=1 python \
+        tools/benchmarks/benchmark_downstream.py --cases with_cp \
+        --warmup 1 --iters 1 --json with_cp.json --resume
     python tools/benchmarks/benchmark_downstream.py --tiny   # seconds
 """
 import argparse
@@ -53,8 +64,9 @@ import os.path as osp
 from typing import List
 
 from mmitpn.benchmarks import describe_machine, run_worker
-from mmitpn.benchmarks.downstream import (GROUPS, format_ratios, format_row,
-                                          measure_case, select_cases)
+from mmitpn.benchmarks.downstream import (GROUPS, ROW_HEADER, format_ratios,
+                                          format_row, measure_case,
+                                          select_cases)
 from mmitpn.utils import write_atomically
 from mmitpn.utils.cli import add_debug_argument, run_tool
 
@@ -143,9 +155,8 @@ def main():
     results = load_finished(args.json, args) if args.resume else []
     print(f'machine: {describe_machine()}; median of {args.iters} timed '
           f'steps after {args.warmup}; fp32')
-    print('| case | input | batch | params (M) | train step (s) | train '
-          'peak (GB) | inference (s) | inference peak (GB) |')
-    print('|---|---|---|---|---|---|---|---|')
+    print(ROW_HEADER)
+    print('|---' * ROW_HEADER.count(' | ') + '|---|')
     for result in results:
         print(format_row(result))
     finished = {r['case'] for r in results}

@@ -11,9 +11,9 @@
 #
 # Preemption-safe by default: a SIGTERM or SIGUSR1 saves a checkpoint after
 # the current iteration and exits with code 75 (PreemptionHook). Training is
-# iteration-based (mmseg's IterBasedTrainLoop), whose resume loads and
-# discards the batches already trained: augmentations repeat exactly only
-# with num_workers=0. The schedules checkpoint every 4000 iterations (mmseg:
+# iteration-based (ResumableIterBasedTrainLoop, set by the schedules): a
+# resume skips the batches already trained without loading them and
+# continues exactly. The schedules checkpoint every 4000 iterations (mmseg:
 # 16000, Mask2Former 5000), the newest 3 kept: at an estimated 0.3-0.5 s per
 # iteration of 8 GPUs x 2 images of 512 px, a job killed without notice
 # loses at most 20-33 minutes.

@@ -64,6 +64,7 @@ optim_wrapper = dict(
 # The lr above is for 8 GPUs x 2 images; other world sizes scale it linearly.
 auto_scale_lr = dict(enable=True, base_batch_size=16)
 
+train_cfg = dict(type='mmitpn.ResumableIterBasedTrainLoop')
 default_hooks = dict(
     checkpoint=dict(
         type='mmitpn.SafeCheckpointHook', interval=4000, max_keep_ckpts=3))

@@ -8,7 +8,7 @@ from mmengine.dist import get_rank
 from mmengine.hooks import Hook
 
 from mmitpn.registry import HOOKS
-from ..loops import ResumableEpochBasedTrainLoop
+from ..loops import ResumableEpochBasedTrainLoop, ResumableIterBasedTrainLoop
 
 # The forward's stream, apart from the data-loading one of the same
 # iteration.
@@ -31,19 +31,18 @@ class IterationSeedHook(Hook):
       model (drop path, dropout, masks not drawn per sample), whatever data
       loading, hooks or a resumed run's start-up drew meanwhile.
 
-    A run resumed from any checkpoint therefore reproduces the
-    uninterrupted one exactly, on any number of ranks. Re-seeding costs
+    A run resumed from any checkpoint therefore draws what the
+    uninterrupted one draws, on any number of ranks. Re-seeding costs
     microseconds per iteration.
 
-    What is exact after a resume: everything drawn in the training process
-    (masks, drop path, dropout, and the augmentations when the data loader
-    has ``num_workers=0``). Data-loader *worker processes* draw their
-    augmentations from their own random streams, which restart with the
-    workers; with ``num_workers > 0`` a resumed run sees differently
-    augmented images than an uninterrupted one (the same images, in the
-    same order), unless the loop seeds every sample itself
-    (:class:`~mmitpn.engine.loops.ResumableEpochBasedTrainLoop` does). A
-    resumed run logs which case applies.
+    What this makes exact after a resume: everything the model draws
+    (masks, drop path, dropout). The data is exact only if the loop
+    continues the interrupted batch stream and seeds every sample itself,
+    as :class:`~mmitpn.engine.loops.ResumableEpochBasedTrainLoop` and
+    :class:`~mmitpn.engine.loops.ResumableIterBasedTrainLoop` do; mmengine's
+    loops restart the epoch, or load and discard the batches already
+    trained, and augment from restarted random streams. A resumed run logs
+    which case applies.
     """
 
     priority = 'VERY_HIGH'
@@ -61,22 +60,21 @@ class IterationSeedHook(Hook):
         self._reseed(runner, runner.iter)
         if runner.iter == 0:
             return
-        workers = runner.train_dataloader.num_workers
-        if isinstance(runner.train_loop, ResumableEpochBasedTrainLoop):
+        loop = runner.train_loop
+        resumable = (ResumableEpochBasedTrainLoop, ResumableIterBasedTrainLoop)
+        if isinstance(loop, resumable):
             runner.logger.info(
                 f'Resumed at iteration {runner.iter}: every sample is '
                 'augmented from its own seed, the continuation is exact.')
-        elif workers > 0:
-            runner.logger.warning(
-                f'Resumed at iteration {runner.iter}: model randomness '
-                '(masks, drop path) continues exactly, but the data loader\'s '
-                f'{workers} worker processes restart their random streams, '
-                'so augmentations differ from an uninterrupted run. Set '
-                'train_dataloader.num_workers=0 for an exact continuation.')
         else:
-            runner.logger.info(
-                f'Resumed at iteration {runner.iter}: data loading runs in '
-                'the training process, the continuation is exact.')
+            runner.logger.warning(
+                f'Resumed at iteration {runner.iter} with '
+                f'{type(loop).__name__}: model randomness (masks, drop path) '
+                'continues exactly, the data does not (mmengine\'s loops '
+                'restart the epoch, or load and discard the batches already '
+                'trained, drawing augmentations from restarted streams). '
+                "train_cfg.type='mmitpn.ResumableEpochBasedTrainLoop' or "
+                "'mmitpn.ResumableIterBasedTrainLoop' continues exactly.")
 
     def before_train_iter(self,
                           runner,

@@ -11,11 +11,11 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from mmengine.dist import all_reduce, barrier, is_main_process
 from mmengine.hooks import Hook
-from mmengine.runner import EpochBasedTrainLoop
+from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 
 from mmitpn.registry import HOOKS
 from mmitpn.utils.atomic_file import write_atomically
-from ..loops import ResumableEpochBasedTrainLoop
+from ..loops import ResumableEpochBasedTrainLoop, ResumableIterBasedTrainLoop
 from .safe_checkpoint_hook import SafeCheckpointHook
 
 # EX_TEMPFAIL of sysexits.h: stopped on request, to be run again.
@@ -74,13 +74,15 @@ class PreemptionHook(Hook):
     validation ends. The time from the signal to the exit is at most
     ``sync_interval`` iterations (plus the rest of a validation run) plus
     the save; the log states it. The data-loader workers of
-    :class:`~mmitpn.engine.loops.ResumableEpochBasedTrainLoop` leave the
+    :class:`~mmitpn.engine.loops.ResumableEpochBasedTrainLoop` and
+    :class:`~mmitpn.engine.loops.ResumableIterBasedTrainLoop` leave the
     signals to the training process, so that one sent to every process of
     the job (as torchrun and Slurm do) does not kill them.
 
     Needs ``default_hooks.checkpoint`` to be ``mmitpn.SafeCheckpointHook``,
     and for an exact resume
-    :class:`~mmitpn.engine.loops.ResumableEpochBasedTrainLoop` and
+    :class:`~mmitpn.engine.loops.ResumableEpochBasedTrainLoop` (or
+    :class:`~mmitpn.engine.loops.ResumableIterBasedTrainLoop`) and
     :class:`~mmitpn.engine.hooks.IterationSeedHook`.
 
     Args:
@@ -127,6 +129,14 @@ class PreemptionHook(Hook):
                 'on a signal resumes at the start of its epoch (mmengine '
                 "does); train_cfg.type='mmitpn.ResumableEpochBasedTrainLoop' "
                 'resumes it where it stopped.')
+        elif isinstance(loop, IterBasedTrainLoop) and not isinstance(
+                loop, ResumableIterBasedTrainLoop):
+            runner.logger.warning(
+                'PreemptionHook: IterBasedTrainLoop resumes by loading and '
+                'discarding the batches already trained, with other '
+                "augmentations (mmengine does); train_cfg.type='mmitpn."
+                "ResumableIterBasedTrainLoop' skips them without loading "
+                'and resumes exactly.')
         if is_main_process():
             record = osp.join(runner.work_dir, STOP_RECORD)
             if osp.isfile(record):

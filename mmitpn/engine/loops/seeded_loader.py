@@ -1,26 +1,29 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
-"""The loader of an epoch's batches from any position, each sample seeded
-by itself.
+"""The loader of a run's batches from any position, each sample seeded by
+itself.
 
-What :class:`~mmitpn.engine.loops.ResumableEpochBasedTrainLoop` iterates
-instead of the configured data loader: the same dataset, batch sampler,
-workers and collate function, with three changes. The batch stream can
-start at any batch of the epoch without loading the batches before it;
-every sample's pipeline runs with random generators seeded from (seed,
-epoch, dataset index), so that its augmentations do not depend on which
-process or worker loads it, nor on what was loaded before; and the workers
-leave the stop signals that the training process handles to it.
+What :class:`~mmitpn.engine.loops.ResumableEpochBasedTrainLoop` and
+:class:`~mmitpn.engine.loops.ResumableIterBasedTrainLoop` iterate instead
+of the configured data loader: the same dataset, batch sampler, workers and
+collate function, with three changes. The batch stream can start at any
+batch (of an epoch, or of an iteration-based run) without loading the
+batches before it; every sample's pipeline runs with random generators
+seeded from (seed, epoch or iteration, dataset index), so that its
+augmentations do not depend on which process or worker loads it, nor on
+what was loaded before; and the workers leave the stop signals that the
+training process handles to it.
 """
 import os
 import signal
 import threading
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple, Type, Union
 
 from torch.utils.data import DataLoader, Dataset
 
 from mmitpn.utils.sample_seeding import sample_random_state
 
-SampleKey = Tuple[int, int, int]  # (seed, epoch, dataset index)
+# (seed, epoch or iteration, dataset index)
+SampleKey = Tuple[int, int, int]
 
 
 class SeededSamples(Dataset):
@@ -82,6 +85,51 @@ class EpochBatches:
         return max(len(self.batch_sampler) - self.start, 0)
 
 
+class IterationBatches:
+    """The batches of an iteration-based run from a given iteration on, as
+    lists of :class:`SampleKey` keyed by the iteration that trains them.
+
+    The batch sampler is read again whenever it ends, its sampler's epoch
+    set to the number of passes before (as mmengine's iteration-based loop
+    does); an infinite one (mmengine's ``InfiniteSampler``) is read once.
+    The indices of the batches before ``start`` are drawn (cheaply, no data
+    is loaded) and dropped.
+
+    Args:
+        batch_sampler: The configured loader's batch sampler.
+    """
+
+    def __init__(self, batch_sampler) -> None:
+        self.batch_sampler = batch_sampler
+        self.seed = 0
+        self.start = 0
+
+    @property
+    def sampler(self):
+        """The sampler under the batch sampler."""
+        return self.batch_sampler.sampler
+
+    def begin(self, seed: int, start: int) -> None:
+        """Read the run seeded ``seed`` from iteration ``start``."""
+        self.seed, self.start = seed, start
+
+    def __iter__(self) -> Iterator[List[SampleKey]]:
+        iteration, passes = 0, 0
+        while True:
+            if hasattr(self.sampler, 'set_epoch'):
+                self.sampler.set_epoch(passes)
+            read = iteration
+            for batch in self.batch_sampler:
+                if iteration >= self.start:
+                    yield [(self.seed, iteration, int(i)) for i in batch]
+                iteration += 1
+            if iteration == read:
+                raise ValueError('The training data loader yields no batch '
+                                 '(an empty dataset, or drop_last with fewer '
+                                 'samples than a batch).')
+            passes += 1
+
+
 # Signals that ask a process to stop, which a scheduler may send to every
 # process of a job.
 STOP_SIGNALS = ('SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2')
@@ -133,18 +181,24 @@ class WorkerStart:
             self.init_fn(worker_id)
 
 
+Batches = Union[EpochBatches, IterationBatches]
+
+
 def build_seeded_loader(
-        loader: DataLoader) -> Tuple[DataLoader, EpochBatches, WorkerStart]:
+    loader: DataLoader,
+    batches_type: Type[Batches] = EpochBatches
+) -> Tuple[DataLoader, Batches, WorkerStart]:
     """A data loader over :class:`SeededSamples` of ``loader``'s dataset and
-    :class:`EpochBatches` of its batch sampler, with ``loader``'s workers,
-    collate function and memory settings; returns it, its batches (to
-    position with :meth:`EpochBatches.begin_epoch` before each epoch) and
-    its :class:`WorkerStart` (to update before workers start)."""
+    the ``batches_type`` (:class:`EpochBatches` or
+    :class:`IterationBatches`) of its batch sampler, with ``loader``'s
+    workers, collate function and memory settings; returns it, its batches
+    (to position before reading) and its :class:`WorkerStart` (to update
+    before workers start)."""
     if loader.batch_sampler is None:
         raise ValueError(
             'The training data loader has no batch sampler (batch_size=None);'
             ' set train_dataloader.batch_size.')
-    batches = EpochBatches(loader.batch_sampler)
+    batches = batches_type(loader.batch_sampler)
     worker_start = WorkerStart(loader.worker_init_fn)
     options = dict(
         num_workers=loader.num_workers,

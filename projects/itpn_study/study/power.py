@@ -147,3 +147,41 @@ def sequential_coverage(sd: float,
         within_target=float(np.mean(widths <= target)),
         inside_margin=float(np.mean(np.abs(means) + widths < margin)),
         mean_pairs=float(final_n.mean()))
+
+
+def non_inferiority_power(effect: float,
+                          sd: float,
+                          n: int,
+                          margin: float,
+                          confidence: float = 0.95) -> float:
+    """Probability that the lower end of the two-sided t-based interval over
+    ``n`` paired differences (true mean ``effect``, standard deviation
+    ``sd``, normal) lies above ``-margin``: the one-sided paired t-test of
+    non-inferiority at level ``(1 - confidence) / 2``.
+
+    ``mean - t s / sqrt(n) > -margin`` is ``(mean + margin) / (s / sqrt(n))
+    > t``, whose left side is noncentral t with ``n - 1`` degrees of freedom
+    and noncentrality ``(effect + margin) sqrt(n) / sd``.
+    """
+    if n < 2 or sd <= 0:
+        raise ValueError(f'needs at least 2 pairs and sd > 0, got n={n}, '
+                         f'sd={sd}.')
+    df = n - 1
+    critical = stats.t.ppf(0.5 + confidence / 2, df)
+    return float(
+        stats.nct.sf(critical, df, (effect + margin) * np.sqrt(n) / sd))
+
+
+def seeds_for_non_inferiority(sd: float,
+                              margin: float,
+                              power: float = 0.8,
+                              effect: float = 0.,
+                              confidence: float = 0.95,
+                              most: int = 1000) -> int:
+    """The fewest pairs (at least 2) with which :func:`non_inferiority_power`
+    reaches ``power``."""
+    for n in range(2, most + 1):
+        if non_inferiority_power(effect, sd, n, margin, confidence) >= power:
+            return n
+    raise ValueError(f'more than {most} pairs needed for power {power} at sd '
+                     f'{sd}, margin {margin} and effect {effect}.')

@@ -109,7 +109,10 @@ def save_record(path: str, record: Record, written: Iterable[str],
 def headline(result: dict) -> str:
     """A run's headline number in words, for a log line or a commit
     message: the headline probe's top-1, a dense run's metric, a training
-    run's final pixel loss, the tensors an initialisation shares."""
+    run's final pixel loss, the tensors an initialisation shares; a result
+    that states its own (``headline``) gives that."""
+    if 'headline' in result:
+        return result['headline']
     if 'probes' in result:
         probe = result['probes'].get('backbone/mean/logistic', {})
         if 'top1' in probe:

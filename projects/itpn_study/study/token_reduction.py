@@ -1,227 +1,129 @@
 # Copyright (c) mmitpn contributors. All rights reserved.
-"""Fidelity of the backbone's token reduction on the CPU demos.
+"""Fidelity of the backbone's token reduction on the CPU demos: the runs and
+their record.
 
-Two questions, on the detection and segmentation demos (HiViT-demo
-backbone and iTPN pyramid from ``make demo-photos``, 128 px shapes):
+The same pretraining checkpoint (``make demo-photos``) is fine-tuned on the
+segmentation and detection demos with global attention and with each
+token-reduction variant (:data:`~.token_reduction_design.VARIANTS`), one
+run per downstream seed, in the registered order
+(:func:`~.token_reduction_design.run_order`); every global-attention
+checkpoint is also tested with token migration switched on at test time.
+Each run is a ``tools/train.py`` (and ``tools/test.py``) subprocess with its
+own work dir, which resumes from its last checkpoint when interrupted; a run
+whose result is in the record is not made again.
 
-(a) **Training-free migration.** Every checkpoint fine-tuned with global
-    attention is tested as it is and again with token migration switched on
-    at test time (keep ratios, from a given main block): the same weights
-    and images, so each difference is paired per checkpoint. Keep ratio 1.0
-    keeps every token and must change nothing: a check of the switch itself.
-(b) **Fine-tuned reduction.** The same pretraining checkpoint fine-tuned
-    with global attention, ViTDet windows and windows with gathering tokens,
-    one run per seed (the downstream seed; pretraining is shared): the
-    validation curve of every run, the final metrics, and the paired
-    difference against global attention over seeds with a t-based 95 %
-    interval.
-
-Each run is a ``tools/train.py`` or ``tools/test.py`` subprocess with its own
-work dir; a run whose results are already in ``fidelity.json`` is not run
-again, so an interrupted study resumes per run.
+The record (``records/token_reduction_fidelity.json``) holds one entry per
+finished run, keyed ``task/variant/seed`` (``prepare/<name>/0`` for the
+generated data and the pretraining checkpoint): its UTC start and end, wall
+and CPU time, the machine (``lscpu``, threads, niceness) and load, the
+digests of what it started from, its validation curves and final metrics in
+points, and what the checkpoint loader reported.
 """
 import glob
+import hashlib
 import json
 import os
 import os.path as osp
+import re
+import resource
+import shutil
 import subprocess
 import sys
 import time
 from typing import Dict, List, Optional
 
-import numpy as np
-from mmengine.config import Config
-
 from mmitpn.utils import write_atomically
-from mmitpn.utils.statistics import format_difference, paired_difference
 from .plan import REPO
-
-TASKS = {
-    'seg':
-    dict(
-        config='configs/seg/demo/hivit-demo_skimage-pre_upernet_1xb8-1k_'
-        'shapes-seg-128px.py',
-        metrics=('mIoU', ),
-        scale=1,  # mmseg's IoUMetric reports percent
-        data_root='data/shapes_seg'),
-    'det':
-    dict(
-        config='configs/det/demo/hivit-demo_skimage-pre_mask-rcnn_1xb4-6e_'
-        'shapes-coco-128px.py',
-        metrics=('coco/bbox_mAP', 'coco/segm_mAP'),
-        scale=100,
-        data_root='data/shapes_coco'),
-}
-# The demo backbone has 4 main blocks on an 8x8 unit grid (128 px): windows
-# of 4x4 units, global attention in the last block as ViTDet's pattern (the
-# last block of every quarter of the depth at full size), or windows
-# everywhere with the 8 gathering tokens of the full-size setting.
-VARIANTS = {
-    'global': {},
-    'windows': dict(window_size=4, global_blocks=(3, )),
-    'gathering': dict(window_size=4, gathering_tokens=8),
-}
+from .record import load_record, machine, save_record, utc_now
+from .token_reduction_design import (MIGRATION_KEEP_RATIOS,
+                                     MIGRATION_START_BLOCK, PRETRAIN,
+                                     REFERENCE, TASKS, VARIANTS, Task)
 
 
-class FidelityStudy:
-    """The runs and their results, kept in ``fidelity.json``; the report
-    in ``fidelity.md``."""
-
-    def __init__(self, args):
-        self.args = args
-        self.path = osp.join(args.work_dir, 'fidelity.json')
-        self.results = {'train': {}, 'test': {}}
-        if osp.exists(self.path):
-            with open(self.path) as f:
-                self.results = json.load(f)
-        os.makedirs(args.work_dir, exist_ok=True)
-
-    def save(self) -> None:
-        write_atomically(json.dumps(self.results, indent=1), self.path)
-        write_atomically(
-            report(self), osp.join(self.args.work_dir, 'fidelity.md'))
-
-    def common_options(self, task: str) -> List[str]:
-        args = self.args
-        options = []
-        if args.data_root:
-            for split in ('train', 'val', 'test'):
-                options.append(
-                    f'{split}_dataloader.dataset.data_root={args.data_root}')
-            if task == 'det':
-                for split in ('val', 'test'):
-                    options.append(f'{split}_evaluator.ann_file='
-                                   f'{args.data_root}/annotations/'
-                                   'instances_val.json')
-        if args.no_pretrained:
-            options += [
-                'model.backbone.init_cfg=None', 'model.neck.init_cfg=None'
-            ]
-        return options
-
-    def schedule_options(self, task: str, cfg: Config) -> List[str]:
-        args = self.args
-        if task == 'seg':
-            iters = args.max_iters or cfg.train_cfg.max_iters
-            options = [
-                f'train_cfg.max_iters={iters}',
-                f'train_cfg.val_interval={min(args.val_interval, iters)}',
-                f'default_hooks.checkpoint.interval={iters}'
-            ]
-            if args.max_iters:
-                # The shipped warm-up and decay, squeezed into the schedule.
-                options += [
-                    f'param_scheduler.0.end={max(iters // 10, 1)}',
-                    f'param_scheduler.1.begin={max(iters // 10, 1)}',
-                    f'param_scheduler.1.end={iters}'
-                ]
-            return options
-        epochs = args.max_iters or cfg.train_cfg.max_epochs
-        options = [
-            f'train_cfg.max_epochs={epochs}', 'train_cfg.val_interval=1',
-            f'default_hooks.checkpoint.interval={epochs}'
-        ]
-        if args.max_iters:
-            options += [
-                f'param_scheduler.1.end={epochs}',
-                f'param_scheduler.1.milestones=[{max(epochs - 1, 1)}]'
-            ]
-        return options
-
-    def final_checkpoint(self, task: str, cfg: Config, work_dir: str) -> str:
-        if task == 'seg':
-            name = f'iter_{self.args.max_iters or cfg.train_cfg.max_iters}'
+def option_items(prefix: str, settings: dict) -> List[str]:
+    """``--cfg-options`` items setting every key of ``settings`` (nested
+    dicts as dotted keys) under ``prefix``."""
+    items = []
+    for name, value in settings.items():
+        if isinstance(value, dict):
+            items += option_items(f'{prefix}.{name}', value)
         else:
-            name = f'epoch_{self.args.max_iters or cfg.train_cfg.max_epochs}'
-        return osp.join(work_dir, f'{name}.pth')
-
-    def train(self, task: str, variant: str, seed: int) -> None:
-        key = f'{task}/{variant}/seed{seed}'
-        if key in self.results['train']:
-            return
-        cfg = Config.fromfile(osp.join(REPO, TASKS[task]['config']))
-        work_dir = osp.join(self.args.work_dir, task, f'{variant}_seed{seed}')
-        options = self.common_options(task) + self.schedule_options(
-            task, cfg) + [f'randomness.seed={seed}']
-        options += [
-            f'model.backbone.{name}={value!r}'.replace(' ', '')
-            for name, value in VARIANTS[variant].items()
-        ]
-        start = time.time()
-        command = [
-            osp.join(REPO, 'tools', 'train.py'), TASKS[task]['config'],
-            '--work-dir', work_dir, '--cfg-options', *options
-        ]
-        if osp.exists(osp.join(work_dir, 'last_checkpoint')):
-            command.append('--resume')
-        run(command, osp.join(work_dir, 'train_stdout.log'))
-        checkpoint = self.final_checkpoint(task, cfg, work_dir)
-        if not osp.exists(checkpoint):
-            raise RuntimeError(f'{key}: training ended without {checkpoint}; '
-                               f'see {work_dir}/train_stdout.log')
-        self.results['train'][key] = dict(
-            checkpoint=checkpoint,
-            wall_s=time.time() - start,
-            curve=read_curve(work_dir, TASKS[task]['metrics']))
-        self.save()
-
-    def test(self, task: str, seed: int, keep_ratio: Optional[float]) -> None:
-        name = 'none' if keep_ratio is None else f'keep{keep_ratio:g}'
-        key = f'{task}/global/seed{seed}/{name}'
-        if key in self.results['test']:
-            return
-        trained = self.results['train'][f'{task}/global/seed{seed}']
-        work_dir = osp.join(self.args.work_dir, task, f'test_seed{seed}', name)
-        options = self.common_options(task)
-        if keep_ratio is not None:
-            options += [
-                'model.backbone.token_migration.start_block='
-                f'{self.args.start_block}',
-                f'model.backbone.token_migration.keep_ratio={keep_ratio}'
-            ]
-        start = time.time()
-        command = [
-            osp.join(REPO, 'tools', 'test.py'), TASKS[task]['config'],
-            trained['checkpoint'], '--work-dir', work_dir
-        ]
-        if options:
-            command += ['--cfg-options', *options]
-        run(command, osp.join(work_dir, 'test_stdout.log'))
-        self.results['test'][key] = dict(
-            wall_s=time.time() - start,
-            metrics=read_test_metrics(work_dir, TASKS[task]['metrics']))
-        self.save()
+            items.append(f'{prefix}.{name}={value!r}'.replace(' ', '').replace(
+                "'", ''))
+    return items
 
 
-def run(command: List[str], log: str) -> None:
+def sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tree_digest(root: str) -> str:
+    """SHA-256 over the relative paths and contents of every file below
+    ``root``, in sorted order."""
+    digest = hashlib.sha256()
+    for folder, dirs, files in sorted(os.walk(root)):
+        dirs.sort()
+        for name in sorted(files):
+            path = osp.join(folder, name)
+            digest.update(osp.relpath(path, root).encode())
+            digest.update(bytes.fromhex(sha256(path)))
+    return digest.hexdigest()
+
+
+def load_average() -> List[float]:
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+def run(command: List[str], log: str) -> dict:
+    """Run ``python command`` in the repository root, its output appended to
+    ``log``; returns the attempt: UTC start and end, wall and CPU seconds
+    (user + system of the subprocess and its children), load averages
+    before and after. Raises with the log's tail when it fails."""
     os.makedirs(osp.dirname(log), exist_ok=True)
-    with open(log, 'w') as f:
+    attempt = dict(utc_start=utc_now(), load_start=load_average())
+    start, before = time.time(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    with open(log, 'a') as f:
         result = subprocess.run([sys.executable, *command],
                                 cwd=REPO,
                                 stdout=f,
                                 stderr=subprocess.STDOUT)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    attempt.update(
+        utc_end=utc_now(),
+        load_end=load_average(),
+        wall_s=round(time.time() - start, 1),
+        cpu_s=round(
+            after.ru_utime - before.ru_utime + after.ru_stime -
+            before.ru_stime, 1))
     if result.returncode != 0:
         with open(log) as f:
             tail = f.read()[-3000:]
-        raise RuntimeError(f'{" ".join(command[:2])} failed (log: {log}):\n'
-                           f'{tail}')
+        raise RuntimeError(f'{" ".join(command[:2])} failed with exit code '
+                           f'{result.returncode} (log: {log}):\n{tail}')
+    return attempt
 
 
-def read_curve(work_dir: str, metrics) -> Dict[str, Dict[str, float]]:
-    """Validation metrics per step, from every run's ``scalars.json``."""
-    curve: Dict[str, Dict[str, float]] = {m: {} for m in metrics}
+def read_scalars(work_dir: str, names) -> Dict[str, Dict[int, float]]:
+    """Every logged value of ``names`` by step, from the ``scalars.json``
+    of every (resumed) run in ``work_dir``; a later run's value wins."""
+    values: Dict[str, Dict[int, float]] = {name: {} for name in names}
     for path in sorted(
             glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))):
         with open(path) as f:
             for line in f:
                 entry = json.loads(line)
-                for metric in metrics:
-                    if metric in entry:
-                        curve[metric][str(entry['step'])] = entry[metric]
-    return curve
+                for name in names:
+                    if name in entry:
+                        values[name][int(entry['step'])] = entry[name]
+    return values
 
 
 def read_test_metrics(work_dir: str, metrics) -> Dict[str, float]:
+    """The metrics of the last ``tools/test.py`` run in ``work_dir``."""
     paths = sorted(glob.glob(osp.join(work_dir, '*', '*.json')))
     if not paths:
         raise RuntimeError(f'no test metrics under {work_dir}')
@@ -230,120 +132,283 @@ def read_test_metrics(work_dir: str, metrics) -> Dict[str, float]:
     return {metric: entry[metric] for metric in metrics}
 
 
-def final_value(curve: Dict[str, float]) -> float:
-    return curve[max(curve, key=int)]
+LOADED = re.compile(r'load (\S+) in model from: (\S+)')
+MISMATCH = re.compile(
+    r'(missing keys|unexpected key) in source state_dict: (.*)')
 
 
-def report(study: FidelityStudy) -> str:
-    """The Markdown tables of the results."""
-    args = study.args
-    train, test = study.results['train'], study.results['test']
-    lines = [
-        '# Token-reduction fidelity on the demos', '',
-        'Values in points (mIoU and COCO mAP in percent). Differences: '
-        'mean over seeds of the paired difference [t-based 95 % interval] '
-        '(n = seeds).', ''
-    ]
-    for task in args.tasks:
-        spec = TASKS[task]
-        scale = spec['scale']
-        for metric in spec['metrics']:
-            lines += [
-                f'## {task}: training-free migration, {metric}', '',
-                f'Checkpoints fine-tuned with global attention, tested '
-                f'without and with token migration from main block '
-                f'{args.start_block}.', '', '| keep ratio | ' +
-                ' | '.join(f'seed {s}'
-                           for s in args.seeds) + ' | vs no migration |',
-                '|---|' + '---|' * (len(args.seeds) + 1)
+def load_report(log: str) -> dict:
+    """What mmengine's checkpoint loader said in a training log: the
+    prefixes it loaded and from where, the missing and unexpected keys."""
+    report = dict(loaded={}, missing=[], unexpected=[])
+    with open(log) as f:
+        for line in f:
+            found = LOADED.search(line)
+            if found:
+                report['loaded'][found.group(1)] = found.group(2)
+            found = MISMATCH.search(line)
+            if found:
+                kind = 'missing' if found.group(1) == 'missing keys' else \
+                    'unexpected'
+                for key in found.group(2).split(', '):
+                    if key.strip() and key.strip() not in report[kind]:
+                        report[kind].append(key.strip())
+    return report
+
+
+class FidelityStudy:
+    """The study's runs and its record.
+
+    Args:
+        args (argparse.Namespace): The tool's options (``work_dir``,
+            ``record``, ``data_root``, ``max_iters``, ``no_pretrained``).
+    """
+
+    def __init__(self, args) -> None:
+        self.args = args
+        self.record_path = args.record
+        self.record = load_record(self.record_path)
+        os.makedirs(args.work_dir, exist_ok=True)
+
+    def save(self, key: str) -> None:
+        save_record(self.record_path, self.record, [key],
+                    osp.join(self.args.work_dir, 'record.lock'))
+
+    # Inputs ---------------------------------------------------------------
+
+    def data_root(self, task: Task) -> str:
+        return self.args.data_root or task.data_root
+
+    def prepare(self, tasks) -> None:
+        """Generate the data of ``tasks`` and make the pretraining
+        checkpoint (``make demo-photos``'s data and training) where they are
+        missing, each timed and recorded with its digest."""
+        for name in tasks:
+            task = TASKS[name]
+            root = osp.join(REPO, self.data_root(task))
+            # Generated into a side folder and renamed when complete: an
+            # interrupted generation never passes for the data.
+            self._make(
+                f'prepare/{name}-data/0',
+                root, [[task.converter, f'{root}.partial']],
+                tree_digest,
+                staged=f'{root}.partial')
+        if not self.args.no_pretrained:
+            self._make('prepare/demo-photos/0',
+                       osp.join(REPO, PRETRAIN['checkpoint']),
+                       [[PRETRAIN['converter'], PRETRAIN['data_root']],
+                        [
+                            'tools/train.py', PRETRAIN['config'], '--work-dir',
+                            PRETRAIN['work_dir']
+                        ]], sha256)
+
+    def _make(self,
+              key: str,
+              target: str,
+              commands: List[List[str]],
+              digest,
+              staged: Optional[str] = None) -> None:
+        """Run ``commands`` when ``target`` is missing (they write ``staged``
+        if given, renamed to ``target`` once they end); record the making
+        (every time it is made, e.g. again in a later working period, with
+        the digest it gave) or, for a target found, its digest."""
+        entry = self.record.get(key, dict(made=[]))
+        if osp.exists(target):
+            value = digest(target)
+            if entry.get('digest') == value:
+                return
+            entry.update(digest=value, found=utc_now())
+        else:
+            log = osp.join(self.args.work_dir, 'prepare',
+                           key.split('/')[1] + '.log')
+            if staged and osp.exists(staged):
+                shutil.rmtree(staged)
+            steps = [run(command, log) for command in commands]
+            if staged:
+                os.replace(staged, target)
+            value = digest(target)
+            entry['made'].append(
+                dict(
+                    utc_start=steps[0]['utc_start'],
+                    utc_end=steps[-1]['utc_end'],
+                    wall_s=round(sum(s['wall_s'] for s in steps), 1),
+                    cpu_s=round(sum(s['cpu_s'] for s in steps), 1),
+                    steps=steps,
+                    digest=value,
+                    machine=machine()))
+            entry['digest'] = value
+        made = entry['made'][-1] if entry['made'] else None
+        entry['headline'] = (
+            f'digest {value[:12]}' +
+            (f', made in {made["wall_s"]:.0f} s wall, {made["cpu_s"]:.0f} s '
+             'CPU' if made and made['digest'] == value else ', found'))
+        self.record[key] = entry
+        self.save(key)
+
+    def inputs(self, task: Task) -> dict:
+        """Digests of what a run of ``task`` starts from."""
+        inputs = dict(
+            data=self.record[f'prepare/{task.name}-data/0']['digest'])
+        if not self.args.no_pretrained:
+            inputs['checkpoint'] = self.record['prepare/demo-photos/0'][
+                'digest']
+        return inputs
+
+    # Runs -------------------------------------------------------------------
+
+    def length(self, task: Task) -> int:
+        return self.args.max_iters or task.length
+
+    def common_options(self, task: Task) -> List[str]:
+        root = self.data_root(task)
+        options = []
+        if self.args.data_root:
+            options += [
+                f'{split}_dataloader.dataset.data_root={root}'
+                for split in ('train', 'val', 'test')
             ]
-            baseline = {
-                s:
-                scale * test[f'{task}/global/seed{s}/none']['metrics'][metric]
-                for s in args.seeds if f'{task}/global/seed{s}/none' in test
-            }
-            for keep in [None, *args.keep_ratios]:
-                name = 'none' if keep is None else f'keep{keep:g}'
-                values = {
-                    s: scale * test[key]['metrics'][metric]
-                    for s in args.seeds
-                    for key in [f'{task}/global/seed{s}/{name}'] if key in test
-                }
-                cells = [
-                    f'{values[s]:.2f}' if s in values else '-'
-                    for s in args.seeds
+            if task.name == 'det':
+                options += [
+                    f'{split}_evaluator.ann_file={root}/annotations/'
+                    'instances_val.json' for split in ('val', 'test')
                 ]
-                diff = '-' if keep is None else format_difference(
-                    paired_difference(values, baseline))
-                lines.append(
-                    f'| {"none" if keep is None else f"{keep:g}"} | ' +
-                    ' | '.join(cells) + f' | {diff} |')
-            lines += [
-                '', f'## {task}: fine-tuned reduction, {metric}', '',
-                '| variant | ' + ' | '.join(f'seed {s}' for s in args.seeds) +
-                ' | mean ± sd | vs global | wall (min/run) |',
-                '|---|' + '---|' * (len(args.seeds) + 3)
+        if self.args.no_pretrained:
+            options += [
+                'model.backbone.init_cfg=None', 'model.neck.init_cfg=None'
             ]
-            finals = {}
-            for variant in args.variants:
-                runs = {
-                    s: train[key]
-                    for s in args.seeds
-                    for key in [f'{task}/{variant}/seed{s}'] if key in train
-                }
-                finals[variant] = {
-                    s: scale * final_value(r['curve'][metric])
-                    for s, r in runs.items()
-                }
-            for variant, values in finals.items():
-                cells = [
-                    f'{values[s]:.2f}' if s in values else '-'
-                    for s in args.seeds
-                ]
-                spread = (f'{np.mean(list(values.values())):.2f} ± '
-                          f'{np.std(list(values.values()), ddof=1):.2f}'
-                          if len(values) > 1 else '-')
-                diff = '-' if variant == 'global' else format_difference(
-                    paired_difference(values, finals.get('global', {})))
-                walls = [
-                    train[f'{task}/{variant}/seed{s}']['wall_s'] / 60
-                    for s in values
-                ]
-                wall = f'{np.mean(walls):.1f}' if walls else '-'
-                lines.append(f'| {variant} | ' + ' | '.join(cells) +
-                             f' | {spread} | {diff} | {wall} |')
-            lines += curve_table(study, task, metric, scale)
-    return '\n'.join(lines) + '\n'
+        return options
 
-
-def curve_table(study: FidelityStudy, task: str, metric: str,
-                scale: float) -> List[str]:
-    """Mean validation curve over seeds per variant."""
-    train = study.results['train']
-    curves = {}
-    for variant in study.args.variants:
-        runs = [
-            train[key]['curve'][metric] for s in study.args.seeds
-            for key in [f'{task}/{variant}/seed{s}'] if key in train
+    def schedule_options(self, task: Task) -> List[str]:
+        """The registered schedule: segmentation the demo's warm-up (10 %)
+        and linear decay in ``length`` iterations, a checkpoint at every
+        validation; detection the demo's 6 epochs (decay after the
+        second-to-last), a checkpoint after every epoch."""
+        length = self.length(task)
+        if task.name == 'seg':
+            warmup = max(length // 10, 1)
+            return [
+                f'train_cfg.max_iters={length}',
+                f'train_cfg.val_interval={min(task.val_interval, length)}',
+                'default_hooks.checkpoint.interval='
+                f'{min(task.val_interval, length)}',
+                f'param_scheduler.0.end={warmup}',
+                f'param_scheduler.1.begin={warmup}',
+                f'param_scheduler.1.end={length}'
+            ]
+        return [
+            f'train_cfg.max_epochs={length}',
+            f'train_cfg.val_interval={task.val_interval}',
+            'default_hooks.checkpoint.interval=1',
+            'default_hooks.checkpoint.max_keep_ckpts=1',
+            f'param_scheduler.1.end={length}',
+            f'param_scheduler.1.milestones=[{max(length - 1, 1)}]'
         ]
-        if runs:
-            curves[variant] = runs
-    if not curves:
-        return []
-    steps = sorted(
-        {int(k)
-         for runs in curves.values()
-         for c in runs
-         for k in c})
-    lines = [
-        '', f'Validation curve ({metric}, mean over seeds; '
-        f'{"iteration" if task == "seg" else "epoch"} per row):', '',
-        '| step | ' + ' | '.join(curves) + ' |', '|---|' + '---|' * len(curves)
-    ]
-    for step in steps:
-        cells = []
-        for runs in curves.values():
-            values = [c[str(step)] for c in runs if str(step) in c]
-            cells.append(f'{scale * np.mean(values):.2f}' if values else '-')
-        lines.append(f'| {step} | ' + ' | '.join(cells) + ' |')
-    return lines + ['']
+
+    def final_checkpoint(self, task: Task, work_dir: str) -> str:
+        name = 'iter' if task.unit == 'iteration' else 'epoch'
+        return osp.join(work_dir, f'{name}_{self.length(task)}.pth')
+
+    def train(self, name: str, variant: str, seed: int) -> None:
+        """Make one run (resuming its work dir) unless it is recorded."""
+        key = f'{name}/{variant}/{seed}'
+        if key in self.record:
+            return
+        task = TASKS[name]
+        work_dir = osp.join(self.args.work_dir, name, f'{variant}_seed{seed}')
+        options = self.common_options(task) + self.schedule_options(task) + [
+            f'randomness.seed={seed}'
+        ] + option_items('model.backbone', VARIANTS[variant])
+        attempts_path = osp.join(work_dir, 'attempts.json')
+        # An attempt without an end was interrupted (its times are lost).
+        attempts = json.load(
+            open(attempts_path)) if osp.exists(attempts_path) else []
+        checkpoint = self.final_checkpoint(task, work_dir)
+        log = osp.join(work_dir, 'train_stdout.log')
+        if not osp.exists(checkpoint):
+            resume = ['--resume'] if osp.exists(
+                osp.join(work_dir, 'last_checkpoint')) else []
+            command = [
+                'tools/train.py', task.config, '--work-dir', work_dir, *resume,
+                '--cfg-options', *options
+            ]
+            os.makedirs(work_dir, exist_ok=True)
+            write_atomically(
+                json.dumps(attempts + [dict(utc_start=utc_now())]),
+                attempts_path)
+            attempts.append(run(command, log))
+            write_atomically(json.dumps(attempts), attempts_path)
+        if not osp.exists(checkpoint):
+            raise RuntimeError(f'{key}: training ended without {checkpoint}; '
+                               f'see {log}')
+        scalars = read_scalars(work_dir, task.metrics + ('loss', ))
+        curves = {
+            metric: [[step, round(task.scale * value, 4)]
+                     for step, value in sorted(scalars[metric].items())]
+            for metric in task.metrics
+        }
+        final = {}
+        for metric, curve in curves.items():
+            if not curve or curve[-1][0] != self.length(task):
+                raise RuntimeError(
+                    f'{key}: no {metric} at the last {task.unit} '
+                    f'({self.length(task)}) in {work_dir}')
+            final[metric] = curve[-1][1]
+        entry = dict(
+            task=name,
+            variant=variant,
+            seed=seed,
+            backbone=VARIANTS[variant],
+            cfg_options=options,
+            utc_start=attempts[0]['utc_start'] if attempts else None,
+            utc_end=utc_now(),
+            wall_s=round(sum(a.get('wall_s', 0) for a in attempts), 1),
+            cpu_s=round(sum(a.get('cpu_s', 0) for a in attempts), 1),
+            attempts=attempts,
+            machine=machine(),
+            inputs=self.inputs(task),
+            load=load_report(log),
+            curves=curves,
+            loss=[[step, round(value, 4)]
+                  for step, value in sorted(scalars['loss'].items())],
+            final=final,
+            headline=f'{task.metric_name} {final[task.primary]:.2f} at '
+            f'{task.unit} {self.length(task)}')
+        if variant == REFERENCE:
+            entry['migration'] = self.test_migration(task, checkpoint,
+                                                     work_dir)
+        self.record[key] = entry
+        self.save(key)
+
+    def test_migration(self, task: Task, checkpoint: str,
+                       work_dir: str) -> Dict[str, dict]:
+        """Metrics (points) of ``checkpoint`` tested as trained and with
+        token migration from :data:`MIGRATION_START_BLOCK` at every keep
+        ratio, each with its attempt's times."""
+        results = {}
+        for keep in (None, *MIGRATION_KEEP_RATIOS):
+            name = 'none' if keep is None else f'keep{keep:g}'
+            test_dir = osp.join(work_dir, 'test', name)
+            options = self.common_options(task)
+            if keep is not None:
+                options += option_items(
+                    'model.backbone',
+                    dict(
+                        token_reduction=dict(
+                            type='migration',
+                            start_block=MIGRATION_START_BLOCK,
+                            keep_ratio=keep)))
+            command = [
+                'tools/test.py', task.config, checkpoint, '--work-dir',
+                test_dir
+            ]
+            if options:
+                command += ['--cfg-options', *options]
+            attempt = run(command, osp.join(test_dir, 'test_stdout.log'))
+            metrics = read_test_metrics(test_dir, task.metrics)
+            results[name] = dict(
+                metrics={
+                    metric: round(task.scale * value, 4)
+                    for metric, value in metrics.items()
+                },
+                **attempt)
+        return results

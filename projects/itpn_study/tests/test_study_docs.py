@@ -23,7 +23,7 @@ def test_links_and_images_of_the_project_pages_resolve():
     pages = sorted(
         osp.relpath(path, REPO)
         for path in glob.glob(osp.join(PROJECT, '**', '*.md'), recursive=True))
-    assert len(pages) == 8
+    assert len(pages) == 10
     cache, problems = {}, []
     for page in pages:
         problems += checker['check_file'](page, REPO, cache)

@@ -62,8 +62,9 @@ def commit_once(record: str) -> Optional[str]:
     runs = new_runs(committed_record(repo, path), load_record(record))
     if not runs:
         return None
-    plan = osp.basename(record).replace('itpn_study_',
-                                        '').replace('_results.json', '')
+    plan = osp.splitext(osp.basename(record))[0].replace('itpn_study_',
+                                                         '').replace(
+                                                             '_results', '')
     text = message(runs, plan)
     git(repo, 'add', '--', path)
     git(repo, 'commit', '--quiet', '-m', text, '--', path)

@@ -1,4 +1,4 @@
-# 160k iterations (mmseg's loop and hooks, with mmitpn's atomic checkpoints
+# 160k iterations (mmseg's schedule and hooks, with mmitpn's atomic checkpoints
 # that resume exactly under any launcher): AdamW lr 1e-4 for 8 GPUs x 2
 # images (scaled linearly to other world sizes), weight decay 0.05, layer
 # decay 0.90 (rescaled as the official ld ** (13 / num_layers)), 1500
@@ -20,6 +20,8 @@ param_scheduler = [
          by_epoch=False),
 ]
 auto_scale_lr = dict(enable=True, base_batch_size=16)
+# mmseg's loop, resuming exactly without reloading the batches trained.
+train_cfg = dict(type='mmitpn.ResumableIterBasedTrainLoop')
 
 default_hooks = dict(
     checkpoint=dict(

@@ -77,7 +77,10 @@ param_scheduler = [
     dict(type='PolyLR', eta_min=0.0, power=1.0, begin=100, end=1000,
          by_epoch=False),
 ]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=1000, val_interval=500)
+train_cfg = dict(
+    type='mmitpn.ResumableIterBasedTrainLoop',
+    max_iters=1000,
+    val_interval=500)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(
