@@ -46,8 +46,12 @@ log() { printf '[device_mmcv_wheel] %s\n' "$*"; }
 
 command -v "$python312" >/dev/null ||
   die "no $python312 (set PYTHON312 to a Python 3.12 interpreter, the machine's version)"
-"$python312" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null ||
-  die "$python312 is not Python 3.12 (the lent machine's version); set PYTHON312"
+# (a pyenv shim exists for every installed version but runs only the selected ones)
+version_check='import sys; assert sys.version_info[:2] == (3, 12), sys.version'
+version_error="$("$python312" -c "$version_check" 2>&1)" ||
+  die "$python312 does not run as Python 3.12, the lent machine's version" \
+    "($(printf '%s\n' "$version_error" | grep -m 1 -E 'not found|Error'));" \
+    "set PYTHON312 to a Python 3.12 interpreter"
 [ -n "$torch_pin" ] || die "no torch==... line in .dev_scripts/device_image_requirements.txt"
 [ -n "$mmcv_pin" ] || die "no mmcv==... line in requirements/mminstall.txt"
 
