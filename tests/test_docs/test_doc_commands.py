@@ -36,9 +36,12 @@ VENV_PYTHON = '.venv/bin/python'
 VENV_SITE = '.venv/lib/python3.11/site-packages/'
 # Folders of the repository: a command token under one of them must exist.
 REPO_FOLDERS = ('configs/', 'tools/', 'demo/', 'docs/', 'mmitpn/', 'tests/',
-                'requirements/', '.dev_scripts/')
-# Where the programs of the repository live.
+                'requirements/', '.dev_scripts/', 'projects/')
+# Where the programs of the repository live (each answers --help).
 PROGRAM_FOLDERS = ('tools/', '.dev_scripts/')
+# Research projects' own runners, which the docs may name too (their
+# arguments are not options: they are not started with --help here).
+PROJECT_FOLDER = 'projects/'
 # Programs from outside the repository that the docs may name.
 EXTERNAL = {'tensorboard', 'sudo', 'apt-get', 'source'}
 PLACEHOLDER = re.compile(r'^[A-Z][A-Z0-9_]*$')
@@ -161,10 +164,10 @@ def test_extraction_joins_lines_and_substitutes_variables(tmp_path):
 def test_command_names_things_that_exist(command):
     program = command.argv[0]
     assert program in EXTERNAL or program in (VENV_PYTHON, 'make') or \
-        program.startswith(PROGRAM_FOLDERS), (
+        program.startswith(PROGRAM_FOLDERS + (PROJECT_FOLDER, )), (
             f'{command.source}: {program!r} is neither {VENV_PYTHON}, make, '
-            'a script of tools/ or .dev_scripts/ nor a known external '
-            f'program; write commands as "{VENV_PYTHON} SCRIPT" '
+            'a script of tools/, .dev_scripts/ or projects/ nor a known '
+            f'external program; write commands as "{VENV_PYTHON} SCRIPT" '
             '(docs/get_started/install.md)')
     if program == 'make':
         missing = set(command.argv[1:]) - make_targets()
