@@ -11,12 +11,13 @@ leaves the most informative numbers, bf16 before fp16:
    (the CLIP teacher of random weights: :func:`~.pretrain.random_clip_teacher`)
    and the pixel config of Fast-iTPN-B;
 3. one ImageNet-1K fine-tuning step of iTPN-B at 224 (mixup / cutmix);
-4. the pretraining steps of 1. and 2. again, compiled as mmengine's
+4. one Mask R-CNN step at 1344x800 of iTPN-B and Fast-iTPN-B and one UperNet
+   step at 512x512 of iTPN-B (short: no compiling), skipped with the reason
+   without mmcv's compiled ops (mmdet and mmseg import ``mmcv.ops``);
+5. the pretraining steps of 1. and 2. again, compiled as mmengine's
    ``compile=True`` compiles them (:data:`COMPILE_OPTIONS`), the compile time
-   apart from the step time;
-5. after both dtypes of those: one Mask R-CNN step at 1344x800 of iTPN-B and
-   Fast-iTPN-B and one UperNet step at 512x512 of iTPN-B, skipped with the
-   reason without mmcv's compiled ops (mmdet and mmseg import ``mmcv.ops``).
+   apart from the step time (compiling takes the longest, so these come
+   last within the dtype).
 """
 import datetime
 import gc
@@ -250,6 +251,16 @@ def gpu_checks(config_dir: str,
                 f'{FINETUNE_CASE} (IN-1K, 224)', dtype,
                 partial(downstream_check, FINETUNE_CASE, config_dir, dtype,
                         dry_run)))
+        for name in DOWNSTREAM_CASES:
+            package = 'mmdet' if 'mask' in name else 'mmsegmentation'
+            module = package.replace('mentation', '')
+            rows.append(
+                Check(
+                    f'{name} ({"1344x800" if "mask" in name else "512"})',
+                    dtype,
+                    partial(downstream_check, name, config_dir, dtype,
+                            dry_run),
+                    missing=partial(missing_mmcv_ops, module, package)))
         if compiled and dry_run:
             rows += [
                 Check(
@@ -263,17 +274,6 @@ def gpu_checks(config_dir: str,
             ]
         elif compiled:
             rows += [replace(check, compiled=True) for check in pretraining]
-    for dtype in dtypes:
-        for name in DOWNSTREAM_CASES:
-            package = 'mmdet' if 'mask' in name else 'mmsegmentation'
-            module = package.replace('mentation', '')
-            rows.append(
-                Check(
-                    f'{name} ({"1344x800" if "mask" in name else "512"})',
-                    dtype,
-                    partial(downstream_check, name, config_dir, dtype,
-                            dry_run),
-                    missing=partial(missing_mmcv_ops, module, package)))
     return rows
 
 

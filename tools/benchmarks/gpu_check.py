@@ -7,11 +7,11 @@ full size and per-GPU batch, with mmengine's ``AmpOptimWrapper``, bf16
 before fp16: the pretraining benchmark against mmpretrain 1.2.0's iTPN on
 the mmpretrain-compatible config; the pixel, pixel + MFM and CLIP-B
 pretraining configs of iTPN-B and the pixel config of Fast-iTPN-B; one
-ImageNet-1K fine-tuning step of iTPN-B; the pretraining steps again compiled
-as mmengine's ``compile=True`` compiles a training step (``torch.compile``,
-default options; ``--no-compile`` leaves them out); then one Mask R-CNN step
-of iTPN-B and Fast-iTPN-B and one UperNet step of iTPN-B (skipped, with the
-reason, without mmcv's compiled ops).
+ImageNet-1K fine-tuning step of iTPN-B; one Mask R-CNN step of iTPN-B and
+Fast-iTPN-B and one UperNet step of iTPN-B (skipped, with the reason,
+without mmcv's compiled ops); then the pretraining steps again compiled as
+mmengine's ``compile=True`` compiles a training step (``torch.compile``,
+default options; ``--no-compile`` leaves them out).
 
 Each row: eager or compiled, images per second, step time, a compiled
 row's compile time (what its untimed steps took beyond as many timed ones),
