@@ -586,20 +586,22 @@ def measure_case(name: str,
                  iters: int,
                  warmup: int,
                  batch_size: Optional[int] = None,
-                 tiny: bool = False) -> dict:
+                 tiny: bool = False,
+                 train: bool = True) -> dict:
     """Time ``warmup`` untimed and ``iters`` timed training steps of a case,
     then as many inferences, in this process: the case's row of results
     (median wall and CPU seconds, peak memory of training and of inference,
-    and the MACs of one image, :func:`case_macs`)."""
+    and the MACs of one image, :func:`case_macs`). With ``train=False``
+    only the inferences are timed and the training keys are ``None``."""
     case = CASES[name]
     task = case['task']
     cfg = load_case_config(case, config_dir, tiny)
     size = TINY_SIZES[task] if tiny else SIZES[task]
     batch = batch_size or BATCH_SIZES[task]
     model, train_step, predict = case_steps(task, cfg, size, batch)
-    train_times = timed_steps(train_step, iters, warmup)
+    train_times = timed_steps(train_step, iters, warmup) if train else None
     synchronize()
-    train_peak = peak_memory_mb()
+    train_peak = peak_memory_mb() if train else None
     reset_peak_memory()
     infer_times = timed_steps(predict, iters, warmup)
     infer_peak = peak_memory_mb()
@@ -618,6 +620,12 @@ def measure_case(name: str,
         train_peak_mb=train_peak,
         infer_peak_mb=infer_peak)
     for step, times in (('train', train_times), ('infer', infer_times)):
+        if times is None:
+            result.update({
+                f'{step}_{key}': None
+                for key in ('s', 'times_s', 'cpu_s', 'cpu_times_s')
+            })
+            continue
         wall, cpu = zip(*times)
         result.update({
             f'{step}_s': statistics.median(wall),
@@ -648,12 +656,13 @@ def format_row(result: dict) -> str:
         return '-' if result.get(key) is None else \
             f'{result[key]:.{digits}f}'
 
+    train_peak = '-' if result['train_peak_mb'] is None else \
+        f'{result["train_peak_mb"] / 1024:.2f}'
     return (f'| {result["case"]} | {width}x{height} | '
             f'{result["batch_size"]} | {result["params_m"]:.1f} | '
             f'{value("pyramid_gmacs", 1)} | {value("model_gmacs", 1)} | '
             f'{value("roi_heads_gmacs", 1)} | '
-            f'{result["train_s"]:.2f} | {value("train_cpu_s")} | '
-            f'{result["train_peak_mb"] / 1024:.2f} | '
+            f'{value("train_s")} | {value("train_cpu_s")} | {train_peak} | '
             f'{result["infer_s"]:.2f} | {value("infer_cpu_s")} | '
             f'{infer_peak} |')
 
@@ -666,12 +675,16 @@ def format_ratios(results: List[dict]) -> List[str]:
         if ours in by_name and peer in by_name:
             a, b = by_name[ours], by_name[peer]
             # CPU time where both rows have it (runs since it was added).
-            key = '_cpu_s' if 'train_cpu_s' in a and 'train_cpu_s' in b \
-                else '_s'
+            key = '_cpu_s' if a.get('infer_cpu_s') is not None and \
+                b.get('infer_cpu_s') is not None else '_s'
+            train = ''
+            if a.get('train_s') is not None and b.get('train_s') is not None:
+                train = (f'train step '
+                         f'{a["train" + key] / b["train" + key]:.2f}x, train '
+                         'peak memory '
+                         f'{a["train_peak_mb"] / b["train_peak_mb"]:.2f}x, ')
             lines.append(
-                f'{ours} / {peer}: train step '
-                f'{a["train" + key] / b["train" + key]:.2f}x, train peak '
-                f'memory {a["train_peak_mb"] / b["train_peak_mb"]:.2f}x, '
+                f'{ours} / {peer}: {train}'
                 f'inference {a["infer" + key] / b["infer" + key]:.2f}x'
                 f'{" (CPU time)" if key == "_cpu_s" else " (wall time)"}')
     return lines

@@ -86,6 +86,37 @@ def test_downstream_benchmark_tiny(tmp_path):
     assert 'pass the same --iters' in refused.stderr + refused.stdout
 
 
+def test_downstream_benchmark_inference_only(tmp_path):
+    """``--inference-only`` times no training step: the training columns
+    read ``-``, the ratios give inference alone, and such a file resumes
+    only as an inference-only run."""
+    args = [
+        osp.join(TOOLS, 'benchmark_downstream.py'), '--tiny', '--cases',
+        'upernet itpn-base', 'upernet swin-b (mmseg)', '--iters', '1',
+        '--warmup', '0', '--json',
+        str(tmp_path / 'infer.json')
+    ]
+    out = run(*args, '--inference-only')
+    saved = json.load(open(tmp_path / 'infer.json'))
+    assert saved['settings']['inference_only'] is True
+    for result in saved['results']:
+        assert result['train_s'] is None and result['train_peak_mb'] is None
+        assert result['infer_s'] > 0 and result['infer_cpu_s'] > 0
+    assert '| upernet itpn-base | 64x64 | 2 |' in out
+    row = next(line for line in out.splitlines()
+               if line.startswith('| upernet itpn-base |'))
+    assert row.split(' | ')[7:10] == ['-', '-', '-']
+    ratio = next(line for line in out.splitlines()
+                 if line.startswith('upernet itpn-base / upernet swin-b'))
+    assert 'train step' not in ratio and 'inference ' in ratio
+    refused = subprocess.run([sys.executable, *args, '--resume'],
+                             capture_output=True,
+                             text=True,
+                             cwd=REPO)
+    assert refused.returncode != 0
+    assert '--inference-only' in refused.stderr + refused.stdout
+
+
 def test_attention_benchmark_tiny():
     out = run(
         osp.join(TOOLS, 'benchmark_attention.py'), '--tiny', '--rounds', '1')

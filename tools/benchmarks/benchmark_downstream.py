@@ -6,13 +6,14 @@ mmdet / mmseg / mmpretrain's own configs) one worker process builds the
 model at full size (no pretrained weights are loaded), runs ``--warmup``
 untimed and ``--iters`` timed training steps (forward, backward and the
 config's own optimizer) on random inputs of the recipe's largest training
-size, then as many inferences, and reports the median step time (wall
-time, and the CPU time of the process, which on a shared machine does not
-count the time others held the core), the process's peak resident memory
-(CPU) or peak allocated memory (GPU), and the GMACs of one image through
-backbone and neck (and the whole segmentor's forward; a two-stage
-detector's RoI heads on the RoIs a training step samples), counted on the
-meta device. Every case runs in its own process, so peaks are not shared.
+size, then as many inferences (``--inference-only``: those alone), and
+reports the median step time (wall time, and the CPU time of the process,
+which on a shared machine does not count the time others held the core),
+the process's peak resident memory (CPU) or peak allocated memory (GPU), and
+the GMACs of one image through backbone and neck (and the whole
+segmentor's forward; a two-stage detector's RoI heads on the RoIs a
+training step samples), counted on the meta device. Every case runs in its
+own process, so peaks are not shared.
 
 Cases (``--cases``, default ``base``; ``mmitpn.benchmarks.downstream``
 lists them):
@@ -105,7 +106,12 @@ def parse_args():
         '--resume',
         action='store_true',
         help='skip the cases already in --json (measured with the same '
-        '--iters, --warmup, --batch-size and --tiny)')
+        '--iters, --warmup, --batch-size, --tiny and --inference-only)')
+    parser.add_argument(
+        '--inference-only',
+        action='store_true',
+        help='time the inferences only (no training step; the training '
+        'columns read "-")')
     parser.add_argument('--worker', help=argparse.SUPPRESS)
     add_debug_argument(parser)
     args = parser.parse_args()
@@ -115,11 +121,14 @@ def parse_args():
 
 
 def settings(args) -> dict:
+    # inference_only only where set: results written before the option
+    # existed resume as they were.
     return dict(
         iters=args.iters,
         warmup=args.warmup,
         batch_size=args.batch_size,
-        tiny=args.tiny)
+        tiny=args.tiny,
+        **(dict(inference_only=True) if args.inference_only else {}))
 
 
 def load_finished(path: str, args) -> List[dict]:
@@ -131,7 +140,8 @@ def load_finished(path: str, args) -> List[dict]:
     if saved.get('settings') != settings(args):
         raise ValueError(f'{path} was measured with {saved.get("settings")}, '
                          f'not {settings(args)}: pass the same --iters, '
-                         '--warmup, --batch-size and --tiny, or another '
+                         '--warmup, --batch-size, --tiny and '
+                         '--inference-only, or another '
                          '--json.')
     return saved['results']
 
@@ -144,6 +154,8 @@ def worker_argv(name: str, args) -> List[str]:
     ]
     if args.batch_size:
         argv += ['--batch-size', str(args.batch_size)]
+    if args.inference_only:
+        argv += ['--inference-only']
     return argv + ['--tiny'] if args.tiny else argv
 
 
@@ -153,7 +165,8 @@ def main():
         print(
             json.dumps(
                 measure_case(args.worker, CONFIGS, args.iters, args.warmup,
-                             args.batch_size, args.tiny)))
+                             args.batch_size, args.tiny,
+                             not args.inference_only)))
         return
     names = select_cases(args.cases)
     results = load_finished(args.json, args) if args.resume else []
