@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Download the wheel bundle the GPU check needs on the lent GPU machine (CPython 3.12,
-# manylinux x86-64, torch 2.11 preinstalled, no package registry reachable), check that it
-# and the project fit the 64 MiB a device call carries, and print the install line that
-# starts the remote command.
+# Collect the wheel bundle the GPU check needs on the lent GPU machine (CPython 3.12,
+# manylinux x86-64, torch 2.11 preinstalled, no package registry reachable): download the
+# registry's wheels, copy the ones built here (mmcv with CUDA ops), check that the bundle and
+# the project fit the 64 MiB a device call carries, and print the install line that starts
+# the remote command.
 #
 # Usage: .dev_scripts/device_bundle.sh [options] [DEST]
 #   DEST               folder for the wheels (default: build/device-wheels, which .gitignore
 #                      ignores; name it in the device call's carry)
-#   --requirements F   pinned wheels, one NAME==VERSION a line
+#   --requirements F   pinned wheels, one NAME==VERSION a line; a line whose comment starts
+#                      with `local` names a wheel built here, not downloaded
 #                      (default: .dev_scripts/device_requirements.txt)
+#   --find-links DIR   where the local wheels are (default: device_mmcv_wheel.sh's output,
+#                      $DEVICE_CACHE/mmcv-cuda/wheel, else cache/device-wheels/mmcv-cuda/wheel
+#                      in the folder that holds this checkout)
 #   --cache DIR        download into DIR (kept between runs) and copy the pinned wheels to DEST
 #   --target DIR       where the printed install line installs them (default: /tmp/site)
 #   --limit-mib N      the carry limit (default: 64)
@@ -16,8 +21,9 @@
 #   --check-only       download nothing: check DEST's wheels against the pins and the size
 #   --dry-run          print the pip command and the install line, download and check nothing
 #
-# Every wheel is fetched with --no-deps (the machine has most dependencies; the file names
-# each missing one), so DEST holds exactly one wheel per pin; other wheels there are removed.
+# Every registry wheel is fetched with --no-deps (the machine has most dependencies; the file
+# names each missing one), so DEST holds exactly one wheel per pin; other wheels there are
+# removed.
 # Exits non-zero with a one-line reason when a pin is malformed, a wheel is missing or the
 # total is over the limit.
 set -euo pipefail
@@ -26,6 +32,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 requirements="$root/.dev_scripts/device_requirements.txt"
 dest="$root/build/device-wheels"
 cache=""
+find_links="${DEVICE_CACHE:-$(dirname "$root")/cache/device-wheels}/mmcv-cuda/wheel"
 target="/tmp/site"
 limit_mib=64
 margin_mib=8
@@ -39,12 +46,13 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --requirements) requirements="${2:?--requirements needs a file}"; shift 2 ;;
     --cache) cache="${2:?--cache needs a folder}"; shift 2 ;;
+    --find-links) find_links="${2:?--find-links needs a folder}"; shift 2 ;;
     --target) target="${2:?--target needs a folder}"; shift 2 ;;
     --limit-mib) limit_mib="${2:?--limit-mib needs a number}"; shift 2 ;;
     --margin-mib) margin_mib="${2:?--margin-mib needs a number}"; shift 2 ;;
     --check-only) mode="check"; shift ;;
     --dry-run) mode="dry-run"; shift ;;
-    -h|--help) sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) die "unknown option $1 (see --help)" ;;
     *) dest="$1"; shift ;;
   esac
@@ -54,17 +62,27 @@ for number in "$limit_mib" "$margin_mib"; do
 done
 [ -f "$requirements" ] || die "requirements file $requirements not found"
 
-# The pins: NAME==VERSION lines, comments and blank lines skipped.
+# The pins: NAME==VERSION lines, comments and blank lines skipped; those whose comment
+# starts with `local` are built here (local_pins), the others come from the registry.
 pins=()
+registry_pins=()
+local_pins=()
 line_number=0
 while IFS= read -r line || [ -n "$line" ]; do
   line_number=$((line_number + 1))
+  comment=""
+  [[ "$line" == *"#"* ]] && comment="${line#*#}"
   line="${line%%#*}"
   line="${line//[[:space:]]/}"
   [ -z "$line" ] && continue
   [[ "$line" =~ ^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9][A-Za-z0-9.+!_-]*$ ]] ||
     die "$requirements:$line_number: '$line' is not NAME==VERSION (pin one version of each wheel)"
   pins+=("$line")
+  if [[ "$comment" =~ ^[[:space:]]*local([^A-Za-z0-9_]|$) ]]; then
+    local_pins+=("$line")
+  else
+    registry_pins+=("$line")
+  fi
 done < "$requirements"
 [ "${#pins[@]}" -gt 0 ] || die "$requirements names no wheels"
 
@@ -86,7 +104,7 @@ download_dir="${cache:-$dest}"
 pip_command=("$python" -m pip download --no-deps --only-binary=:all: --python-version 3.12
   --implementation cp)
 for platform in "${platforms[@]}"; do pip_command+=(--platform "$platform"); done
-pip_command+=(-d "$download_dir" "${pins[@]}")
+pip_command+=(-d "$download_dir" "${registry_pins[@]}")
 
 case "$dest" in
   "$root"/*) dest_shown="${dest#"$root"/}" ;;
@@ -97,16 +115,34 @@ install_line="python3 -m pip install -q --no-index --no-deps --no-compile --no-c
 --upgrade --target $target $dest_shown/*.whl && export PYTHONPATH=$target:\$PWD || exit;"
 
 if [ "$mode" = "dry-run" ]; then
-  printf '%q ' "${pip_command[@]}"; printf '\n'
-  [ -n "$cache" ] && log "then copy the ${#pins[@]} pinned wheels from $cache to $dest"
+  if [ "${#registry_pins[@]}" -gt 0 ]; then printf '%q ' "${pip_command[@]}"; printf '\n'; fi
+  [ -n "$cache" ] && log "then copy the ${#registry_pins[@]} registry wheels from $cache to $dest"
+  [ "${#local_pins[@]}" -gt 0 ] && log "copy the local wheels ${local_pins[*]} from $find_links to $dest"
   log "install line: $install_line"
   exit 0
 fi
 
 if [ "$mode" = "download" ]; then
   mkdir -p "$download_dir" "$dest"
-  log "downloading ${#pins[@]} wheels into $download_dir"
-  "${pip_command[@]}" -q
+  if [ "${#registry_pins[@]}" -gt 0 ]; then
+    log "downloading ${#registry_pins[@]} wheels into $download_dir"
+    "${pip_command[@]}" -q
+  fi
+  # A local wheel must be for CPython 3.12 (or any Python) on Linux x86-64, as the machine.
+  for pin in "${local_pins[@]}"; do
+    chosen=""
+    for wheel in "$find_links"/*.whl; do
+      [ -e "$wheel" ] || continue
+      [ "$(wheel_key "$wheel")" = "$(pin_key "$pin")" ] || continue
+      [[ "$(basename "$wheel")" =~ -(cp312-cp312|cp312-abi3|py3-none)-(linux|manylinux[0-9_]*)_x86_64\.whl$|-py3-none-any\.whl$ ]] ||
+        continue
+      [ -z "$chosen" ] || die "two wheels for $pin in $find_links: $(basename "$chosen") and $(basename "$wheel") (keep one)"
+      chosen="$wheel"
+    done
+    [ -n "$chosen" ] || die "no CPython 3.12 x86-64 wheel for $pin in $find_links (a local wheel: build it with .dev_scripts/device_mmcv_wheel.sh, or name its folder with --find-links)"
+    log "local wheel for $pin: $chosen"
+    cp -p "$chosen" "$dest/"
+  done
 fi
 
 # DEST must hold exactly the pinned wheels: copy them from the cache, drop any others.

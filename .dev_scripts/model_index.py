@@ -174,6 +174,10 @@ RELEASES = {
     ('fast_itpn_large_1600e_1k.pt', 'https://drive.google.com/file/d/'
      '16uybbJ23Fp7lnGNYL5I198glHGhwn_y2/view?usp=sharing'),
 }
+# A backbone setting in a config's name (``itpn-base-migration-keep0.5``,
+# ``fast-itpn-base-win14-gather8-wmig0.5``): windows, gathering tokens, token
+# migration over the grid or within windows. The weights are the backbone's.
+BACKBONE_SETTING = re.compile(r'(-(migration-keep|win|gather|wmig)[\d.]+)+$')
 # Pretraining configs whose recipe made a release.
 PRETRAINING_RELEASES = {
     'itpn-pixel_itpn-base_64xb64-amp-coslr-1600e_in1k':
@@ -195,7 +199,7 @@ def release_of(task: str, name: str) -> Optional[dict]:
         stem = PRETRAINING_RELEASES.get(name)
     else:
         arch, pretraining = name.split('_')[:2]
-        arch = re.sub(r'-migration-keep[\d.]+$', '', arch)
+        arch = BACKBONE_SETTING.sub('', arch)
         stem = f'{arch}_{pretraining.replace("-in1k-ft-pre", "-pre")}'
     if stem not in RELEASES:
         return None

@@ -27,9 +27,14 @@ root with::
 
 and review ``git diff --stat tests/data`` together with the change;
 without ``--update`` the script prints what differs from the record.
+``--add`` records the configs added since (as they resolve now) and keeps
+every recorded one as it is, listing the added ones under ``added``: the
+changes the layout test names for the configs recorded before do not apply
+to them.
 """
 import argparse
 import ast
+import contextlib
 import copy
 import functools
 import glob
@@ -55,7 +60,8 @@ ABSENT = '<absent>'
 
 IGNORED_KEYS = frozenset({
     'arch', 'img_size', 'embed_dims', 'in_channels', 'drop_path_rate',
-    'layer_decay_rate', 'num_layers', 'lr', 'weight_decay', 'checkpoint'
+    'layer_decay_rate', 'num_layers', 'lr', 'weight_decay', 'checkpoint',
+    'start_block'
 })
 
 
@@ -111,6 +117,38 @@ def training_groups(
         first = first_of.setdefault(key, path)
         groups.setdefault(first, []).append(osp.basename(path)[:-3])
     return groups
+
+
+def shrink_token_reduction(backbone: dict) -> None:
+    """The tiny form of a backbone config's windows and token reduction, in
+    place: the tiny backbones have 2 main blocks and, at 64 px, a 4x4 grid
+    of units, so windows of 2x2 units (4 windows) and a reduction from the
+    second main block, which keeps 8 of the 16 tokens at keep ratio 0.5."""
+    if backbone.get('window_size'):
+        backbone.window_size = 2
+    if backbone.get('token_reduction'):
+        backbone.token_reduction.start_block = 1
+
+
+@contextlib.contextmanager
+def kept_tokens(backbone) -> Iterator[List[int]]:
+    """Count what a built backbone's token reduction keeps: inside the
+    ``with`` block, every time it drops tokens, the list yielded gets how
+    many tokens each image kept."""
+    counts: List[int] = []
+    reduction = backbone.token_reduction
+    select = reduction.select
+
+    def counted(*args):
+        state, windows = select(*args)
+        counts.append(state.kept_ids.shape[1])
+        return state, windows
+
+    reduction.select = counted
+    try:
+        yield counts
+    finally:
+        del reduction.select
 
 
 def group_ids(groups: Dict[str, List[str]]) -> List[str]:
@@ -198,12 +236,35 @@ def library_versions() -> Dict[str, str]:
 def write_record(path: str = RECORD) -> None:
     """Record every shipped config's resolved form and the library
     versions (byte-identical for the same configs and versions)."""
-    record = dict(
-        versions=library_versions(),
-        configs={
-            config: resolved_config(config)
-            for config in shipped_configs()
-        })
+    _write(
+        path,
+        dict(
+            versions=library_versions(),
+            configs={
+                config: resolved_config(config)
+                for config in shipped_configs()
+            }))
+
+
+def add_to_record(path: str = RECORD) -> List[str]:
+    """Record the shipped configs that the record lacks, as they resolve
+    now, and list them under ``added``; every recorded config keeps its
+    record. Returns the configs added."""
+    record = read_record(path)
+    if record['versions'] != library_versions():
+        raise RuntimeError(
+            f'{osp.relpath(path, REPO)} was recorded with '
+            f'{record["versions"]}, the installed libraries are '
+            f'{library_versions()}: add configs with the recorded ones.')
+    new = [c for c in shipped_configs() if c not in record['configs']]
+    for config in new:
+        record['configs'][config] = resolved_config(config)
+    record['added'] = sorted(set(record.get('added', [])) | set(new))
+    _write(path, record)
+    return new
+
+
+def _write(path: str, record: dict) -> None:
     text = json.dumps(record, sort_keys=True, indent=0)
     with open(path, 'wb') as file, gzip.GzipFile(
             filename='', mode='wb', fileobj=file, mtime=0) as packed:
@@ -321,12 +382,22 @@ def main(argv: Sequence[str] = None) -> None:
         action='store_true',
         help='rewrite tests/data/shipped_configs.json.gz from the configs')
     parser.add_argument(
+        '--add',
+        action='store_true',
+        help='record the shipped configs that are not recorded yet, keeping '
+        'every recorded one as it is')
+    parser.add_argument(
         '--depths',
         action='store_true',
         help='print how many configs stand at each inheritance depth')
     args = parser.parse_args(argv)
     if args.depths:
         print(depth_table(shipped_configs()))
+        return
+    if args.add:
+        added = add_to_record()
+        print(f'recorded {len(added)} more configs in '
+              f'{osp.relpath(RECORD, REPO)}: {added}')
         return
     if args.update:
         write_record()

@@ -10,4 +10,5 @@
 _base_ = './itpn-base_pixel-1600e-pre_mask-rcnn_32xb2-amp-1x_coco.py'
 
 model = dict(
-    backbone=dict(token_migration=dict(start_block=6, keep_ratio=0.5)))
+    backbone=dict(
+        token_reduction=dict(type='migration', start_block=6, keep_ratio=0.5)))

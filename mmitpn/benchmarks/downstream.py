@@ -17,9 +17,9 @@ from mmengine.logging import MessageHub
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import MODELS, DefaultScope
 
-from mmitpn.utils import adapt_cfg_to_device
+from mmitpn.utils import adapt_cfg_to_device, count_macs
 from .utils import (device, peak_memory_mb, reset_peak_memory, synchronize,
-                    time_steps)
+                    timed_steps)
 
 SIZES = dict(det=(800, 1344), seg=(512, 512), cls=(224, 224))
 SWIN_B = dict(embed_dims=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32])
@@ -41,8 +41,8 @@ def _case(task: str, group, config: str, **options) -> dict:
     return dict(task=task, group=groups, config=config, **options)
 
 
-def _swin_b(task: str, group, config: str) -> dict:
-    return _case(task, group, config, swin=SWIN_B)
+def _swin_b(task: str, group, config: str, **options) -> dict:
+    return _case(task, group, config, swin=SWIN_B, **options)
 
 
 CASES: Dict[str, dict] = {
@@ -50,8 +50,18 @@ CASES: Dict[str, dict] = {
     _case('det', 'base', ITPN_DET),
     # mmdet ships Swin-T/S Mask R-CNN configs: its Swin-S one with Swin-B.
     'mask-rcnn swin-b (mmdet)':
-    _swin_b('det', ('base', 'speed'),
+    _swin_b('det', ('base', 'speed', 'with_cp'),
             'mmdet::swin/mask-rcnn_swin-s-p4-w7_fpn_amp-ms-crop-3x_coco.py'),
+    # iTPN's detection recipe has a heavier box head (4 convolutions and a
+    # fully connected layer, batch norm) than mmdet's Swin (2 fully
+    # connected layers): the same backbone and neck with iTPN's RoI heads
+    # tell the backbones' difference apart from the heads'.
+    'mask-rcnn swin-b (mmdet), roi heads of itpn':
+    _swin_b(
+        'det',
+        'with_cp',
+        'mmdet::swin/mask-rcnn_swin-s-p4-w7_fpn_amp-ms-crop-3x_coco.py',
+        roi_head_from=ITPN_DET),
     'mask-rcnn itpn-base, windows 14 + 4 global blocks':
     _case('det', 'base', ITPN_DET, backbone=WINDOWS),
     'mask-rcnn fast-itpn-base':
@@ -78,8 +88,9 @@ CASES: Dict[str, dict] = {
     _case('seg', 'base', ITPN_SEG),
     'upernet swin-b (mmseg)':
     _case(
-        'seg', ('base', 'speed'), 'mmseg::swin/swin-base-patch4-window7-'
-        'in1k-pre_upernet_8xb2-160k_ade20k-512x512.py'),
+        'seg', ('base', 'speed', 'with_cp'),
+        'mmseg::swin/swin-base-patch4-window7-in1k-pre_upernet_8xb2-160k_'
+        'ade20k-512x512.py'),
     'finetune itpn-base':
     _case('cls', 'base',
           'cls/itpn-base_pixel-1600e-pre_32xb32-amp-coslr-100e_in1k.py'),
@@ -135,6 +146,15 @@ def _migration(keep_ratio: float, kind: str = 'migration') -> dict:
         token_reduction=dict(type=kind, start_block=6, keep_ratio=keep_ratio))
 
 
+def recommended_backbone(window: int) -> dict:
+    """Windows, 8 gathering tokens and window migration at keep 0.5 from
+    main block 6: the recommended token reduction."""
+    return dict(
+        window_size=window,
+        gathering_tokens=8,
+        **_migration(0.5, 'window_migration'))
+
+
 # The token-reduction options of the backbone template, each applied to the
 # shipped iTPN-B and Fast-iTPN-B detector and segmentor. Windows are 14 units
 # at 1344x800 (ViTDet's size; 4x6 windows of the padded 56x84 grid) and 16
@@ -154,11 +174,21 @@ SPEED_VARIANTS: Dict[str, Callable[[int], dict]] = {
     lambda window: dict(
         window_size=window, gathering_tokens=8, **_migration(0.5)),
     'windows + 8 gathering tokens + window migration keep 0.5':
-    lambda window: dict(
-        window_size=window,
-        gathering_tokens=8,
-        **_migration(0.5, 'window_migration')),
+    lambda window: recommended_backbone(window),
+    # The recommended setting and global attention with activation
+    # checkpointing switched on and off whatever the config ships: what
+    # dropping the recomputation gains, apart from what the model gains.
+    'global attention, with_cp':
+    lambda window: dict(with_cp=True),
+    'global attention, no with_cp':
+    lambda window: dict(with_cp=False),
+    'windows + 8 gathering tokens + window migration keep 0.5, with_cp':
+    lambda window: dict(recommended_backbone(window), with_cp=True),
+    'windows + 8 gathering tokens + window migration keep 0.5, no with_cp':
+    lambda window: dict(recommended_backbone(window), with_cp=False),
 }
+# The variants of the ``with_cp`` group (with the peers).
+WITH_CP_VARIANTS = tuple(v for v in SPEED_VARIANTS if v.endswith('with_cp'))
 SPEED_TASKS = {
     'mask-rcnn':
     dict(
@@ -215,14 +245,19 @@ for _task, _spec in SPEED_TASKS.items():
         RATIOS.append((_global, _spec['peer']))
         for _variant, _backbone in SPEED_VARIANTS.items():
             _name = speed_case_name(_task, _family, _variant)
+            _groups = ('speed', 'with_cp') \
+                if _variant in WITH_CP_VARIANTS else 'speed'
             CASES[_name] = _case(
                 _spec['task'],
-                'speed',
+                _groups,
                 _path,
                 backbone=_backbone(_spec['window']))
             if _name != _global:
                 RATIOS += [(_name, _global), (_name, _spec['peer'])]
-GROUPS = ('base', 'large', 'speed', 'dino')
+            if _task == 'mask-rcnn' and _variant in WITH_CP_VARIANTS:
+                RATIOS.append(
+                    (_name, 'mask-rcnn swin-b (mmdet), roi heads of itpn'))
+GROUPS = ('base', 'large', 'speed', 'with_cp', 'dino')
 TINY_HIVIT = dict(embed_dims=64, stem_mlp_blocks=(1, 1), depth=2, num_heads=4)
 TINY_SWIN = dict(embed_dims=32, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8])
 TINY_SIZES = dict(det=(64, 96), seg=(64, 64), cls=(64, 64))
@@ -251,7 +286,7 @@ def select_cases(names: List[str]) -> List[str]:
     return list(dict.fromkeys(selected))
 
 
-def _strip_pretrained(node) -> None:
+def strip_pretrained(node) -> None:
     """No checkpoint is loaded: drop Pretrained init_cfgs and pretrained."""
     if isinstance(node, dict):
         init_cfg = node.get('init_cfg')
@@ -260,10 +295,10 @@ def _strip_pretrained(node) -> None:
         if 'pretrained' in node:
             node['pretrained'] = None
         for value in node.values():
-            _strip_pretrained(value)
+            strip_pretrained(value)
     elif isinstance(node, (list, tuple)):
         for value in node:
-            _strip_pretrained(value)
+            strip_pretrained(value)
 
 
 def load_case_config(case: dict, config_dir: str, tiny: bool) -> Config:
@@ -283,7 +318,7 @@ def load_case_config(case: dict, config_dir: str, tiny: bool) -> Config:
     if cfg.get('data_preprocessor') is not None:
         # What the Runner does with a top-level data_preprocessor.
         model.setdefault('data_preprocessor', cfg.data_preprocessor)
-    _strip_pretrained(model)
+    strip_pretrained(model)
     backbone = model.backbone
     if case.get('swin'):
         backbone.update(case['swin'])
@@ -304,6 +339,9 @@ def load_case_config(case: dict, config_dir: str, tiny: bool) -> Config:
                 convert_weights=True,
                 **case['swin'])
     backbone.update(case.get('backbone', {}))
+    if case.get('roi_head_from'):
+        model.roi_head = Config.fromfile(
+            osp.join(config_dir, case['roi_head_from'])).model.roi_head
     if tiny:
         shrink(cfg, case['task'])
     return adapt_cfg_to_device(cfg)
@@ -383,37 +421,44 @@ def _random_images(size: Tuple[int, int], batch: int) -> List[torch.Tensor]:
     ]
 
 
-def det_inputs(size: Tuple[int, int], batch: int) -> dict:
-    """Random images with 8 boxes and masks each, of mmdet's 80 classes."""
+def det_inputs(size: Tuple[int, int],
+               batch: int,
+               num_classes: int = 80) -> dict:
+    """Random images with 8 boxes and masks each (default: of COCO's 80
+    classes)."""
     from mmdet.testing import demo_mm_inputs
     return demo_mm_inputs(
         batch_size=batch,
         image_shapes=[(3, *size)] * batch,
         num_items=[8] * batch,
-        num_classes=80,
+        num_classes=num_classes,
         with_mask=True)
 
 
-def seg_inputs(size: Tuple[int, int], batch: int) -> dict:
-    """Random images and label maps of ADE20K's 150 classes."""
+def seg_inputs(size: Tuple[int, int],
+               batch: int,
+               num_classes: int = 150) -> dict:
+    """Random images and label maps (default: of ADE20K's 150 classes)."""
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
     samples = []
     for _ in range(batch):
         sample = SegDataSample()
         sample.gt_sem_seg = PixelData(
-            data=torch.randint(0, 150, (1, *size), dtype=torch.long))
+            data=torch.randint(0, num_classes, (1, *size), dtype=torch.long))
         sample.set_metainfo(
             dict(img_shape=size, ori_shape=size, pad_shape=size))
         samples.append(sample)
     return dict(inputs=_random_images(size, batch), data_samples=samples)
 
 
-def cls_inputs(size: Tuple[int, int], batch: int) -> dict:
-    """Random images and labels of ImageNet-1K's 1000 classes."""
+def cls_inputs(size: Tuple[int, int],
+               batch: int,
+               num_classes: int = 1000) -> dict:
+    """Random images and labels (default: of ImageNet-1K's 1000 classes)."""
     from mmpretrain.structures import DataSample
     samples = [
-        DataSample().set_gt_label(torch.randint(0, 1000, ()).item())
+        DataSample().set_gt_label(torch.randint(0, num_classes, ()).item())
         for _ in range(batch)
     ]
     return dict(inputs=_random_images(size, batch), data_samples=samples)
@@ -464,52 +509,162 @@ def case_steps(
     return model, train_step, predict
 
 
+def case_macs(model: torch.nn.Module, task: str,
+              size: Tuple[int, int]) -> Dict[str, Optional[int]]:
+    """Multiply-accumulates of one image of ``size`` through a case's model,
+    counted on the meta device (:func:`~mmitpn.utils.count_macs`; the model
+    is moved there, so measure first): ``pyramid``, the backbone and neck
+    (iTPN's pyramid, an FPN, or none); ``model``, the whole segmentor's
+    ``'tensor'`` forward (decode head included), None for a detector or
+    classifier, whose heads' work (proposals after NMS) does not run on the
+    meta device, and for a segmentor whose head needs data samples
+    (Mask2Former)."""
+    model = model.eval().to('meta')
+    images = torch.empty(1, 3, *size, device='meta')
+
+    def pyramid():
+        features = model.backbone(images)
+        neck = getattr(model, 'neck', None)
+        return features if neck is None else neck(features)
+
+    # The counter's module tracker needs autograd on.
+    with torch.enable_grad():
+        macs = dict(
+            pyramid=count_macs(pyramid),
+            model=None,
+            roi_heads=roi_heads_macs(model))
+        if task == 'seg':
+            try:
+                macs['model'] = count_macs(
+                    lambda: model(images, mode='tensor'))
+            except TypeError:  # a head that needs data samples
+                pass
+    return macs
+
+
+def roi_heads_macs(model: torch.nn.Module) -> Optional[int]:
+    """Multiply-accumulates of a two-stage detector's RoI heads in one
+    training step of one image: every stage's box head on the RoIs its
+    sampler keeps, and its mask head on the most positives that sampler
+    allows (``num * pos_fraction``; the number of positives depends on the
+    image, so this is the heads' upper bound). None for a model without RoI
+    heads. Counted on the device of the model's parameters (meta in
+    :func:`case_macs`)."""
+    roi_head = getattr(model, 'roi_head', None)
+    if roi_head is None:
+        return None
+    stage_cfgs = roi_head.train_cfg
+    if not isinstance(stage_cfgs, (list, tuple)):
+        stage_cfgs = [stage_cfgs]
+    box_heads = roi_head.bbox_head
+    mask_heads = getattr(roi_head, 'mask_head', None)
+    if not isinstance(box_heads, torch.nn.ModuleList):
+        box_heads = [box_heads]
+        mask_heads = [mask_heads]
+    device = next(roi_head.parameters()).device
+
+    def features(head: torch.nn.Module, rois: int) -> torch.Tensor:
+        # mmdet's box and mask heads keep their RoI size as a pair (the
+        # mask head's default, 14, is the size its extractors give).
+        return torch.empty(
+            rois, head.in_channels, *head.roi_feat_size, device=device)
+
+    def heads() -> None:
+        for stage_cfg, box_head, mask_head in zip(
+                stage_cfgs, box_heads, mask_heads or [None] * len(box_heads)):
+            sampled = stage_cfg['sampler']['num']
+            box_head(features(box_head, sampled))
+            if mask_head is not None:
+                positives = int(sampled * stage_cfg['sampler']['pos_fraction'])
+                mask_head(features(mask_head, positives))
+
+    return count_macs(heads)
+
+
 def measure_case(name: str,
                  config_dir: str,
                  iters: int,
                  warmup: int,
                  batch_size: Optional[int] = None,
-                 tiny: bool = False) -> dict:
+                 tiny: bool = False,
+                 train: bool = True) -> dict:
     """Time ``warmup`` untimed and ``iters`` timed training steps of a case,
     then as many inferences, in this process: the case's row of results
-    (median seconds, and peak memory of training and of inference)."""
+    (median wall and CPU seconds, peak memory of training and of inference,
+    and the MACs of one image, :func:`case_macs`). With ``train=False``
+    only the inferences are timed and the training keys are ``None``."""
     case = CASES[name]
     task = case['task']
     cfg = load_case_config(case, config_dir, tiny)
     size = TINY_SIZES[task] if tiny else SIZES[task]
     batch = batch_size or BATCH_SIZES[task]
     model, train_step, predict = case_steps(task, cfg, size, batch)
-    train_times = time_steps(train_step, iters, warmup)
+    train_times = timed_steps(train_step, iters, warmup) if train else None
     synchronize()
-    train_peak = peak_memory_mb()
+    train_peak = peak_memory_mb() if train else None
     reset_peak_memory()
-    infer_times = time_steps(predict, iters, warmup)
-    return dict(
+    infer_times = timed_steps(predict, iters, warmup)
+    infer_peak = peak_memory_mb()
+    params = sum(p.numel() for p in model.parameters())
+    macs = case_macs(model, task, size)
+    result = dict(
         case=name,
         config=case['config'],
         size=list(size),
         batch_size=batch,
-        params_m=sum(p.numel() for p in model.parameters()) / 1e6,
-        train_s=statistics.median(train_times),
-        train_times_s=train_times,
+        params_m=params / 1e6,
+        pyramid_gmacs=macs['pyramid'] / 1e9,
+        model_gmacs=None if macs['model'] is None else macs['model'] / 1e9,
+        roi_heads_gmacs=None
+        if macs['roi_heads'] is None else macs['roi_heads'] / 1e9,
         train_peak_mb=train_peak,
-        infer_s=statistics.median(infer_times),
-        infer_times_s=infer_times,
-        infer_peak_mb=peak_memory_mb())
+        infer_peak_mb=infer_peak)
+    for step, times in (('train', train_times), ('infer', infer_times)):
+        if times is None:
+            result.update({
+                f'{step}_{key}': None
+                for key in ('s', 'times_s', 'cpu_s', 'cpu_times_s')
+            })
+            continue
+        wall, cpu = zip(*times)
+        result.update({
+            f'{step}_s': statistics.median(wall),
+            f'{step}_times_s': list(wall),
+            f'{step}_cpu_s': statistics.median(cpu),
+            f'{step}_cpu_times_s': list(cpu)
+        })
+    return result
+
+
+ROW_HEADER = ('| case | input | batch | params (M) | GMACs backbone + neck '
+              '| GMACs model | GMACs RoI heads (train) | train step (s) '
+              '| train step CPU (s) | train '
+              'peak (GB) | inference (s) | inference CPU (s) | inference '
+              'peak (GB) |')
 
 
 def format_row(result: dict) -> str:
-    """A Markdown row of :func:`measure_case`'s result."""
+    """A Markdown row of :func:`measure_case`'s result (the columns of
+    :data:`ROW_HEADER`; GMACs of one image; ``-`` where not measured)."""
     height, width = result['size']
     # A process's peak resident memory only grows: on the CPU the
     # inference peak cannot be told apart from the training one.
     infer_peak = f'{result["infer_peak_mb"] / 1024:.2f}' \
         if torch.cuda.is_available() else '-'
+
+    def value(key: str, digits: int = 2) -> str:
+        return '-' if result.get(key) is None else \
+            f'{result[key]:.{digits}f}'
+
+    train_peak = '-' if result['train_peak_mb'] is None else \
+        f'{result["train_peak_mb"] / 1024:.2f}'
     return (f'| {result["case"]} | {width}x{height} | '
             f'{result["batch_size"]} | {result["params_m"]:.1f} | '
-            f'{result["train_s"]:.2f} | '
-            f'{result["train_peak_mb"] / 1024:.2f} | '
-            f'{result["infer_s"]:.2f} | {infer_peak} |')
+            f'{value("pyramid_gmacs", 1)} | {value("model_gmacs", 1)} | '
+            f'{value("roi_heads_gmacs", 1)} | '
+            f'{value("train_s")} | {value("train_cpu_s")} | {train_peak} | '
+            f'{result["infer_s"]:.2f} | {value("infer_cpu_s")} | '
+            f'{infer_peak} |')
 
 
 def format_ratios(results: List[dict]) -> List[str]:
@@ -519,9 +674,17 @@ def format_ratios(results: List[dict]) -> List[str]:
     for ours, peer in RATIOS:
         if ours in by_name and peer in by_name:
             a, b = by_name[ours], by_name[peer]
+            # CPU time where both rows have it (runs since it was added).
+            key = '_cpu_s' if a.get('infer_cpu_s') is not None and \
+                b.get('infer_cpu_s') is not None else '_s'
+            train = ''
+            if a.get('train_s') is not None and b.get('train_s') is not None:
+                train = (f'train step '
+                         f'{a["train" + key] / b["train" + key]:.2f}x, train '
+                         'peak memory '
+                         f'{a["train_peak_mb"] / b["train_peak_mb"]:.2f}x, ')
             lines.append(
-                f'{ours} / {peer}: train step '
-                f'{a["train_s"] / b["train_s"]:.2f}x, train peak memory '
-                f'{a["train_peak_mb"] / b["train_peak_mb"]:.2f}x, inference '
-                f'{a["infer_s"] / b["infer_s"]:.2f}x')
+                f'{ours} / {peer}: {train}'
+                f'inference {a["infer" + key] / b["infer" + key]:.2f}x'
+                f'{" (CPU time)" if key == "_cpu_s" else " (wall time)"}')
     return lines

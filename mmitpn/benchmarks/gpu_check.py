@@ -11,9 +11,13 @@ leaves the most informative numbers, bf16 before fp16:
    (the CLIP teacher of random weights: :func:`~.pretrain.random_clip_teacher`)
    and the pixel config of Fast-iTPN-B;
 3. one ImageNet-1K fine-tuning step of iTPN-B at 224 (mixup / cutmix);
-4. after both dtypes of those: one Mask R-CNN step at 1344x800 of iTPN-B and
-   Fast-iTPN-B and one UperNet step at 512x512 of iTPN-B, skipped with the
-   reason without mmcv's compiled ops (mmdet and mmseg import ``mmcv.ops``).
+4. one Mask R-CNN step at 1344x800 of iTPN-B and Fast-iTPN-B and one UperNet
+   step at 512x512 of iTPN-B (short: no compiling), skipped with the reason
+   without mmcv's compiled ops (mmdet and mmseg import ``mmcv.ops``);
+5. the pretraining steps of 1. and 2. again, compiled as mmengine's
+   ``compile=True`` compiles them (:data:`COMPILE_OPTIONS`), the compile time
+   apart from the step time (compiling takes the longest, so these come
+   last within the dtype).
 """
 import datetime
 import gc
@@ -25,7 +29,7 @@ import platform
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -49,6 +53,15 @@ PRETRAIN_CONFIGS = {
     'pixel fast-itpn-base':
     'fast-itpn-pixel_fast-itpn-base_64xb64-amp-coslr-1600e_in1k.py',
 }
+# A dry run compiles this small model (``make demo``'s) instead, with
+# dynamo's capture and AOTAutograd but no code generation (which is the
+# device's own: Triton on a GPU): compiling a full-size pretraining step
+# takes minutes on a CPU, generating the demo model's C++ kernels too.
+DRY_RUN_COMPILED = {
+    'pixel hivit-demo':
+    'demo/itpn-pixel_hivit-demo_1xb128-coslr-3e_objects-64px.py'
+}
+DRY_RUN_COMPILE_OPTIONS = dict(backend='aot_eager')
 FINETUNE_CASE = 'finetune itpn-base'
 DOWNSTREAM_CASES = ('mask-rcnn itpn-base', 'mask-rcnn fast-itpn-base',
                     'upernet itpn-base')
@@ -63,6 +76,10 @@ NOMINAL_PEAKS = {
     'A100': 312.0,
 }
 DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+# mmengine's ``compile=True`` (``Runner(compile=True)``, ``cfg.compile =
+# True``): ``torch.compile`` of the training step with its default options
+# (the inductor backend).
+COMPILE_OPTIONS: dict = {}
 DRY_RUN_SIZES = dict(det=(128, 192), seg=(128, 128), cls=(224, 224))
 # The profiler's names of the scaled-dot-product attention kernels.
 ATTENTION_KERNELS = {
@@ -72,8 +89,9 @@ ATTENTION_KERNELS = {
     'aten::_scaled_dot_product_cudnn_attention': 'cuDNN',
     'aten::_scaled_dot_product_attention_math': 'math',
 }
-COLUMNS = ('check', 'dtype', 'batch', 'img/s', 'step (s)', 'TFLOP/step', 'MFU',
-           'peak memory (GB)', 'attention', 'note')
+COLUMNS = ('check', 'dtype', 'mode', 'batch', 'img/s', 'step (s)',
+           'compile (s)', 'TFLOP/step', 'MFU', 'peak memory (GB)', 'attention',
+           'note')
 
 # (model, step function, images per step)
 Built = Tuple[torch.nn.Module, Callable[[], None], int]
@@ -102,11 +120,36 @@ def no_reason() -> None:
 @dataclass
 class Check:
     """One row: ``build()`` returns (model, step function, images per
-    step); ``missing()`` the reason it cannot run here, or ``None``."""
+    step); ``missing()`` the reason it cannot run here, or ``None``;
+    ``compiled``: the step is timed compiled (:func:`compile_step`, with
+    ``compile_options``, default :data:`COMPILE_OPTIONS`)."""
     name: str
     dtype: str
     build: Callable[[], Built]
     missing: Callable[[], Optional[str]] = no_reason
+    compiled: bool = False
+    compile_options: Optional[dict] = None
+
+    @property
+    def mode(self) -> str:
+        if not self.compiled:
+            return 'eager'
+        backend = (self.compile_options or {}).get('backend')
+        return f'compiled ({backend})' if backend else 'compiled'
+
+
+def compile_step(step: Callable, options: Optional[dict] = None) -> Callable:
+    """``step`` compiled as mmengine 0.10.7 compiles a model's ``train_step``
+    for ``Runner(compile=options or True)``: ``torch.compile(step,
+    **options)`` (default: :data:`COMPILE_OPTIONS`), lazily (the first call
+    traces the step and generates its code).
+
+    A pretraining step of this check (forward, backward and optimizer
+    update of a ready-made batch) is what ``train_step`` runs after the data
+    preprocessor.
+    """
+    return torch.compile(step,
+                         **(COMPILE_OPTIONS if options is None else options))
 
 
 def missing_module(module: str, package: str) -> Optional[str]:
@@ -164,8 +207,11 @@ def downstream_check(name: str, config_dir: str, dtype: str,
     return model, step, batch
 
 
-def gpu_checks(config_dir: str, folder: str, dtypes: Sequence[str],
-               dry_run: bool) -> List[Check]:
+def gpu_checks(config_dir: str,
+               folder: str,
+               dtypes: Sequence[str],
+               dry_run: bool,
+               compiled: bool = True) -> List[Check]:
     """Every row, the most informative first (see the module docstring).
 
     Args:
@@ -173,21 +219,24 @@ def gpu_checks(config_dir: str, folder: str, dtypes: Sequence[str],
         folder: Where the random CLIP teacher is saved.
         dtypes: Keys of :data:`DTYPES`, in the order to run.
         dry_run: Build at full size, step on a batch of 2; one dtype only
-            (fp32 without a GPU).
+            (fp32 without a GPU); compile only :data:`DRY_RUN_COMPILED`,
+            with :data:`DRY_RUN_COMPILE_OPTIONS`.
+        compiled: Add the compiled pretraining rows.
     """
     rows = []
     if dry_run:
         dtypes = list(dtypes)[:1] if torch.cuda.is_available() else ['fp32']
     pretrain = partial(osp.join, config_dir, 'pretrain')
     for dtype in dtypes:
+        pretraining = []
         for run in ('mmitpn', 'mmpretrain'):
-            rows.append(
+            pretraining.append(
                 Check(
                     BENCHMARK.format(run), dtype,
                     partial(pretrain_check, pretrain(MMPRETRAIN_COMPATIBLE),
                             dtype, folder, dry_run, run)))
         for name, config in PRETRAIN_CONFIGS.items():
-            rows.append(
+            pretraining.append(
                 Check(
                     f'pretrain {name}',
                     dtype,
@@ -196,12 +245,12 @@ def gpu_checks(config_dir: str, folder: str, dtypes: Sequence[str],
                     missing=partial(missing_module, 'open_clip',
                                     'open_clip_torch')
                     if 'clip' in name else no_reason))
+        rows += pretraining
         rows.append(
             Check(
                 f'{FINETUNE_CASE} (IN-1K, 224)', dtype,
                 partial(downstream_check, FINETUNE_CASE, config_dir, dtype,
                         dry_run)))
-    for dtype in dtypes:
         for name in DOWNSTREAM_CASES:
             package = 'mmdet' if 'mask' in name else 'mmsegmentation'
             module = package.replace('mentation', '')
@@ -212,6 +261,19 @@ def gpu_checks(config_dir: str, folder: str, dtypes: Sequence[str],
                     partial(downstream_check, name, config_dir, dtype,
                             dry_run),
                     missing=partial(missing_mmcv_ops, module, package)))
+        if compiled and dry_run:
+            rows += [
+                Check(
+                    f'pretrain {name}',
+                    dtype,
+                    partial(pretrain_check, pretrain(config), dtype, folder,
+                            dry_run, 'mmitpn'),
+                    compiled=True,
+                    compile_options=DRY_RUN_COMPILE_OPTIONS)
+                for name, config in DRY_RUN_COMPILED.items()
+            ]
+        elif compiled:
+            rows += [replace(check, compiled=True) for check in pretraining]
     return rows
 
 
@@ -235,18 +297,29 @@ def attention_kernels(step: Callable[[], None]) -> Tuple[str, float]:
                      for label, n in sorted(counts.items())), seconds
 
 
-def measure(step: Callable[[], None], batch: int, iters: int, warmup: int,
-            deadline: Deadline) -> dict:
-    """Time ``step``: one FLOP-counted and ``warmup`` untimed steps, then
-    up to ``iters`` timed ones (fewer, at least one, past the deadline)."""
+def measure(step: Callable[[], None],
+            batch: int,
+            iters: int,
+            warmup: int,
+            deadline: Deadline,
+            flop_step: Optional[Callable[[], None]] = None) -> dict:
+    """Time ``step``: one FLOP-counted step (of ``flop_step``, the same
+    computation uncompiled, when given) and ``warmup`` untimed steps (their
+    total wall time kept), then up to ``iters`` timed ones (fewer, at least
+    one, past the deadline)."""
     from torch.utils.flop_counter import FlopCounterMode
     with FlopCounterMode(display=False) as counter:
-        step()
+        (flop_step or step)()
+    synchronize()
+    start = time.perf_counter()
+    warmup_steps = 0
     for _ in range(warmup):
         if deadline.expired():
             break
         step()
+        warmup_steps += 1
     synchronize()
+    warmup_s = time.perf_counter() - start
     reset_peak_memory()
     times = time_steps(step, iters, stop=deadline.expired)
     seconds = sum(times) / len(times)
@@ -254,8 +327,20 @@ def measure(step: Callable[[], None], batch: int, iters: int, warmup: int,
         img_per_s=batch / seconds,
         step_s=seconds,
         timed_steps=len(times),
+        warmup_steps=warmup_steps,
+        warmup_s=warmup_s,
         tflop_per_step=counter.get_total_flops() / 1e12,
         peak_gb=peak_memory_mb() / 1024 if torch.cuda.is_available() else None)
+
+
+def first_call_seconds(step: Callable[[], None]) -> float:
+    """Wall time of one call of ``step``: for a compiled step its first,
+    which traces the step and generates and compiles its code."""
+    synchronize()
+    start = time.perf_counter()
+    step()
+    synchronize()
+    return time.perf_counter() - start
 
 
 def tensor_core_peaks(dtype: str) -> dict:
@@ -318,10 +403,15 @@ class Report:
             return '' if value is None else format(value, fmt)
 
         mfu = row.get('mfu')
-        cells = [row['check'], row['dtype'], str(row.get('batch') or '')]
+        cells = [
+            row['check'], row['dtype'],
+            row.get('mode', 'eager'),
+            str(row.get('batch') or '')
+        ]
         cells += [
             number('img_per_s', '.1f'),
             number('step_s', '.3f'),
+            number('compile_s', '.1f'),
             number('tflop_per_step', '.2f'),
             '' if mfu is None else f'{100 * mfu:.1f} %',
             number('peak_gb', '.1f')
@@ -330,18 +420,28 @@ class Report:
         return '| ' + ' | '.join(c.replace('|', '/') for c in cells) + ' |'
 
     def comparisons(self) -> List[str]:
-        """mmitpn / mmpretrain on the same network, per dtype measured."""
+        """mmitpn / mmpretrain on the same network, per dtype and mode
+        measured; then each compiled step against its eager one."""
+        rates = {
+            (row['check'], row['dtype'], row.get('mode', 'eager')):
+            row.get('img_per_s')
+            for row in self.rows
+        }
         lines = []
         for dtype in DTYPES:
-            rates = {
-                row['check']: row.get('img_per_s')
-                for row in self.rows if row['dtype'] == dtype
-            }
-            ours = rates.get(BENCHMARK.format('mmitpn'))
-            peer = rates.get(BENCHMARK.format('mmpretrain'))
-            if ours and peer:
-                lines.append(f'mmitpn / mmpretrain ({dtype}, same network '
-                             f'and batch): {ours / peer:.2f}x images/s')
+            for mode in ('eager', 'compiled'):
+                ours = rates.get((BENCHMARK.format('mmitpn'), dtype, mode))
+                peer = rates.get((BENCHMARK.format('mmpretrain'), dtype, mode))
+                if ours and peer:
+                    shown = '' if mode == 'eager' else ', compiled'
+                    lines.append(f'mmitpn / mmpretrain ({dtype}{shown}, same '
+                                 f'network and batch): {ours / peer:.2f}x '
+                                 'images/s')
+        for (check, dtype, mode), rate in rates.items():
+            eager = rates.get((check, dtype, 'eager'))
+            if mode == 'compiled' and rate and eager:
+                lines.append(f'compiled / eager ({check}, {dtype}): '
+                             f'{rate / eager:.2f}x images/s')
         return lines
 
     def write(self) -> None:
@@ -367,21 +467,41 @@ class Report:
 def run_check(check: Check, iters: int, warmup: int, dry_run: bool,
               deadline: Deadline, peaks: dict) -> dict:
     """One row's result (raises what the check raises)."""
-    row = dict(check=check.name, dtype=check.dtype)
+    row = dict(check=check.name, dtype=check.dtype, mode=check.mode)
     model: Optional[torch.nn.Module] = None
-    step = None
+    step = eager_step = None
+    first_call_s = 0.0
     try:
         model, step, batch = check.build()
         row['batch'] = batch
+        if check.compiled:
+            eager_step = step
+            step = compile_step(step, check.compile_options)
+            first_call_s = first_call_seconds(step)
         if dry_run:
+            compiled = ''
+            if check.compiled:
+                # The second step recompiles (the first created the
+                # optimizer's state): the profiled step is the third.
+                row['compile_s'] = first_call_s + first_call_seconds(step)
+                compiled = f'compiled in {row["compile_s"]:.1f} s (two ' \
+                    'steps), '
             row['attention'], seconds = attention_kernels(step)
             params = sum(p.numel() for p in model.parameters()) / 1e6
             row.update(
                 status='built',
-                note=f'built ({params:.1f} M parameters), one step in '
-                f'{seconds:.1f} s')
+                note=f'built ({params:.1f} M parameters), {compiled}one step '
+                f'in {seconds:.1f} s')
             return row
-        row.update(measure(step, batch, iters, warmup, deadline))
+        row.update(
+            measure(
+                step, batch, iters, warmup, deadline, flop_step=eager_step))
+        if check.compiled:
+            # Compiling (and recompiling, e.g. once the optimizer has state)
+            # beyond the time of the steps themselves.
+            untimed_steps = 1 + row['warmup_steps']
+            row['compile_s'] = first_call_s + row['warmup_s'] - \
+                untimed_steps * row['step_s']
         row['attention'], _ = attention_kernels(step)
         peak = peaks[check.dtype]['nominal'] or peaks[check.dtype]['measured']
         row.update(
@@ -391,7 +511,7 @@ def run_check(check: Check, iters: int, warmup: int, dry_run: bool,
             f'{row["timed_steps"]} of {iters} timed steps (time limit)')
         return row
     finally:
-        model = step = None
+        model = step = eager_step = None
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -410,7 +530,7 @@ def run_checks(checks: List[Check],
     ``min_check_time`` seconds left."""
     failures = 0
     for check in checks:
-        row = dict(check=check.name, dtype=check.dtype)
+        row = dict(check=check.name, dtype=check.dtype, mode=check.mode)
         reason = check.missing()
         if reason:
             report.add(dict(row, status='skipped', note=reason))

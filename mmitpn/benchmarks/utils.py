@@ -10,7 +10,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -44,29 +44,46 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+# Wall seconds and CPU seconds of one timed call.
+Timing = Tuple[float, float]
+
+
 def time_steps(step: Callable[[], object],
                iters: int,
                warmup: int = 0,
                stop: Optional[Callable[[], bool]] = None) -> List[float]:
-    """Seconds of each timed call of ``step``.
+    """Seconds of each timed call of ``step``: the wall times of
+    :func:`timed_steps`."""
+    return [wall for wall, _ in timed_steps(step, iters, warmup, stop)]
+
+
+def timed_steps(step: Callable[[], object],
+                iters: int,
+                warmup: int = 0,
+                stop: Optional[Callable[[], bool]] = None) -> List[Timing]:
+    """``(wall seconds, CPU seconds)`` of each timed call of ``step``.
 
     ``warmup`` untimed calls come first, then up to ``iters`` timed ones,
     each between two synchronisations of the device, in the process's own
     threads (``torch.get_num_threads()``; set ``OMP_NUM_THREADS`` to choose
-    them). When ``stop()`` becomes true, warm-up ends and timing ends after
+    them). The CPU seconds are the time this process computed (all its
+    threads, :func:`time.process_time`): on a shared machine the wall time
+    also counts the time other processes held the core, the CPU time does
+    not. When ``stop()`` becomes true, warm-up ends and timing ends after
     the step in progress (at least one step is always timed).
     """
     for _ in range(warmup):
         if stop is not None and stop():
             break
         step()
-    times: List[float] = []
+    times: List[Timing] = []
     while len(times) < iters and not (times and stop is not None and stop()):
         synchronize()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         step()
         synchronize()
-        times.append(time.perf_counter() - start)
+        times.append(
+            (time.perf_counter() - start, time.process_time() - start_cpu))
     return times
 
 
@@ -130,5 +147,8 @@ def run_worker(script: str, argv: Sequence[str], what: str) -> dict:
                             capture_output=True,
                             text=True)
     if result.returncode != 0:
-        raise RuntimeError(f'{what} failed:\n{result.stderr[-4000:]}')
+        # A negative code is the signal that ended it (-9: the kernel's
+        # out-of-memory killer, or a user).
+        raise RuntimeError(f'{what} failed with exit code '
+                           f'{result.returncode}:\n{result.stderr[-4000:]}')
     return json.loads(result.stdout.strip().splitlines()[-1])

@@ -231,24 +231,35 @@ def load_checkpoint_file(path: str,
 
 
 def refuse_unsafe_checkpoint(path: str) -> None:
-    """Raise a one-line error naming ``path`` if a weights-only load would
-    refuse a global that its pickle names.
+    """Raise a one-line error naming ``path`` if a weights-only load with
+    mmitpn's admitted globals would refuse it.
 
-    For hooks that know which file a Runner will load: mmengine's loader
-    would refuse the same file with torch's message, which names neither
-    the file nor mmitpn's opt-ins. Only the pickle's global references are
-    read; nothing is rebuilt. ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``, the
-    opt-in to full unpickling through mmengine's loader, skips the check.
+    For hooks that know which file a Runner will load: mmengine 0.10.7's
+    loader would refuse the same file with torch's message, which names
+    neither the file nor mmitpn's opt-ins, and onedl-mmengine's loader
+    admits ``getattr`` itself and falls back to full unpickling when a
+    weights-only load fails, so this check is what keeps such a file out
+    there. The pickle's global references are checked first (nothing
+    rebuilt), then it is read by the weights-only unpickler with tensor
+    storages memory-mapped, not read, which refuses a ``getattr`` that is
+    not one of HistoryBuffer's statistics. The admitted globals are
+    admitted for the check itself, whatever another library's loader
+    removed from torch's allow-list since ``import mmitpn`` added them.
+    ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``, the opt-in to full unpickling
+    through mmengine's loader, skips the check.
 
     Raises:
-        UnsafeCheckpointError: The file names a global that is not admitted.
+        UnsafeCheckpointError: The file names a global that is not admitted,
+            or asks ``getattr`` for another attribute.
         ValueError: The file is not a readable checkpoint.
     """
     opted_in = os.environ.get('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '0')
     if opted_in.lower() in ('1', 'y', 'yes', 'true'):
         return
-    with _errors_naming(path):
+    with _errors_naming(path), _admitted(list(MMENGINE_STATE_GLOBALS)):
         _refuse_unadmitted_globals(path)
+        if zipfile.is_zipfile(path):
+            torch.load(path, map_location='cpu', weights_only=True, mmap=True)
 
 
 def _refuse_unadmitted_globals(path: str) -> None:

@@ -14,7 +14,8 @@ import torch
 from mmengine.dataset import Compose
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
-from shipped_configs import (group_ids, load_config, run_image_demo,
+from shipped_configs import (group_ids, kept_tokens, load_config,
+                             run_image_demo, shrink_token_reduction,
                              training_groups)
 
 from mmitpn.utils import adapt_cfg_to_device
@@ -60,20 +61,25 @@ def set_num_classes(node, num_classes):
 def shrink(cfg, tmp_path, data_root, checkpoint):
     model = cfg.model
     model.backbone.update(arch=TINY, img_size=64)
-    if model.backbone.get('token_migration'):
-        # The tiny backbone has 2 main blocks; migrate from the second.
-        model.backbone.token_migration.start_block = 1
+    shrink_token_reduction(model.backbone)
     model.backbone.init_cfg.checkpoint = checkpoint
     model.neck.embed_dims = 64
     if model.neck.init_cfg is not None:
         model.neck.init_cfg.checkpoint = checkpoint
     set_num_classes(model, len(CLASSES))
+    if model.type in ('MaskRCNN', 'CascadeRCNN'):
+        # 16 sampled RoIs per image instead of 512: the 4conv1fc box heads
+        # of the three cascade stages dominate the iteration.
+        stages = model.train_cfg.rcnn
+        for stage in stages if isinstance(stages, list) else [stages]:
+            stage.sampler.num = 16
     if model.type == 'DINO':
         # One encoder and one decoder layer, few queries: the full-width
         # transformer stays, the iteration takes a second.
         model.encoder.num_layers = model.decoder.num_layers = 1
         model.num_queries = 10
         model.dn_cfg.group_cfg.num_dn_queries = 10
+        model.test_cfg.max_per_img = 10
     loader = cfg.train_dataloader
     loader.update(batch_size=2, num_workers=0, persistent_workers=False)
     loader.dataset.update(
@@ -135,7 +141,21 @@ def test_det_config_trains_one_iteration(config, tmp_path, shapes_coco,
                                          train_one_iteration):
     cfg = load_config(config)
     checkpoint, _ = family_checkpoint(cfg, fpn_dim=cfg.model.neck.fpn_dim)
-    train_one_iteration(shrink(cfg, tmp_path, shapes_coco, checkpoint))
+    runner = train_one_iteration(
+        shrink(cfg, tmp_path, shapes_coco, checkpoint))
+    if cfg.model.backbone.get('token_reduction'):
+        # The trained detector predicts with the reduction on: it keeps 8
+        # of each image's 16 tokens.
+        detector = runner.model.eval()
+        data = detector.data_preprocessor(
+            next(iter(runner.train_dataloader)), False)
+        for sample in data['data_samples']:  # the tiny pipeline's images
+            sample.set_metainfo(dict(scale_factor=(1., 1.)))
+        with torch.no_grad(), kept_tokens(detector.backbone) as kept:
+            results = detector.predict(data['inputs'], data['data_samples'])
+        assert kept == [8]
+        for result in results:
+            assert torch.isfinite(result.pred_instances.bboxes).all()
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,8 @@ import torch
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from PIL import Image
-from shipped_configs import (group_ids, load_config, run_image_demo,
+from shipped_configs import (group_ids, kept_tokens, load_config,
+                             run_image_demo, shrink_token_reduction,
                              training_groups)
 
 from mmitpn.utils import adapt_cfg_to_device
@@ -48,9 +49,7 @@ def shrink(cfg, tmp_path, data_root, checkpoint):
     model = cfg.model
     model.data_preprocessor.size = (64, 64)
     model.backbone.update(arch=TINY, img_size=64)
-    if model.backbone.get('token_migration'):
-        # The tiny backbone has 2 main blocks; migrate from the second.
-        model.backbone.token_migration.start_block = 1
+    shrink_token_reduction(model.backbone)
     model.backbone.init_cfg.checkpoint = checkpoint
     model.neck.update(embed_dims=64, fpn_dim=32)
     if model.neck.init_cfg is not None:
@@ -110,7 +109,18 @@ def test_seg_config_trains_one_iteration(config, tmp_path, shapes_seg,
                                          train_one_iteration):
     cfg = load_config(config)
     checkpoint, _ = family_checkpoint(cfg)
-    train_one_iteration(shrink(cfg, tmp_path, shapes_seg, checkpoint))
+    runner = train_one_iteration(shrink(cfg, tmp_path, shapes_seg, checkpoint))
+    if cfg.model.backbone.get('token_reduction'):
+        # The trained segmentor predicts with the reduction on: it keeps 8
+        # of each image's 16 tokens.
+        segmentor = runner.model.eval()
+        data = segmentor.data_preprocessor(
+            next(iter(runner.train_dataloader)), False)
+        with torch.no_grad(), kept_tokens(segmentor.backbone) as kept:
+            results = segmentor.predict(data['inputs'], data['data_samples'])
+        assert kept == [8]
+        for result in results:
+            assert result.pred_sem_seg.data.shape[-2:] == (64, 64)
 
 
 @pytest.mark.parametrize(

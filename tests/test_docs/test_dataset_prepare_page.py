@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from dataset_layouts import write_ade, write_coco, write_imagenet, write_images
-from test_doc_commands import commands_of
+from test_doc_commands import commands_of, script_path
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PAGE = 'docs/user_guides/dataset_prepare.md'
@@ -152,8 +152,11 @@ def test_an_unreadable_image_and_the_options(sandbox, tmp_path, monkeypatch):
 
 def test_mmdet_browse_dataset_draws_the_coco_samples(sandbox):
     argv = BROWSE[0]
+    # (the page's site-packages path is .venv's Python 3.11: here the
+    # running interpreter's, which .venv links to)
+    script = script_path(argv[0])
     result = subprocess.run(
-        [osp.join(sandbox, '.venv', 'bin', 'python')] + argv,
+        [osp.join(sandbox, '.venv', 'bin', 'python'), script] + argv[1:],
         cwd=sandbox,
         env=dict(os.environ, PYTHONPATH=REPO),
         capture_output=True,

@@ -21,6 +21,7 @@ import runpy
 import shlex
 import subprocess
 import sys
+import sysconfig
 from typing import Dict, List, NamedTuple
 
 import pytest
@@ -31,11 +32,16 @@ LINK_CHECKER = osp.join(REPO, '.dev_scripts', 'check_docs_links.py')
 
 SHELL_FENCES = ('bash', 'sh', 'shell', 'console')
 VENV_PYTHON = '.venv/bin/python'
+# The docs' path of .venv's site-packages (scripts that mmdet and mmseg ship).
+VENV_SITE = '.venv/lib/python3.11/site-packages/'
 # Folders of the repository: a command token under one of them must exist.
 REPO_FOLDERS = ('configs/', 'tools/', 'demo/', 'docs/', 'mmitpn/', 'tests/',
-                'requirements/', '.dev_scripts/')
-# Where the programs of the repository live.
+                'requirements/', '.dev_scripts/', 'projects/')
+# Where the programs of the repository live (each answers --help).
 PROGRAM_FOLDERS = ('tools/', '.dev_scripts/')
+# Research projects' own runners, which the docs may name too (their
+# arguments are not options: they are not started with --help here).
+PROJECT_FOLDER = 'projects/'
 # Programs from outside the repository that the docs may name.
 EXTERNAL = {'tensorboard', 'sudo', 'apt-get', 'source'}
 PLACEHOLDER = re.compile(r'^[A-Z][A-Z0-9_]*$')
@@ -158,10 +164,10 @@ def test_extraction_joins_lines_and_substitutes_variables(tmp_path):
 def test_command_names_things_that_exist(command):
     program = command.argv[0]
     assert program in EXTERNAL or program in (VENV_PYTHON, 'make') or \
-        program.startswith(PROGRAM_FOLDERS), (
+        program.startswith(PROGRAM_FOLDERS + (PROJECT_FOLDER, )), (
             f'{command.source}: {program!r} is neither {VENV_PYTHON}, make, '
-            'a script of tools/ or .dev_scripts/ nor a known external '
-            f'program; write commands as "{VENV_PYTHON} SCRIPT" '
+            'a script of tools/, .dev_scripts/ or projects/ nor a known '
+            f'external program; write commands as "{VENV_PYTHON} SCRIPT" '
             '(docs/get_started/install.md)')
     if program == 'make':
         missing = set(command.argv[1:]) - make_targets()
@@ -198,6 +204,16 @@ def _configs() -> Dict[str, str]:
     return configs
 
 
+def script_path(script: str) -> str:
+    """Where the running interpreter has ``script``: a script the docs name
+    in ``.venv``'s site-packages is taken from this interpreter's (the suite
+    also runs in other environments, Python versions and checkouts)."""
+    if script.startswith(VENV_SITE):
+        return osp.join(sysconfig.get_paths()['purelib'],
+                        script[len(VENV_SITE):])
+    return osp.join(REPO, script)
+
+
 def test_every_python_script_answers_help(monkeypatch):
     """Run in this process (one import of torch and the OpenMMLab stack for
     all scripts, so the whole check takes seconds)."""
@@ -209,7 +225,7 @@ def test_every_python_script_answers_help(monkeypatch):
         out = io.StringIO()
         try:
             with contextlib.redirect_stdout(out):
-                runpy.run_path(osp.join(REPO, script), run_name='__main__')
+                runpy.run_path(script_path(script), run_name='__main__')
             failures.append(f'{source}: {script} --help did not exit')
         except SystemExit as exit:
             if exit.code not in (0, None) or 'usage' not in out.getvalue():

@@ -12,7 +12,7 @@ import torch
 from mmitpn.benchmarks import describe_machine, time_steps
 from mmitpn.benchmarks.downstream import (CASES, RATIOS, SPEED_VARIANTS,
                                           build_case_model, load_case_config,
-                                          select_cases)
+                                          roi_heads_macs, select_cases)
 from mmitpn.utils import cpu_has_native_bf16
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -46,6 +46,18 @@ def test_downstream_benchmark_tiny(tmp_path):
     assert [r['batch_size'] for r in results] == [1, 2, 8, 2, 1, 2]
     for result in results:
         assert result['train_s'] > 0 and result['train_peak_mb'] > 0
+        # CPU time beside wall time, and the MACs of one image.
+        assert result['train_cpu_s'] > 0 and result['infer_cpu_s'] > 0
+        assert result['pyramid_gmacs'] > 0
+    # The whole segmentor's MACs are counted, a detector's heads are not,
+    # nor Mask2Former's (its head needs data samples); a two-stage
+    # detector's RoI heads are, on the RoIs its sampler keeps.
+    assert [r['model_gmacs'] is not None
+            for r in results] == [False, True, False, True, False, False]
+    assert results[1]['model_gmacs'] > results[1]['pyramid_gmacs']
+    assert [r['roi_heads_gmacs'] is not None
+            for r in results] == [True, False, False, False, False, False]
+    assert results[0]['roi_heads_gmacs'] > 0
     assert '| upernet itpn-base | 64x64 | 2 |' in out
     assert '| dino fast-itpn-base | 96x64 | 1 |' in out
     assert '| mask2former itpn-base | 64x64 | 2 |' in out
@@ -72,6 +84,37 @@ def test_downstream_benchmark_tiny(tmp_path):
                              cwd=REPO)
     assert refused.returncode != 0
     assert 'pass the same --iters' in refused.stderr + refused.stdout
+
+
+def test_downstream_benchmark_inference_only(tmp_path):
+    """``--inference-only`` times no training step: the training columns
+    read ``-``, the ratios give inference alone, and such a file resumes
+    only as an inference-only run."""
+    args = [
+        osp.join(TOOLS, 'benchmark_downstream.py'), '--tiny', '--cases',
+        'upernet itpn-base', 'upernet swin-b (mmseg)', '--iters', '1',
+        '--warmup', '0', '--json',
+        str(tmp_path / 'infer.json')
+    ]
+    out = run(*args, '--inference-only')
+    saved = json.load(open(tmp_path / 'infer.json'))
+    assert saved['settings']['inference_only'] is True
+    for result in saved['results']:
+        assert result['train_s'] is None and result['train_peak_mb'] is None
+        assert result['infer_s'] > 0 and result['infer_cpu_s'] > 0
+    assert '| upernet itpn-base | 64x64 | 2 |' in out
+    row = next(line for line in out.splitlines()
+               if line.startswith('| upernet itpn-base |'))
+    assert row.split(' | ')[7:10] == ['-', '-', '-']
+    ratio = next(line for line in out.splitlines()
+                 if line.startswith('upernet itpn-base / upernet swin-b'))
+    assert 'train step' not in ratio and 'inference ' in ratio
+    refused = subprocess.run([sys.executable, *args, '--resume'],
+                             capture_output=True,
+                             text=True,
+                             cwd=REPO)
+    assert refused.returncode != 0
+    assert '--inference-only' in refused.stderr + refused.stdout
 
 
 def test_attention_benchmark_tiny():
@@ -125,12 +168,43 @@ def test_cases_name_existing_configs_and_ratios_name_cases():
     assert {name for pair in RATIOS for name in pair} <= set(CASES)
     speed = select_cases(['speed'])
     # Two peers, and every variant for 2 tasks x 2 families.
-    assert len(SPEED_VARIANTS) == 7
+    assert len(SPEED_VARIANTS) == 11
     assert len(speed) == 2 + 2 * 2 * len(SPEED_VARIANTS)
+    # with_cp: global attention and the recommended setting with and
+    # without activation checkpointing, the peers, and Swin-B with iTPN's
+    # RoI heads.
+    with_cp = select_cases(['with_cp'])
+    swin_itpn_heads = 'mask-rcnn swin-b (mmdet), roi heads of itpn'
+    assert len(with_cp) == 3 + 2 * 2 * 4
+    assert set(with_cp) - set(speed) == {swin_itpn_heads}
+    for name in with_cp[3:]:
+        backbone = CASES[name]['backbone']
+        assert backbone['with_cp'] == name.endswith(', with_cp'), name
+        if 'window migration' in name:
+            assert backbone['token_reduction']['type'] == 'window_migration'
+            assert backbone['window_size'] == (14
+                                               if 'mask-rcnn' in name else 16)
     assert select_cases(['base', 'mask-rcnn itpn-base']) == \
         select_cases(['base'])
     with pytest.raises(ValueError, match="Unknown case 'no such case'"):
         select_cases(['no such case'])
+
+
+def test_swin_b_with_the_roi_heads_of_itpn():
+    """The like-for-like peer keeps Swin and its FPN and takes iTPN's RoI
+    heads, whose MACs then equal iTPN's (counted on the meta device)."""
+    macs = {}
+    for name in ('mask-rcnn swin-b (mmdet)',
+                 'mask-rcnn swin-b (mmdet), roi heads of itpn',
+                 'mask-rcnn itpn-base'):
+        # Tiny backbones; the heads keep their size.
+        cfg = load_case_config(CASES[name], CONFIGS, tiny=True)
+        model = build_case_model(cfg).to('meta')
+        macs[name] = roi_heads_macs(model)
+        if 'swin' in name:
+            assert model.backbone.__class__.__name__ == 'SwinTransformer'
+    swin, swin_itpn_heads, itpn = macs.values()
+    assert swin_itpn_heads == itpn > swin > 0
 
 
 def test_time_steps_warms_up_and_stops_when_told():

@@ -20,9 +20,16 @@ def run(*args):
                           cwd=REPO)
 
 
-def pins(path=PINS):
-    lines = (line.split('#')[0].strip() for line in open(path))
-    return [line for line in lines if line]
+def pins(path=PINS, local=None):
+    """The pins of ``path``; with ``local`` given, only the lines marked
+    ``# local`` (True) or only the others (False)."""
+    found = []
+    for line in open(path):
+        pin, _, comment = line.partition('#')
+        if pin.strip() and (local is None
+                            or comment.strip().startswith('local') == local):
+            found.append(pin.strip())
+    return found
 
 
 def fake_bundle(folder, wheels):
@@ -40,27 +47,34 @@ def requirements(tmp_path):
     return path
 
 
-def test_pins_are_exact_and_use_mmcv_lite():
+def test_pins_are_exact_and_carry_the_cuda_mmcv_built_here():
     lines = pins()
     assert all(
         re.fullmatch(r'[A-Za-z0-9._-]+==[A-Za-z0-9.+!_-]+', line)
         for line in lines), lines
     names = [line.split('==')[0].lower() for line in lines]
     assert len(set(names)) == len(names)
-    assert 'mmcv-lite==2.1.0' in lines and 'mmcv' not in names
+    # mmcv with CUDA ops, which the registry has only as source, is built
+    # here; detection and segmentation come with it.
+    assert pins(local=True) == ['mmcv==2.1.0']
+    assert 'mmcv-lite' not in names
+    assert {'mmdet==3.3.0', 'mmsegmentation==1.2.2'} <= set(lines)
     # The machine's image holds these: carrying another copy would shadow it.
-    assert not {'torch', 'torchvision', 'numpy'} & set(names)
+    assert not {'torch', 'torchvision', 'numpy', 'scipy'} & set(names)
     assert {'mmengine', 'mmpretrain', 'open_clip_torch'} <= set(names)
 
 
-def test_dry_run_prints_the_download_and_the_install_line():
-    result = run('--dry-run')
+def test_dry_run_prints_the_download_and_the_install_line(tmp_path):
+    result = run('--dry-run', '--find-links', tmp_path / 'built')
     assert result.returncode == 0, result.stderr
     command = result.stdout.splitlines()[0]
     assert ' -m pip download --no-deps --only-binary=:all: --python-version ' \
         '3.12 --implementation cp ' in command
     assert '--platform manylinux2014_x86_64' in command
-    assert command.split()[-len(pins()):] == pins()
+    registry = pins(local=False)
+    assert command.split()[-len(registry):] == registry
+    assert f'copy the local wheels mmcv==2.1.0 from {tmp_path / "built"}' \
+        in result.stdout
     assert 'install line: python3 -m pip install -q --no-index --no-deps ' \
         '--no-compile --no-cache-dir --upgrade --target /tmp/site ' \
         'build/device-wheels/*.whl && export PYTHONPATH=/tmp/site:$PWD ' \
@@ -146,3 +160,53 @@ def test_an_unpinned_line_names_the_file_and_line(tmp_path):
     result = run('--dry-run', '--requirements', path)
     assert result.returncode == 1
     assert f"{path}:3: 'bar>=2' is not NAME==VERSION" in result.stderr
+
+
+@pytest.fixture
+def local_requirements(tmp_path):
+    """Only wheels built here, so that collecting them needs no network."""
+    path = tmp_path / 'local.txt'
+    path.write_text('mmcv==2.1.0  # local: built with CUDA ops\n'
+                    'foo==1.0  # local\n')
+    return path
+
+
+def test_local_wheels_are_copied_from_find_links(tmp_path, local_requirements):
+    fake_bundle(
+        tmp_path / 'built', {
+            'mmcv-2.1.0-cp312-cp312-linux_x86_64.whl': 6,
+            'mmcv-2.1.0-cp311-cp311-linux_x86_64.whl': 9,
+            'foo-1.0-py3-none-any.whl': 1
+        })
+    fake_bundle(tmp_path / 'b', {'stale-0.1-py3-none-any.whl': 1})
+    result = run('--requirements', local_requirements, '--find-links',
+                 tmp_path / 'built', tmp_path / 'b')
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(tmp_path / 'b')) == [
+        'foo-1.0-py3-none-any.whl', 'mmcv-2.1.0-cp312-cp312-linux_x86_64.whl'
+    ]
+    assert 'downloading' not in result.stdout
+    assert 'bundle 7.0 MiB (2 wheels)' in result.stdout
+
+
+@pytest.mark.parametrize('built, message', [
+    ({}, 'no CPython 3.12 x86-64 wheel for mmcv==2.1.0 in'),
+    ({
+        'mmcv-2.1.0-cp311-cp311-linux_x86_64.whl': 1
+    }, 'no CPython 3.12 x86-64 wheel for mmcv==2.1.0 in'),
+    ({
+        'mmcv-2.1.0-cp312-cp312-linux_x86_64.whl': 1,
+        'mmcv-2.1.0-cp312-cp312-manylinux_2_28_x86_64.whl': 1
+    }, 'two wheels for mmcv==2.1.0'),
+])
+def test_a_missing_local_wheel_says_how_to_build_it(tmp_path,
+                                                    local_requirements, built,
+                                                    message):
+    fake_bundle(tmp_path / 'built', {'foo-1.0-py3-none-any.whl': 1, **built})
+    result = run('--requirements', local_requirements, '--find-links',
+                 tmp_path / 'built', tmp_path / 'b')
+    assert result.returncode == 1
+    assert message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    if not built:
+        assert 'device_mmcv_wheel.sh' in result.stderr

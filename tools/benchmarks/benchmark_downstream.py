@@ -6,9 +6,14 @@ mmdet / mmseg / mmpretrain's own configs) one worker process builds the
 model at full size (no pretrained weights are loaded), runs ``--warmup``
 untimed and ``--iters`` timed training steps (forward, backward and the
 config's own optimizer) on random inputs of the recipe's largest training
-size, then as many inferences, and reports the median step time
-and the process's peak resident memory (CPU) or peak allocated memory
-(GPU). Every case runs in its own process, so peaks are not shared.
+size, then as many inferences (``--inference-only``: those alone), and
+reports the median step time (wall time, and the CPU time of the process,
+which on a shared machine does not count the time others held the core),
+the process's peak resident memory (CPU) or peak allocated memory (GPU), and
+the GMACs of one image through backbone and neck (and the whole
+segmentor's forward; a two-stage detector's RoI heads on the RoIs a
+training step samples), counted on the meta device. Every case runs in its
+own process, so peaks are not shared.
 
 Cases (``--cases``, default ``base``; ``mmitpn.benchmarks.downstream``
 lists them):
@@ -28,6 +33,14 @@ lists them):
   iTPN-B and Fast-iTPN-B Mask R-CNN at 1344x800 and UperNet at 512x512,
   next to the global-attention model as shipped and Swin-B; ratios against
   both;
+- ``with_cp``: global attention and the recommended setting (windows, 8
+  gathering tokens and window migration at keep 0.5 from block 6) of the
+  same models, each with and without activation checkpointing
+  (``with_cp``), and the Swin-B peers: what dropping the recomputation
+  gains, apart from what the model gains; and Swin-B's Mask R-CNN with
+  iTPN's RoI heads (a box head of 4 convolutions and a fully connected
+  layer instead of mmdet's 2 fully connected layers), which tells the
+  backbones apart from the recipes' heads;
 - the CLIP-B detector as shipped (no relative position bias, as the
   official detector) and with global relative position bias tables
   (``rel_pos_type='bias_table'``);
@@ -45,6 +58,9 @@ Example::
     python tools/benchmarks/benchmark_downstream.py --cases base
     python tools/benchmarks/benchmark_downstream.py --cases speed \
         --warmup 0 --iters 1 --json speed.json --resume
+    taskset -c 1 env OMP_NUM_THREADS=1 python \
+        tools/benchmarks/benchmark_downstream.py --cases with_cp \
+        --warmup 1 --iters 1 --json with_cp.json --resume
     python tools/benchmarks/benchmark_downstream.py --tiny   # seconds
 """
 import argparse
@@ -53,8 +69,9 @@ import os.path as osp
 from typing import List
 
 from mmitpn.benchmarks import describe_machine, run_worker
-from mmitpn.benchmarks.downstream import (GROUPS, format_ratios, format_row,
-                                          measure_case, select_cases)
+from mmitpn.benchmarks.downstream import (GROUPS, ROW_HEADER, format_ratios,
+                                          format_row, measure_case,
+                                          select_cases)
 from mmitpn.utils import write_atomically
 from mmitpn.utils.cli import add_debug_argument, run_tool
 
@@ -89,7 +106,12 @@ def parse_args():
         '--resume',
         action='store_true',
         help='skip the cases already in --json (measured with the same '
-        '--iters, --warmup, --batch-size and --tiny)')
+        '--iters, --warmup, --batch-size, --tiny and --inference-only)')
+    parser.add_argument(
+        '--inference-only',
+        action='store_true',
+        help='time the inferences only (no training step; the training '
+        'columns read "-")')
     parser.add_argument('--worker', help=argparse.SUPPRESS)
     add_debug_argument(parser)
     args = parser.parse_args()
@@ -99,11 +121,14 @@ def parse_args():
 
 
 def settings(args) -> dict:
+    # inference_only only where set: results written before the option
+    # existed resume as they were.
     return dict(
         iters=args.iters,
         warmup=args.warmup,
         batch_size=args.batch_size,
-        tiny=args.tiny)
+        tiny=args.tiny,
+        **(dict(inference_only=True) if args.inference_only else {}))
 
 
 def load_finished(path: str, args) -> List[dict]:
@@ -115,7 +140,8 @@ def load_finished(path: str, args) -> List[dict]:
     if saved.get('settings') != settings(args):
         raise ValueError(f'{path} was measured with {saved.get("settings")}, '
                          f'not {settings(args)}: pass the same --iters, '
-                         '--warmup, --batch-size and --tiny, or another '
+                         '--warmup, --batch-size, --tiny and '
+                         '--inference-only, or another '
                          '--json.')
     return saved['results']
 
@@ -128,6 +154,8 @@ def worker_argv(name: str, args) -> List[str]:
     ]
     if args.batch_size:
         argv += ['--batch-size', str(args.batch_size)]
+    if args.inference_only:
+        argv += ['--inference-only']
     return argv + ['--tiny'] if args.tiny else argv
 
 
@@ -137,15 +165,15 @@ def main():
         print(
             json.dumps(
                 measure_case(args.worker, CONFIGS, args.iters, args.warmup,
-                             args.batch_size, args.tiny)))
+                             args.batch_size, args.tiny,
+                             not args.inference_only)))
         return
     names = select_cases(args.cases)
     results = load_finished(args.json, args) if args.resume else []
     print(f'machine: {describe_machine()}; median of {args.iters} timed '
           f'steps after {args.warmup}; fp32')
-    print('| case | input | batch | params (M) | train step (s) | train '
-          'peak (GB) | inference (s) | inference peak (GB) |')
-    print('|---|---|---|---|---|---|---|---|')
+    print(ROW_HEADER)
+    print('|---' * ROW_HEADER.count(' | ') + '|---|')
     for result in results:
         print(format_row(result))
     finished = {r['case'] for r in results}

@@ -7,16 +7,20 @@ full size and per-GPU batch, with mmengine's ``AmpOptimWrapper``, bf16
 before fp16: the pretraining benchmark against mmpretrain 1.2.0's iTPN on
 the mmpretrain-compatible config; the pixel, pixel + MFM and CLIP-B
 pretraining configs of iTPN-B and the pixel config of Fast-iTPN-B; one
-ImageNet-1K fine-tuning step of iTPN-B; then one Mask R-CNN step of iTPN-B
-and Fast-iTPN-B and one UperNet step of iTPN-B (skipped, with the reason,
-without mmcv's compiled ops).
+ImageNet-1K fine-tuning step of iTPN-B; one Mask R-CNN step of iTPN-B and
+Fast-iTPN-B and one UperNet step of iTPN-B (skipped, with the reason,
+without mmcv's compiled ops); then the pretraining steps again compiled as
+mmengine's ``compile=True`` compiles a training step (``torch.compile``,
+default options; ``--no-compile`` leaves them out).
 
-Each row: images per second, step time, FLOPs per step (PyTorch's FLOP
-counter), model FLOP utilisation against the GPU's dense bf16/fp16 tensor-
-core peak (nominal for known GPUs, else the measured matrix-product peak;
-the measured one is recorded too), peak allocated memory, and the
-attention kernels the step ran (read from the PyTorch profiler: flash,
-memory-efficient, cuDNN or math scaled-dot-product attention).
+Each row: eager or compiled, images per second, step time, a compiled
+row's compile time (what its untimed steps took beyond as many timed ones),
+FLOPs per step (PyTorch's FLOP counter), model FLOP utilisation against the
+GPU's dense bf16/fp16 tensor-core peak (nominal for known GPUs, else the
+measured matrix-product peak; the measured one is recorded too), peak
+allocated memory, and the attention kernels the step ran (read from the
+PyTorch profiler: flash, memory-efficient, cuDNN or math scaled-dot-product
+attention).
 
 ``--time-limit`` bounds the whole run: no check starts with less than
 ``--min-check-time`` left, a running check stops timing at the limit (after
@@ -26,8 +30,10 @@ killed from outside still leaves what it measured.
 
 ``--dry-run`` (any machine, the test on CPU) builds every model and
 optimizer at full size and runs one profiled step of each on a batch of 2
-(detection at 192x128, segmentation at 128x128), in fp32 without a GPU:
-every code path of the GPU run is exercised before device time is spent.
+(detection at 192x128, segmentation at 128x128), in fp32 without a GPU,
+and compiles one small pretraining step (``make demo``'s model) with
+dynamo's capture and AOTAutograd but no code generation: every code path of
+the GPU run is exercised before device time is spent.
 
 Example::
 
@@ -59,6 +65,10 @@ def parse_args():
     parser.add_argument('--warmup', type=int, default=3, help='untimed steps')
     parser.add_argument(
         '--dtypes', nargs='+', choices=tuple(DTYPES), default=list(DTYPES))
+    parser.add_argument(
+        '--no-compile',
+        action='store_true',
+        help='leave out the compiled pretraining rows')
     parser.add_argument(
         '--time-limit',
         type=float,
@@ -97,15 +107,16 @@ def main():
         dry_run=args.dry_run,
         iters=args.iters,
         warmup=args.warmup,
+        compiled_rows=not args.no_compile,
         time_limit_s=args.time_limit)
     print('; '.join(f'{k}: {v}' for k, v in info.items()))
     info['_start'] = deadline.start
     report = Report(info, args.out_dir)
     with tempfile.TemporaryDirectory(prefix='gpu_check_') as folder:
         failures = run_checks(
-            gpu_checks(CONFIGS, folder, args.dtypes,
-                       args.dry_run), report, deadline, peaks, args.iters,
-            args.warmup, args.dry_run, args.min_check_time)
+            gpu_checks(CONFIGS, folder, args.dtypes, args.dry_run,
+                       not args.no_compile), report, deadline, peaks,
+            args.iters, args.warmup, args.dry_run, args.min_check_time)
     for line in report.comparisons():
         print(line)
     info['finished'] = True

@@ -132,9 +132,10 @@ class PreemptionHook(Hook):
         elif isinstance(loop, IterBasedTrainLoop) and not isinstance(
                 loop, ResumableIterBasedTrainLoop):
             runner.logger.warning(
-                'PreemptionHook: IterBasedTrainLoop resumes by loading and '
-                'discarding the batches already trained, with other '
-                "augmentations (mmengine does); train_cfg.type='mmitpn."
+                'PreemptionHook: IterBasedTrainLoop does not resume '
+                'exactly: the batches after the checkpoint get other '
+                'augmentations, and mmengine 0.10.7 loads and discards the '
+                "batches already trained; train_cfg.type='mmitpn."
                 "ResumableIterBasedTrainLoop' skips them without loading "
                 'and resumes exactly.')
         if is_main_process():

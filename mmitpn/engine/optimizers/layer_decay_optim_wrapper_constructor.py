@@ -70,6 +70,10 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
                              f'for LayerDecayOptimWrapperConstructor; '
                              f'known: {sorted(known)}.')
         super().__init__(optim_wrapper_cfg, paramwise_cfg)
+        # A plain dict: mmengine's ConfigDict would turn the parameter groups
+        # set into it into ConfigDicts, on which torch.compile of the
+        # optimizer step (mmengine's compile=True) fails in torch 2.14.
+        self.optimizer_cfg = dict(self.optimizer_cfg)
 
     @staticmethod
     def _layer_depth_fn(model: nn.Module) -> LayerDepthFn:

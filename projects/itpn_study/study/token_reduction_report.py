@@ -296,10 +296,13 @@ def run_rows(record: dict) -> List[str]:
                 (key, entry, len(entry['attempts']), entry['headline']))
     for key, entry, attempts, headline in sorted(
             entries, key=lambda item: item[1]['utc_end']):
-        steps = entry.get('attempts') or entry.get('steps')
+        # An interrupted attempt has its start time only.
+        steps = [
+            step for step in entry.get('attempts') or entry.get('steps') or []
+            if 'load_start' in step and 'load_end' in step
+        ]
         load = f'{steps[0]["load_start"][0]:.1f} → ' \
-            f'{steps[-1]["load_end"][0]:.1f}' if steps and \
-            'load_end' in steps[-1] else '-'
+            f'{steps[-1]["load_end"][0]:.1f}' if steps else '-'
         lines.append(f'| {key} | {entry["utc_start"]} | {entry["utc_end"]} '
                      f'| {entry["wall_s"] / 60:.1f} | '
                      f'{entry["cpu_s"] / 60:.1f} | {load} | {attempts} | '

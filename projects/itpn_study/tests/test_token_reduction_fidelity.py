@@ -265,7 +265,13 @@ def test_the_report_is_derived_from_the_record_alone():
         'windows', 2, 35.0, inputs=dict(data='d', checkpoint='other'))
     record['seg/reduction/0'] = fake_run('reduction', 0, 35.0)
     record['seg/reduction/0']['load']['missing'].append('blocks.5.attn.qkv')
+    # Its first attempt was interrupted: only its start is known.
+    record['seg/reduction/0']['attempts'].insert(
+        0, dict(utc_start='2026-01-01T00:00:00Z'))
     text = report(record, ('seg', ))
+    assert '| seg/reduction/0 | 2026-01-01T00:00:00Z | 2026-01-01T00:30:00Z ' \
+        '| 30.0 | 25.0 | 3.0 → 4.0 | 2 | mIoU 35.00 at iteration 500 |' \
+        in text
     expected = format_difference(paired_difference(gath, glob_))
     assert f'| gathering | 35.80 | 34.90 | 35.40 | 35.37 ± 0.45 | ' \
         f'{expected} | 0.06 | 2 | non-inferior (lower bound above -1) |' \

@@ -1,0 +1,22 @@
+# Fast-iTPN-T DINO 1x
+# (fast-itpn-tiny_clip-l-1600e-pre_dino-5scale_8xb2-12e_coco.py) with the
+# recommended fast setting of _base_/fast_dense.py. That config stands on the
+# Fast-iTPN-B one; this one takes the Fast-iTPN-B config and the tiny size's
+# settings (drop path, width, layer decay, checkpoint), to stay three config
+# files deep.
+_base_ = [
+    './fast-itpn-base_clip-l-1600e-pre_dino-5scale_8xb2-12e_coco.py',
+    './_base_/fast_dense.py',
+]
+
+pretrained = 'checkpoints/fast-itpn-tiny_clip-l-1600e-pre.pth'
+model = dict(
+    backbone=dict(
+        _base_.fast_backbone['fast-itpn-tiny'],
+        arch='fast-itpn-tiny',
+        drop_path_rate=0.05,
+        init_cfg=dict(checkpoint=pretrained),
+        with_cp=_base_.fast_dino_with_cp['fast-itpn-tiny']),
+    neck=dict(
+        embed_dims=384, with_cp=_base_.fast_dino_with_cp['fast-itpn-tiny']))
+optim_wrapper = dict(paramwise_cfg=dict(layer_decay_rate=0.80))

@@ -1,0 +1,24 @@
+# iTPN-L Cascade Mask R-CNN 3x
+# (itpn-large_pixel-1600e-pre_cascade-mask-rcnn_32xb2-amp-3x_coco.py) with
+# the recommended fast setting of _base_/fast_dense.py. That config stands on
+# the iTPN-B one; this one takes the iTPN-B config and the large size's
+# settings (drop path, width, layer decay, checkpoint), to stay three config
+# files deep.
+_base_ = [
+    './itpn-base_pixel-1600e-pre_cascade-mask-rcnn_32xb2-amp-3x_coco.py',
+    './_base_/fast_dense.py',
+]
+
+pretrained = ('work_dirs/itpn-pixel_itpn-large_64xb64-amp-coslr-1600e_in1k/'
+              'epoch_1600.pth')
+model = dict(
+    backbone=dict(
+        arch='itpn-large',
+        drop_path_rate=0.2,
+        init_cfg=dict(checkpoint=pretrained),
+        **_base_.fast_backbone['itpn-large']),
+    neck=dict(
+        embed_dims=768,
+        init_cfg=dict(checkpoint=pretrained),
+        with_cp=_base_.fast_with_cp))
+optim_wrapper = dict(paramwise_cfg=dict(layer_decay_rate=0.95))

@@ -1,0 +1,19 @@
+# Fast-iTPN-T Mask2Former with the recommended fast setting of
+# _base_/fast_dense.py: the Fast-iTPN-B Mask2Former with the tiny size's
+# settings of the other seg configs (drop path, width, layer decay,
+# checkpoint, head inputs).
+_base_ = [
+    './fast-itpn-base_clip-l-1600e-pre_mask2former_8xb2-160k_ade20k-512x512.py',  # noqa
+    './_base_/fast_dense.py',
+]
+
+pretrained = 'checkpoints/fast-itpn-tiny_clip-l-1600e-pre.pth'
+model = dict(
+    backbone=dict(
+        arch='fast-itpn-tiny',
+        drop_path_rate=0.1,
+        init_cfg=dict(checkpoint=pretrained),
+        **_base_.fast_backbone['fast-itpn-tiny']),
+    neck=dict(embed_dims=384, with_cp=_base_.fast_with_cp),
+    decode_head=dict(in_channels=[352, 448, 640, 640]))
+optim_wrapper = dict(paramwise_cfg=dict(layer_decay_rate=0.80))
