@@ -280,7 +280,8 @@ def migration_rows(results: TaskResults, metric: str) -> List[str]:
 
 def run_rows(record: dict) -> List[str]:
     """Every recorded run in the order it ended: UTC start and end, wall
-    and CPU minutes, load averages (1 min) before and after, attempts."""
+    and CPU minutes of its attempts, load averages (1 min) before and after,
+    attempts."""
     lines = [
         '| run | UTC start | UTC end | wall (min) | CPU (min) | load '
         '(start → end) | attempts | headline |', '|---|---|---|---|---|---|'
@@ -403,5 +404,11 @@ def report(
             for metric in task.metrics:
                 lines += [f'{metric}:', ''] + migration_rows(results,
                                                              metric) + ['']
-    lines += ['', '## Runs', ''] + run_rows(record)
+    lines += [
+        '', '## Runs', '',
+        'Wall and CPU minutes are those of the training attempts (an '
+        'interrupted attempt recorded its start only); a global-attention '
+        "run's UTC end also covers its training-free migration tests, which "
+        'run after training.', ''
+    ] + run_rows(record)
     return '\n'.join(lines) + '\n'

@@ -269,6 +269,8 @@ def test_the_report_is_derived_from_the_record_alone():
     record['seg/reduction/0']['attempts'].insert(
         0, dict(utc_start='2026-01-01T00:00:00Z'))
     text = report(record, ('seg', ))
+    assert "run's UTC end also covers its training-free migration tests" \
+        in text
     assert '| seg/reduction/0 | 2026-01-01T00:00:00Z | 2026-01-01T00:30:00Z ' \
         '| 30.0 | 25.0 | 3.0 → 4.0 | 2 | mIoU 35.00 at iteration 500 |' \
         in text
